@@ -1,0 +1,10 @@
+"""The `bx` Typer application; verb modules register themselves here (one line each)."""
+
+import typer
+
+app = typer.Typer(
+    name="bx",
+    help="BatchX on Kubernetes: run versioned tool images on your data.",
+    no_args_is_help=True,
+    add_completion=False,
+)
