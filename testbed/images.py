@@ -1,0 +1,232 @@
+"""Build OCI images without a registry or a Docker engine, and import them into containerd.
+
+An OCI image is a handful of JSON documents and one tar layer per filesystem change. This module
+writes them directly (deterministically: fixed mtimes and ordering, so the same inputs give the
+same digest) and hands the archive to `ctr images import` in the kubelet's containerd namespace.
+Each image is also named by its digest (`name@sha256:...`) so Pods can reference it pinned.
+
+    python -m testbed.images build pause        # any name from RECIPES below
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from testbed import paths
+
+REGISTRY = "batchx.local"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file in an image layer: content from bytes, from a host file, or a symlink target."""
+
+    path: str
+    data: bytes | None = None
+    source: Path | None = None
+    link: str | None = None
+    mode: int = 0o755
+
+
+@dataclass
+class ImageSpec:
+    name: str
+    tag: str
+    entries: list[Entry]
+    entrypoint: list[str] = field(default_factory=list)
+    cmd: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=lambda: ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"])
+    user: str = ""
+    workdir: str = "/"
+
+    @property
+    def ref(self) -> str:
+        return f"{REGISTRY}/{self.name}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    ref: str
+    digest: str
+    archive: Path
+
+    @property
+    def pinned(self) -> str:
+        """The digest-pinned reference (`batchx.local/name@sha256:...`)."""
+        return f"{self.ref.rsplit(':', 1)[0]}@{self.digest}"
+
+
+def _tar_layer(entries: Iterable[Entry]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        dirs: set[str] = set()
+        for entry in sorted(entries, key=lambda e: e.path):
+            rel = entry.path.strip("/")
+            parts = rel.split("/")
+            for i in range(1, len(parts)):
+                d = "/".join(parts[:i])
+                if d not in dirs:
+                    dirs.add(d)
+                    info = tarfile.TarInfo(d)
+                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
+                    tar.addfile(info)
+            info = tarfile.TarInfo(rel)
+            info.mtime, info.mode = 0, entry.mode
+            if entry.link is not None:
+                info.type, info.linkname = tarfile.SYMTYPE, entry.link
+                tar.addfile(info)
+                continue
+            data = entry.data if entry.data is not None else Path(entry.source or "").read_bytes()
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _blob(layout: Path, data: bytes) -> tuple[str, int]:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+    return digest, len(data)
+
+
+def write_archive(spec: ImageSpec, out: Path) -> str:
+    """Write `spec` as an OCI image-layout tar at `out`; return the manifest digest."""
+    layout = out.with_suffix(".d")
+    shutil.rmtree(layout, ignore_errors=True)
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    raw = _tar_layer(spec.entries)
+    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    layer_digest, layer_size = _blob(layout, gzip.compress(raw, mtime=0))
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Entrypoint": spec.entrypoint or None,
+            "Cmd": spec.cmd or None,
+            "Env": spec.env,
+            "User": spec.user,
+            "WorkingDir": spec.workdir,
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }
+    config_digest, config_size = _blob(layout, json.dumps(config, sort_keys=True).encode())
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config_size,
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": layer_digest,
+                "size": layer_size,
+            }
+        ],
+    }
+    manifest_digest, manifest_size = _blob(layout, json.dumps(manifest, sort_keys=True).encode())
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": manifest_digest,
+                "size": manifest_size,
+                "annotations": {"org.opencontainers.image.ref.name": spec.ref},
+            }
+        ],
+    }
+    (layout / "index.json").write_text(json.dumps(index))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    with tarfile.open(out, "w") as tar:
+        for item in sorted(layout.rglob("*")):
+            tar.add(item, arcname=str(item.relative_to(layout)), recursive=False)
+    shutil.rmtree(layout)
+    return manifest_digest
+
+
+def ctr(*args: str, sock: Path | None = None) -> str:
+    sock = sock or paths.containerd_socket()
+    cmd = ["ctr", "--address", str(sock), "--namespace", "k8s.io", *args]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+def import_image(spec: ImageSpec, sock: Path | None = None) -> BuiltImage:
+    """Build `spec` (cached by content) and import it into the kubelet's containerd."""
+    out = paths.cache_dir() / "images" / f"{spec.name.replace('/', '_')}-{spec.tag}.tar"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".partial.tar")
+    digest = write_archive(spec, tmp)
+    os.replace(tmp, out)
+    ctr("images", "import", "--no-unpack", str(out), sock=sock)
+    image = BuiltImage(spec.ref, digest, out)
+    # CRI looks images up by every name they carry; name it by digest too for pinned references.
+    existing = ctr("images", "ls", "-q", sock=sock).split()
+    if image.pinned not in existing:
+        ctr("images", "tag", spec.ref, image.pinned, sock=sock)
+    return image
+
+
+# ---------------------------------------------------------------------------------------------
+# Recipes: the images the test bed itself needs. Product images (runner, examples) are built by
+# their own recipes elsewhere with the same builder.
+
+
+def busybox_entries() -> list[Entry]:
+    """A busybox-static userland: /bin/busybox plus a symlink per applet it was built with."""
+    busybox = Path(shutil.which("busybox") or "/bin/busybox")
+    applets = subprocess.run(
+        [str(busybox), "--list"], check=True, capture_output=True, text=True
+    ).stdout.split()
+    entries = [Entry("bin/busybox", source=busybox)]
+    entries += [Entry(f"bin/{a}", link="busybox") for a in applets if a != "busybox"]
+    entries += [Entry("tmp/.keep", data=b"", mode=0o644)]
+    return entries
+
+
+def pause_spec() -> ImageSpec:
+    """Kubernetes' own pause program, compiled statically from the k8s.io/kubernetes module."""
+    from testbed import cluster  # local import: cluster imports this module too
+
+    binary = paths.cache_dir() / "pause" / "pause"
+    if not binary.exists():
+        source = cluster.kube_source_dir() / "build" / "pause" / "linux" / "pause.c"
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["gcc", "-Os", "-static", "-DVERSION=v3.10-batchx", "-o", str(binary), str(source)],
+            check=True,
+        )
+    return ImageSpec("pause", "3.10", [Entry("pause", source=binary)], entrypoint=["/pause"])
+
+
+def busybox_spec() -> ImageSpec:
+    return ImageSpec("busybox", "1", busybox_entries(), cmd=["sh"])
+
+
+RECIPES = {"pause": pause_spec, "busybox": busybox_spec}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("verb", choices=["build"])
+    parser.add_argument("names", nargs="+", choices=sorted(RECIPES))
+    args = parser.parse_args()
+    for name in args.names:
+        built = import_image(RECIPES[name]())
+        print(built.pinned)
+
+
+if __name__ == "__main__":
+    main()
