@@ -1,0 +1,314 @@
+"""Asynchronous Kubernetes API access for the operator: the one module that imports a client.
+
+Everything goes through `Kube`, which
+- runs on kubernetes_asyncio, so no call blocks Kopf's event loop and every call is cancellable
+  (a sync client in a thread pool keeps running after Kopf cancels a handler);
+- limits the request rate (token bucket, `apiQps`/`apiBurst`) and the requests in flight
+  (`apiConcurrency`), so a resync of thousands of objects cannot flood the API server;
+- speaks plain JSON dicts (camelCase, as `kubectl get -o json` shows them), so the layers above
+  depend on the API's shape, not on a client library's model classes;
+- turns API errors into the small exception hierarchy below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
+from typing import Any, TypeVar
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from batchx import GROUP, VERSION
+
+JSON = dict[str, Any]
+T = TypeVar("T")
+
+FIELD_MANAGER = "batchx-operator"
+_MERGE = "application/merge-patch+json"
+_APPLY = "application/apply-patch+yaml"
+
+
+class KubeError(Exception):
+    """An API call failed; `status` is the HTTP status (0 when the server was not reached)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(KubeError):
+    """404: the object does not exist."""
+
+
+class Conflict(KubeError):
+    """409: the object already exists, or it changed since it was read."""
+
+
+class Invalid(KubeError):
+    """422: the API server refused the object (schema, CEL rule, immutability)."""
+
+
+def _translate(exc: ApiException) -> KubeError:
+    message = str(exc.reason)
+    reason = str(exc.reason)
+    try:
+        body = json.loads(exc.body or "{}")
+        message = str(body.get("message", message))
+        reason = str(body.get("reason", reason))
+    except (TypeError, ValueError):
+        pass
+    kind: type[KubeError] = {404: NotFound, 409: Conflict, 422: Invalid}.get(
+        int(exc.status or 0), KubeError
+    )
+    return kind(int(exc.status or 0), reason, message)
+
+
+class RateLimiter:
+    """Token bucket (`qps` sustained, `burst` at once) plus a bound on requests in flight."""
+
+    def __init__(self, qps: float, burst: int, concurrency: int) -> None:
+        self._qps = qps
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+        self._in_flight = asyncio.Semaphore(concurrency)
+
+    async def _take(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._qps)
+                self._stamp = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                # Waiting for the next token under the lock keeps the order first-come-first-served.
+                await asyncio.sleep((1 - self._tokens) / self._qps)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one request slot: wait for a token, then for room in flight."""
+        await self._take()
+        async with self._in_flight:
+            yield
+
+
+class Kube:
+    """The operator's API client. Create with `Kube.connect()`, close with `close()`."""
+
+    def __init__(self, api: client.ApiClient, limiter: RateLimiter) -> None:
+        self._api = api
+        self._limiter = limiter
+        self.core = client.CoreV1Api(api)
+        self.rbac = client.RbacAuthorizationV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    @classmethod
+    async def connect(
+        cls,
+        *,
+        kubeconfig: str | None = None,
+        qps: float = 20.0,
+        burst: int = 40,
+        concurrency: int = 10,
+    ) -> Kube:
+        """Log in in-cluster (service account) or from a kubeconfig file ($KUBECONFIG)."""
+        configuration = client.Configuration()
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            await config.load_kube_config(
+                config_file=kubeconfig or os.environ.get("KUBECONFIG"),
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        configuration.connection_pool_maxsize = concurrency
+        return cls(client.ApiClient(configuration), RateLimiter(qps, burst, concurrency))
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        async with self._limiter.slot():
+            try:
+                result = await fn(*args, **kwargs)
+            except ApiException as exc:
+                raise _translate(exc) from exc
+        if isinstance(result, dict) or result is None:
+            return result
+        # Typed models (core/rbac APIs) back to the wire format: camelCase JSON.
+        return self._api.sanitize_for_serialization(result)
+
+    # -- core --------------------------------------------------------------------------------
+
+    async def get_namespace(self, name: str) -> JSON | None:
+        try:
+            result: JSON = await self._call(self.core.read_namespace, name)
+        except NotFound:
+            return None
+        return result
+
+    async def create_namespace(self, body: JSON) -> JSON:
+        result: JSON = await self._call(
+            self.core.create_namespace, body, field_manager=FIELD_MANAGER
+        )
+        return result
+
+    async def apply_namespace(self, body: JSON) -> JSON:
+        """Server-side apply of the fields we manage (labels, owner reference)."""
+        result: JSON = await self._call(
+            self.core.patch_namespace,
+            body["metadata"]["name"],
+            body,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=_APPLY,
+        )
+        return result
+
+    async def apply_resource_quota(self, body: JSON) -> JSON:
+        meta = body["metadata"]
+        result: JSON = await self._call(
+            self.core.patch_namespaced_resource_quota,
+            meta["name"],
+            meta["namespace"],
+            body,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=_APPLY,
+        )
+        return result
+
+    async def get_resource_quota(self, namespace: str, name: str) -> JSON | None:
+        try:
+            result: JSON = await self._call(
+                self.core.read_namespaced_resource_quota, name, namespace
+            )
+        except NotFound:
+            return None
+        return result
+
+    async def delete_resource_quota(self, namespace: str, name: str) -> None:
+        with suppress(NotFound):
+            await self._call(self.core.delete_namespaced_resource_quota, name, namespace)
+
+    async def list_config_maps(self, namespace: str, selector: str) -> list[JSON]:
+        result: JSON = await self._call(
+            self.core.list_namespaced_config_map, namespace, label_selector=selector
+        )
+        items: list[JSON] = result.get("items") or []
+        return items
+
+    async def create_config_map(self, body: JSON) -> JSON:
+        result: JSON = await self._call(
+            self.core.create_namespaced_config_map,
+            body["metadata"]["namespace"],
+            body,
+            field_manager=FIELD_MANAGER,
+        )
+        return result
+
+    async def get_config_map(self, namespace: str, name: str) -> JSON | None:
+        try:
+            result: JSON = await self._call(self.core.read_namespaced_config_map, name, namespace)
+        except NotFound:
+            return None
+        return result
+
+    # -- rbac --------------------------------------------------------------------------------
+
+    async def list_role_bindings(self, namespace: str, selector: str) -> list[JSON]:
+        result: JSON = await self._call(
+            self.rbac.list_namespaced_role_binding, namespace, label_selector=selector
+        )
+        items: list[JSON] = result.get("items") or []
+        return items
+
+    async def apply_role_binding(self, body: JSON) -> JSON:
+        meta = body["metadata"]
+        result: JSON = await self._call(
+            self.rbac.patch_namespaced_role_binding,
+            meta["name"],
+            meta["namespace"],
+            body,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=_APPLY,
+        )
+        return result
+
+    async def delete_role_binding(self, namespace: str, name: str) -> None:
+        with suppress(NotFound):
+            await self._call(self.rbac.delete_namespaced_role_binding, name, namespace)
+
+    # -- batchx custom resources ---------------------------------------------------------------
+
+    async def get_cluster_object(self, plural: str, name: str) -> JSON | None:
+        try:
+            result: JSON = await self._call(
+                self.custom.get_cluster_custom_object, GROUP, VERSION, plural, name
+            )
+        except NotFound:
+            return None
+        return result
+
+    async def list_objects(
+        self, plural: str, namespace: str, selector: str | None = None
+    ) -> list[JSON]:
+        kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
+        result: JSON = await self._call(
+            self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural, **kwargs
+        )
+        items: list[JSON] = result.get("items") or []
+        return items
+
+    async def patch_cluster_status(self, plural: str, name: str, status: JSON) -> JSON:
+        """Merge-patch `status` (the status subresource) of a cluster-scoped object."""
+        result: JSON = await self._call(
+            self.custom.patch_cluster_custom_object_status,
+            GROUP,
+            VERSION,
+            plural,
+            name,
+            {"status": status},
+            _content_type=_MERGE,
+        )
+        return result
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: JSON) -> JSON:
+        """Merge-patch `status` (the status subresource) of a namespaced object."""
+        result: JSON = await self._call(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"status": status},
+            _content_type=_MERGE,
+        )
+        return result
+
+    async def patch_labels(
+        self, plural: str, namespace: str, name: str, labels: Mapping[str, str | None]
+    ) -> JSON:
+        """Merge-patch labels of a namespaced object (None removes a label)."""
+        result: JSON = await self._call(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"metadata": {"labels": dict(labels)}},
+            _content_type=_MERGE,
+        )
+        return result

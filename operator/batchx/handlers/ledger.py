@@ -1,0 +1,36 @@
+"""Job ledger handlers: record each job's charge and keep its Environment's credits true.
+
+The Job controller itself (admission, pods, states) lives elsewhere; this module only reads
+`status.state` and `status.credits` (see batchx.planning.ledger for the design).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from batchx import GROUP, VERSION
+from batchx.handlers.setup import context, post
+from batchx.handlers.setup import required as _required
+from batchx.planning.ledger import JobAccount
+from batchx.reconcile import ledger
+from batchx.reconcile.environment import refresh_environment
+
+
+@kopf.on.event(GROUP, VERSION, "jobs")
+async def job_event(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Any job change may move a reservation or a charge: record, then recompute the totals."""
+    ctx, ns = context(memo), _required(namespace)
+    await ledger.record_job(ctx, ns, JobAccount.from_body(dict(body)))
+
+    async def refresh() -> None:
+        post((await refresh_environment(ctx, ns)).notices)
+
+    await ctx.coalescer.run(f"environment/{ns}", refresh)
+
+
+@kopf.on.delete(GROUP, VERSION, "jobs", id="ledger")
+async def job_deleted(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Holds a job's deletion (Kopf's finalizer) until its charge is recorded."""
+    await ledger.record_job(context(memo), _required(namespace), JobAccount.from_body(dict(body)))

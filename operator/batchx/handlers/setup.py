@@ -1,0 +1,85 @@
+"""Operator start-up: Kopf settings, the API client, and the liveness probe."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from batchx.clients.kube import Kube
+from batchx.reconcile.context import Context
+from batchx.settings import Settings
+
+PREFIX = "batchx.io"
+
+
+def configure(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
+    """Kopf's knobs, set explicitly rather than left to defaults."""
+    # Kopf's own markers in the product's domain (STYLE: no kopf.zalando.org on our objects).
+    kopf_settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    # One operator replica (Helm: replicas 1, strategy Recreate); no KopfPeering CRDs needed.
+    kopf_settings.peering.standalone = True
+    kopf_settings.peering.clusterwide = True
+    # Bounded work: at most this many objects are handled at once; Events post in the background.
+    kopf_settings.queueing.worker_limit = settings.worker_limit
+    kopf_settings.posting.worker_limit = max(1, settings.worker_limit // 2)
+    kopf_settings.posting.reporting_component = "batchx-operator"
+    kopf_settings.posting.level = logging.WARNING  # Events come from reconcilers, not log lines
+    kopf_settings.networking.request_timeout = 60
+    kopf_settings.networking.connect_timeout = 10
+    # Watches are re-established well before idle connections are cut by proxies.
+    kopf_settings.watching.server_timeout = 300
+    kopf_settings.watching.client_timeout = 330
+    kopf_settings.watching.connect_timeout = 10
+    kopf_settings.execution.max_workers = 4  # only for sync handlers; all of ours are async
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config = Settings.load()
+    configure(settings, config)
+    kube = await Kube.connect(
+        kubeconfig=config.kubeconfig,
+        qps=config.api_qps,
+        burst=config.api_burst,
+        concurrency=config.api_concurrency,
+    )
+    memo["batchx"] = Context(settings=config, kube=kube)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    ctx = memo.get("batchx")
+    if isinstance(ctx, Context):
+        await ctx.kube.close()
+
+
+@kopf.on.probe(id="ready")
+async def probe(memo: kopf.Memo, **_: Any) -> bool:
+    """Reported by the liveness endpoint: true once the API client is connected."""
+    return isinstance(memo.get("batchx"), Context)
+
+
+def context(memo: kopf.Memo) -> Context:
+    ctx = memo.get("batchx")
+    if not isinstance(ctx, Context):  # pragma: no cover - startup runs before any handler
+        raise kopf.TemporaryError("operator is still starting", delay=1)
+    return ctx
+
+
+def required(namespace: str | None) -> str:
+    """The namespace of a namespaced object (Kopf types it optional for cluster-scoped ones)."""
+    if namespace is None:  # pragma: no cover - Images and Jobs are namespaced by their CRDs
+        raise kopf.PermanentError("expected a namespaced object")
+    return namespace
+
+
+def post(outcome_notices: Any) -> None:
+    """Post the reconcile's Events (Kopf queues them; posting never blocks a handler)."""
+    for notice in outcome_notices:
+        kopf.event(notice.ref, type=notice.type, reason=notice.reason, message=notice.message)

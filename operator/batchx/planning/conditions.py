@@ -1,0 +1,35 @@
+"""metav1.Condition bookkeeping: one condition per type, lastTransitionTime kept while unchanged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from batchx.models import Condition, ConditionStatus
+
+
+def set_condition(
+    conditions: list[Condition],
+    *,
+    type: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: datetime,
+) -> list[Condition]:
+    """A copy of `conditions` with `type` set; the transition time moves only on a new status."""
+    previous = next((c for c in conditions if c.type == type), None)
+    since = previous.last_transition_time if previous and previous.status == status else now
+    updated = Condition(
+        type=type,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+    return [c for c in conditions if c.type != type] + [updated]
+
+
+def find_condition(conditions: list[Condition], type: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type), None)

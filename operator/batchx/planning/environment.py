@@ -1,0 +1,349 @@
+"""Environment planning: from an Environment and what exists, the objects it should own.
+
+An Environment owns, in the Namespace of its own name:
+- the Namespace itself (owner reference to the Environment, so deleting the Environment lets the
+  garbage collector delete the namespace and everything in it), with Pod Security labels;
+- the ResourceQuota ``batchx-quota`` from ``spec.quota``;
+- one RoleBinding per role in use, ``batchx-<role>`` -> ClusterRole ``batchx-<role>``.
+
+A namespace of that name that the Environment does not own is never touched: the plan is then
+only a ``Ready=False, NamespaceConflict`` status, re-evaluated on every resync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from batchx import API_VERSION
+from batchx.models import (
+    ConditionStatus,
+    Environment,
+    EnvironmentQuota,
+    EnvironmentStatus,
+    EnvironmentStorage,
+    Member,
+    MemberRole,
+)
+from batchx.planning import labels
+from batchx.planning.conditions import find_condition, set_condition
+from batchx.planning.ledger import Totals
+
+JSON = dict[str, Any]
+
+QUOTA_NAME = "batchx-quota"
+ROLE_PREFIX = "batchx-"
+RBAC_GROUP = "rbac.authorization.k8s.io"
+READY = "Ready"
+
+
+@dataclass(frozen=True)
+class EnvironmentObject:
+    """An Environment as read from the API: identity plus the parsed spec and status."""
+
+    name: str
+    uid: str
+    generation: int
+    model: Environment
+
+    @classmethod
+    def from_body(cls, body: JSON) -> EnvironmentObject:
+        meta = body.get("metadata") or {}
+        return cls(
+            name=str(meta["name"]),
+            uid=str(meta["uid"]),
+            generation=int(meta.get("generation") or 0),
+            model=Environment.model_validate(
+                {"spec": body.get("spec") or {}, "status": body.get("status")}
+            ),
+        )
+
+    @property
+    def status(self) -> EnvironmentStatus:
+        return self.model.status or EnvironmentStatus()
+
+
+def owner_reference(env: EnvironmentObject) -> JSON:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Environment",
+        "name": env.name,
+        "uid": env.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+class NamespaceVerdict(StrEnum):
+    ABSENT = "Absent"
+    OURS = "Ours"
+    FOREIGN = "Foreign"
+    TERMINATING = "Terminating"
+
+
+def judge_namespace(observed: JSON | None, env: EnvironmentObject) -> NamespaceVerdict:
+    """Whose is the namespace of the environment's name?"""
+    if observed is None:
+        return NamespaceVerdict.ABSENT
+    meta = observed.get("metadata") or {}
+    owners = meta.get("ownerReferences") or []
+    ours = any(o.get("uid") == env.uid for o in owners)
+    if meta.get("deletionTimestamp"):
+        # Ours, or left by an earlier Environment of the same name: wait for it to go.
+        earlier = any(
+            o.get("kind") == "Environment" and o.get("apiVersion", "").startswith("batchx.io/")
+            for o in owners
+        )
+        if ours or earlier:
+            return NamespaceVerdict.TERMINATING
+    return NamespaceVerdict.OURS if ours else NamespaceVerdict.FOREIGN
+
+
+def desired_namespace(env: EnvironmentObject, pod_security_level: str) -> JSON:
+    """The fields of the Namespace the operator manages (server-side apply body)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": env.name,
+            "labels": {
+                labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
+                labels.ENVIRONMENT: env.name,
+                "pod-security.kubernetes.io/enforce": pod_security_level,
+                "pod-security.kubernetes.io/enforce-version": "latest",
+                "pod-security.kubernetes.io/audit": pod_security_level,
+                "pod-security.kubernetes.io/warn": pod_security_level,
+            },
+            "ownerReferences": [owner_reference(env)],
+        },
+    }
+
+
+def quota_hard(quota: EnvironmentQuota | None) -> dict[str, str]:
+    """ResourceQuota `hard` from spec.quota; absent fields are unlimited (no key).
+
+    ``jobs`` limits pods: a ResourceQuota counts only non-terminal pods, i.e. running jobs.
+    ``storage`` is the file system's, enforced by the content store, not by Kubernetes.
+    """
+    if quota is None:
+        return {}
+    hard: dict[str, str] = {}
+    if quota.cpu is not None:
+        hard["requests.cpu"] = str(quota.cpu)
+    if quota.memory is not None:
+        hard["requests.memory"] = str(quota.memory)
+    if quota.gpus is not None:
+        hard["requests.nvidia.com/gpu"] = str(quota.gpus)
+    if quota.jobs is not None:
+        hard["pods"] = str(quota.jobs)
+    return hard
+
+
+def desired_quota(env: EnvironmentObject) -> JSON | None:
+    hard = quota_hard(env.model.spec.quota)
+    if not hard:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {
+            "name": QUOTA_NAME,
+            "namespace": env.name,
+            "labels": _child_labels(env),
+            "ownerReferences": [owner_reference(env)],
+        },
+        "spec": {"hard": hard},
+    }
+
+
+def _child_labels(env: EnvironmentObject) -> dict[str, str]:
+    return {labels.MANAGED_BY: labels.MANAGED_BY_VALUE, labels.ENVIRONMENT: env.name}
+
+
+def child_selector(env_name: str) -> str:
+    """Selects the RoleBindings (and quota) the operator made for an environment."""
+    return f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.ENVIRONMENT}={env_name}"
+
+
+def cluster_role(role: MemberRole) -> str:
+    return ROLE_PREFIX + role.value
+
+
+def _subject(member: Member) -> JSON:
+    return {"kind": member.kind.value, "apiGroup": RBAC_GROUP, "name": member.name}
+
+
+def desired_role_bindings(env: EnvironmentObject) -> list[JSON]:
+    """One RoleBinding per role that has members, subjects sorted for a stable comparison."""
+    bindings = []
+    for role in MemberRole:
+        members = [m for m in env.model.spec.members if m.role == role]
+        if not members:
+            continue
+        subjects = sorted((_subject(m) for m in members), key=lambda s: (s["kind"], s["name"]))
+        bindings.append(
+            {
+                "apiVersion": f"{RBAC_GROUP}/v1",
+                "kind": "RoleBinding",
+                "metadata": {
+                    "name": cluster_role(role),
+                    "namespace": env.name,
+                    "labels": _child_labels(env),
+                    "ownerReferences": [owner_reference(env)],
+                },
+                "roleRef": {
+                    "apiGroup": RBAC_GROUP,
+                    "kind": "ClusterRole",
+                    "name": cluster_role(role),
+                },
+                "subjects": subjects,
+            }
+        )
+    return bindings
+
+
+# -- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Apply:
+    """Create or update `body` (server-side apply; Namespace creation is a plain create)."""
+
+    body: JSON
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Delete:
+    kind: str
+    namespace: str
+    name: str
+    reason: str
+    message: str
+
+
+Action = Apply | Delete
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the reconciler read before planning."""
+
+    namespace: JSON | None
+    quota: JSON | None = None
+    role_bindings: list[JSON] = field(default_factory=list)
+
+
+def _subset_differs(desired: JSON, observed: JSON | None, keys: tuple[str, ...]) -> bool:
+    if observed is None:
+        return True
+    return any(desired.get(k) != observed.get(k) for k in keys)
+
+
+def _namespace_drifted(desired: JSON, observed: JSON) -> bool:
+    meta = observed.get("metadata") or {}
+    have = meta.get("labels") or {}
+    want = desired["metadata"]["labels"]
+    if any(have.get(k) != v for k, v in want.items()):
+        return True
+    owners = meta.get("ownerReferences") or []
+    return desired["metadata"]["ownerReferences"][0] not in owners
+
+
+def plan_children(
+    env: EnvironmentObject, observed: Observed, pod_security_level: str
+) -> list[Action]:
+    """The writes that bring the environment's children to the desired state (none if there)."""
+    actions: list[Action] = []
+    ns = desired_namespace(env, pod_security_level)
+    if observed.namespace is None:
+        actions.append(Apply(ns, "NamespaceCreated", f"created namespace {env.name}"))
+    elif _namespace_drifted(ns, observed.namespace):
+        actions.append(
+            Apply(ns, "NamespaceUpdated", f"set labels and owner of namespace {env.name}")
+        )
+
+    quota = desired_quota(env)
+    if quota is not None:
+        if _subset_differs(quota["spec"], (observed.quota or {}).get("spec"), ("hard",)):
+            hard = ", ".join(f"{k}={v}" for k, v in sorted(quota["spec"]["hard"].items()))
+            actions.append(Apply(quota, "QuotaApplied", f"resource quota set to {hard}"))
+    elif observed.quota is not None:
+        actions.append(
+            Delete("ResourceQuota", env.name, QUOTA_NAME, "QuotaRemoved", "no quota: unlimited")
+        )
+
+    wanted = {b["metadata"]["name"]: b for b in desired_role_bindings(env)}
+    have = {b["metadata"]["name"]: b for b in observed.role_bindings}
+    for name, binding in wanted.items():
+        if _subset_differs(binding, have.get(name), ("subjects", "roleRef")):
+            who = ", ".join(f"{s['kind']} {s['name']}" for s in binding["subjects"])
+            actions.append(Apply(binding, "MembersApplied", f"{name}: {who}"))
+    for name in sorted(have.keys() - wanted.keys()):
+        actions.append(
+            Delete("RoleBinding", env.name, name, "MembersRemoved", f"{name}: no members left")
+        )
+    return actions
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Readiness:
+    status: ConditionStatus
+    reason: str
+    message: str
+
+
+def readiness(env: EnvironmentObject, verdict: NamespaceVerdict) -> Readiness:
+    if verdict is NamespaceVerdict.FOREIGN:
+        return Readiness(
+            ConditionStatus.FALSE,
+            "NamespaceConflict",
+            f"namespace {env.name} already exists and is not owned by this Environment; "
+            "nothing was changed (delete or rename it, or rename the Environment)",
+        )
+    if verdict is NamespaceVerdict.TERMINATING:
+        return Readiness(
+            ConditionStatus.FALSE,
+            "NamespaceTerminating",
+            f"namespace {env.name} is being deleted; waiting for it to go",
+        )
+    return Readiness(ConditionStatus.TRUE, "Reconciled", f"namespace {env.name} is ready")
+
+
+def plan_status(
+    env: EnvironmentObject,
+    ready: Readiness,
+    totals: Totals | None,
+    storage: EnvironmentStorage | None,
+    now: datetime,
+) -> EnvironmentStatus:
+    """The whole status: Ready, namespace, credits and storage (kept when not observed)."""
+    previous = env.status
+    owned = ready.status is ConditionStatus.TRUE
+    return EnvironmentStatus(
+        namespace=env.name if owned else None,
+        credits=totals.to_model() if totals is not None else previous.credits,
+        storage=storage or previous.storage or EnvironmentStorage(),
+        conditions=set_condition(
+            previous.conditions,
+            type=READY,
+            status=ready.status,
+            reason=ready.reason,
+            message=ready.message,
+            generation=env.generation,
+            now=now,
+        ),
+        observed_generation=env.generation,
+    )
+
+
+def ready_changed(env: EnvironmentObject, ready: Readiness) -> bool:
+    """Whether this readiness is news (an Event is posted only for news, not every resync)."""
+    current = find_condition(env.status.conditions, READY)
+    return current is None or (current.status, current.reason) != (ready.status, ready.reason)

@@ -1,0 +1,84 @@
+"""What every reconciler needs: settings, the API client, per-key serialisation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchx.clients.kube import Kube
+from batchx.settings import Settings
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An Event to post about `ref` (an object body or reference)."""
+
+    ref: JSON
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    """What a reconcile wants the handler to do: post Events, maybe retry later."""
+
+    notices: list[Notice] = field(default_factory=list)
+    retry_after: float | None = None
+    retry_reason: str = ""
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key. Kopf runs handlers of different objects concurrently, and the
+    timer of an object concurrently with its handlers; reconciles that write the same objects
+    (an environment's status, the labels of one namespace's images) take the same key, so
+    every write is computed from reads made after the previous write finished."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            yield
+
+
+class Coalescer:
+    """Runs `fn` for a key; calls that arrive while it runs fold into one more run after it.
+
+    A burst of job events for one environment then costs at most two recomputations of its
+    credits, and the last one always starts after the last event arrived.
+    """
+
+    def __init__(self) -> None:
+        self._running: set[str] = set()
+        self._dirty: set[str] = set()
+
+    async def run(self, key: str, fn: Callable[[], Awaitable[None]]) -> None:
+        if key in self._running:
+            self._dirty.add(key)
+            return
+        self._running.add(key)
+        try:
+            while True:
+                self._dirty.discard(key)
+                await fn()
+                if key not in self._dirty:
+                    return
+        finally:
+            self._running.discard(key)
+            self._dirty.discard(key)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    kube: Kube
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
+    coalescer: Coalescer = field(default_factory=Coalescer)

@@ -1,0 +1,117 @@
+"""Environment reconcile: namespace, quota, member RoleBindings, credits, status, Events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from batchx.clients.kube import Conflict, NotFound
+from batchx.models import EnvironmentStorage
+from batchx.planning import environment as plan
+from batchx.planning.environment import (
+    Action,
+    Apply,
+    EnvironmentObject,
+    NamespaceVerdict,
+    Observed,
+)
+from batchx.planning.ledger import credit_totals
+from batchx.reconcile import ledger
+from batchx.reconcile.context import JSON, Context, Notice, Outcome
+
+PLURAL = "environments"
+TERMINATING_RETRY_SECONDS = 5.0
+
+
+class NamespaceRace(Exception):
+    """The namespace appeared between our read and our create: decide again from scratch."""
+
+
+async def reconcile_environment(ctx: Context, body: JSON) -> Outcome:
+    """Bring one Environment's children and status to the desired state."""
+    env = EnvironmentObject.from_body(body)
+    async with ctx.locks.hold(f"environment/{env.name}"):
+        return await _reconcile(ctx, env)
+
+
+async def refresh_environment(ctx: Context, name: str) -> Outcome:
+    """Reconcile the Environment called `name` (e.g. after one of its jobs changed)."""
+    body = await ctx.kube.get_cluster_object(PLURAL, name)
+    if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+        return Outcome()
+    return await reconcile_environment(ctx, body)
+
+
+async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
+    outcome = Outcome()
+    kube = ctx.kube
+    namespace = await kube.get_namespace(env.name)
+    verdict = plan.judge_namespace(namespace, env)
+    totals = credit_totals(env.model.spec.credits, [], [])
+    storage: EnvironmentStorage | None = None
+    if verdict in (NamespaceVerdict.ABSENT, NamespaceVerdict.OURS):
+        observed = Observed(
+            namespace=namespace,
+            quota=await kube.get_resource_quota(env.name, plan.QUOTA_NAME) if namespace else None,
+            role_bindings=(
+                await kube.list_role_bindings(env.name, plan.child_selector(env.name))
+                if namespace
+                else []
+            ),
+        )
+        for action in plan.plan_children(env, observed, ctx.settings.pod_security_level):
+            await _execute(ctx, action)
+            outcome.notices.append(Notice(_ref(env), "Normal", action.reason, action.message))
+        jobs, records = await ledger.settle(ctx, env.name)
+        totals = credit_totals(env.model.spec.credits, jobs, records)
+        verdict = NamespaceVerdict.OURS
+    elif verdict is NamespaceVerdict.TERMINATING:
+        outcome.retry_after = TERMINATING_RETRY_SECONDS
+        outcome.retry_reason = f"namespace {env.name} is terminating"
+
+    ready = plan.readiness(env, verdict)
+    status = plan.plan_status(env, ready, totals, storage, datetime.now(UTC))
+    patch = status.to_json()
+    patch.setdefault("namespace", None)  # merge patch: an absent key would keep a stale value
+    try:
+        await kube.patch_cluster_status(PLURAL, env.name, patch)
+    except NotFound:
+        return Outcome()  # deleted meanwhile: nothing left to report on
+    if plan.ready_changed(env, ready):
+        kind = "Normal" if ready.status.value == "True" else "Warning"
+        outcome.notices.append(Notice(_ref(env), kind, ready.reason, ready.message))
+    return outcome
+
+
+async def _execute(ctx: Context, action: Action) -> None:
+    kube = ctx.kube
+    if isinstance(action, Apply):
+        kind = action.body["kind"]
+        if kind == "Namespace" and action.reason == "NamespaceCreated":
+            try:
+                # A plain create, never an apply: apply would adopt a namespace someone else
+                # created since we looked, and a foreign namespace must stay untouched.
+                await kube.create_namespace(action.body)
+            except Conflict as exc:
+                raise NamespaceRace(
+                    f"namespace {action.body['metadata']['name']} appeared"
+                ) from exc
+        elif kind == "Namespace":
+            await kube.apply_namespace(action.body)
+        elif kind == "ResourceQuota":
+            await kube.apply_resource_quota(action.body)
+        elif kind == "RoleBinding":
+            await kube.apply_role_binding(action.body)
+        else:  # pragma: no cover - the planner only plans the kinds above
+            raise ValueError(f"cannot apply {kind}")
+    elif action.kind == "ResourceQuota":
+        await kube.delete_resource_quota(action.namespace, action.name)
+    else:
+        await kube.delete_role_binding(action.namespace, action.name)
+
+
+def _ref(env: EnvironmentObject) -> JSON:
+    return {
+        "apiVersion": "batchx.io/v1alpha1",
+        "kind": "Environment",
+        "metadata": {"name": env.name, "uid": env.uid},
+    }

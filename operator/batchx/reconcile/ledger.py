@@ -1,0 +1,53 @@
+"""Charge records: make the durable copy of every job charge (design: batchx.planning.ledger)."""
+
+from __future__ import annotations
+
+from batchx.clients.kube import Conflict, NotFound
+from batchx.planning.ledger import (
+    RECORD_SELECTOR,
+    ChargeRecord,
+    JobAccount,
+    charge_record,
+    missing_records,
+    needs_record,
+    record_name,
+)
+from batchx.reconcile.context import Context
+
+
+async def ensure_record(ctx: Context, namespace: str, job: JobAccount) -> ChargeRecord:
+    """Create the job's charge record; if it exists already, the stored one is the record."""
+    try:
+        await ctx.kube.create_config_map(charge_record(namespace, job))
+    except Conflict:
+        # AlreadyExists: recorded before (maybe by a run that died right after). Its amount,
+        # not ours, is the charge: the first write is the one that counts.
+        existing = await ctx.kube.get_config_map(namespace, record_name(job.uid))
+        if existing is not None:
+            return ChargeRecord.from_config_map(existing)
+    return ChargeRecord(job.uid, job.name, job.charged)
+
+
+async def record_job(ctx: Context, namespace: str, job: JobAccount) -> None:
+    """Record `job`'s charge if it has one; once this returns the job may be deleted."""
+    if needs_record(job):
+        await ensure_record(ctx, namespace, job)
+
+
+async def settle(ctx: Context, namespace: str) -> tuple[list[JobAccount], list[ChargeRecord]]:
+    """Read the namespace's ledger, recording any charge not recorded yet.
+
+    Jobs are listed before records: a job that finishes and gets recorded in between is seen
+    once as a non-terminal job and once as a record, and the record wins (no double count).
+    """
+    try:
+        jobs = [JobAccount.from_body(b) for b in await ctx.kube.list_objects("jobs", namespace)]
+    except NotFound:
+        jobs = []  # the Job CRD is not installed: no jobs, nothing reserved
+    records = [
+        ChargeRecord.from_config_map(c)
+        for c in await ctx.kube.list_config_maps(namespace, RECORD_SELECTOR)
+    ]
+    for job in missing_records(jobs, records):
+        records.append(await ensure_record(ctx, namespace, job))
+    return jobs, records

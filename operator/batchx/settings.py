@@ -1,0 +1,134 @@
+"""Operator configuration: one pydantic model, read from a config file and environment variables.
+
+Sources, later ones win:
+
+1. defaults below;
+2. a YAML or JSON file named by ``BATCHX_CONFIG`` (the Helm chart mounts its values here), using
+   the camelCase keys of the chart (``allowTags``, ``prices.vcpuHour``, ...);
+3. environment variables ``BATCHX_<FIELD>`` in upper snake case, nested fields joined with ``__``
+   (``BATCHX_ALLOW_TAGS=true``, ``BATCHX_PRICES__GPU_HOUR=12.5``, ``BATCHX_STORE__BUCKET=bx``).
+
+Pod security: every Environment namespace gets the Pod Security Admission labels
+``pod-security.kubernetes.io/{enforce,audit,warn}=<podSecurityLevel>`` (default ``restricted``,
+the level BatchX's container contract is designed for; ``baseline`` or ``privileged`` for
+clusters whose tool images need more), with ``enforce-version=latest``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+ENV_PREFIX = "BATCHX_"
+CONFIG_FILE_VARIABLE = "BATCHX_CONFIG"
+
+PodSecurityLevel = Literal["privileged", "baseline", "restricted"]
+
+
+class _Model(BaseModel):
+    # camelCase in files (Helm values style), snake_case in Python; unknown keys are a typo: refuse.
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(validation_alias=to_camel),
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class Prices(_Model):
+    """Credits charged per hour of each resource (BRIEF section 4)."""
+
+    vcpu_hour: float = Field(1.0, ge=0, description="vcpuHour: credits per vCPU-hour")
+    gb_hour: float = Field(0.1, ge=0, description="gbHour: credits per GB-hour of memory")
+    gpu_hour: float = Field(10.0, ge=0, description="gpuHour: credits per GPU-hour")
+
+
+class StoreSettings(_Model):
+    """Where file-system blobs live (BRIEF section 5); read by the content store."""
+
+    backend: Literal["local", "s3"] = "local"
+    root: str = Field("/var/lib/batchx/store", description="root: directory of the local store")
+    endpoint: str | None = Field(None, description="endpoint: S3 endpoint URL (None: AWS)")
+    bucket: str = "batchx"
+    region: str | None = None
+
+
+class Settings(_Model):
+    """Everything an operator administrator can tune."""
+
+    prices: Prices = Prices()
+    allow_tags: bool = Field(
+        False, description="allowTags: accept Image container references by tag, not only digest"
+    )
+    pod_security_level: PodSecurityLevel = "restricted"
+    store: StoreSettings = StoreSettings()
+    # Runtime limits: explicit so that a burst of objects cannot exhaust the API server or us.
+    worker_limit: int = Field(
+        20, ge=1, description="workerLimit: objects Kopf processes concurrently"
+    )
+    api_qps: float = Field(20.0, gt=0, description="apiQps: sustained API requests per second")
+    api_burst: int = Field(40, ge=1, description="apiBurst: API requests allowed in a burst")
+    api_concurrency: int = Field(10, ge=1, description="apiConcurrency: API requests in flight")
+    resync_seconds: float = Field(
+        60.0, gt=0, description="resyncSeconds: period of the level-triggered full reconcile"
+    )
+    liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
+    log_format: Literal["json", "text"] = "json"
+    kubeconfig: str | None = Field(
+        None, description="kubeconfig: file to log in with (None: in-cluster or $KUBECONFIG)"
+    )
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the config file (if any) and the environment; raise on anything invalid."""
+        env = os.environ if environ is None else environ
+        data: dict[str, Any] = {}
+        path = env.get(CONFIG_FILE_VARIABLE)
+        if path:
+            data = _read_file(Path(path))
+        _merge(data, _from_environment(env))
+        return cls.model_validate(data)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    text = path.read_text()
+    loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return loaded
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """``BATCHX_PRICES__GPU_HOUR=3`` -> ``{"prices": {"gpuHour": "3"}}`` (pydantic coerces)."""
+    out: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key == CONFIG_FILE_VARIABLE:
+            continue
+        parts = [to_camel(p.lower()) for p in key[len(ENV_PREFIX) :].split("__")]
+        if not all(parts) or parts[0] not in _TOP_LEVEL_KEYS:
+            continue  # other BATCHX_* variables (the CLI's, the test bed's) are not ours
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> None:
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+_TOP_LEVEL_KEYS = frozenset(to_camel(name) for name in Settings.model_fields)
