@@ -449,6 +449,22 @@ def _unmount_under(prefixes: list[str]) -> None:
         _sh("umount", "-l", point)
 
 
+def _remove_kubelet_iptables() -> None:
+    """Drop the KUBE-* chains the kubelet adds (firewall for localnet, canaries) and their jumps."""
+    for table in ("filter", "nat", "mangle"):
+        rules = _sh("iptables", "-t", table, "-S").stdout.splitlines()
+        for rule in rules:
+            parts = rule.split()
+            if parts[0] == "-A" and not parts[1].startswith("KUBE-") and "KUBE-" in rule:
+                _sh("iptables", "-t", table, "-D", *parts[1:])
+        for rule in rules:
+            if rule.startswith("-N KUBE-"):
+                _sh("iptables", "-t", table, "-F", rule.split()[1])
+        for rule in rules:
+            if rule.startswith("-N KUBE-"):
+                _sh("iptables", "-t", table, "-X", rule.split()[1])
+
+
 def down(quiet: bool = False) -> None:
     state, run = paths.state_dir(), paths.run_dir()
     if not quiet:
@@ -473,11 +489,25 @@ def down(quiet: bool = False) -> None:
     for ns in netns:
         Path(ns).unlink(missing_ok=True)
     _sh("ip", "link", "del", BRIDGE)
+    _remove_kubelet_iptables()
     # Wipe the cluster's data but keep PKI and containerd's image store (no registry to refill it).
     for name in ("etcd", "kubelet", "kubelet-pki", "cni-ipam", "run"):
         subprocess.run(["rm", "-rf", str(state / name)], check=False)
     if not quiet:
         log("cluster down")
+
+
+def status_quiet() -> bool:
+    """True if every component runs and the API server answers ready."""
+    run, pki = paths.run_dir(), paths.state_dir() / "pki"
+    for name in COMPONENTS:
+        pidfile = run / f"{name}.pid"
+        if not pidfile.exists():
+            return False
+        pid, exe = pidfile.read_text().split()
+        if not _alive(int(pid), exe):
+            return False
+    return _https_ok(f"https://127.0.0.1:{API_PORT}/readyz", pki)
 
 
 def status() -> int:

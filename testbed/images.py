@@ -193,6 +193,13 @@ def busybox_entries() -> list[Entry]:
     entries = [Entry("bin/busybox", source=busybox)]
     entries += [Entry(f"bin/{a}", link="busybox") for a in applets if a != "busybox"]
     entries += [Entry("tmp/.keep", data=b"", mode=0o644)]
+    # Static glibc still consults NSS; without these files its resolver crashes (wget segfaults).
+    entries += [
+        Entry("etc/nsswitch.conf", data=b"passwd: files\ngroup: files\nhosts: files\n", mode=0o644),
+        Entry("etc/passwd", data=b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+              mode=0o644),
+        Entry("etc/group", data=b"root:x:0:\nnogroup:x:65534:\n", mode=0o644),
+    ]
     return entries
 
 

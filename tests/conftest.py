@@ -1,0 +1,3 @@
+"""Shared fixtures: the real cluster and the real S3 server come from the plugins below."""
+
+pytest_plugins = ["tests.fixtures_cluster"]

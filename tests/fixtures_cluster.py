@@ -1,0 +1,113 @@
+"""pytest plugin: a real Kubernetes cluster for the tests, and a fresh namespace per test.
+
+`--cluster=local` (default) uses the project's own test bed (testbed/cluster.py): it reuses a
+cluster that `make cluster-up` left running, or starts one for the session and stops it after.
+`--cluster=kind` creates a kind cluster through pytest-kind (needs Docker), so users' CI with
+Docker runs the same tests. `--cluster=existing` uses $KUBECONFIG as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from testbed import cluster as testbed_cluster
+from testbed import images
+from tests.helpers import eventually
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--cluster", choices=["local", "kind", "existing"], default="local",
+                     help="which Kubernetes cluster the cluster tests run against")
+
+
+class Cluster:
+    """What a test needs to know about the cluster it runs against."""
+
+    def __init__(self, kubeconfig: Path, kind: Any = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.kind = kind
+
+    def load_image(self, spec: images.ImageSpec) -> images.BuiltImage:
+        """Build an image and make it runnable on the node (no registry involved)."""
+        if self.kind is None:
+            return images.import_image(spec)
+        archive = images.paths.cache_dir() / "images" / f"{spec.name}-{spec.tag}.tar"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        digest = images.write_archive(spec, archive)
+        self.kind.kind("load", "image-archive", str(archive), "--name", self.kind.name)
+        return images.BuiltImage(spec.ref, digest, archive)
+
+    def kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        kubectl = testbed_cluster.build_binaries() / "kubectl" if self.kind is None else "kubectl"
+        return subprocess.run([str(kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+
+def _local_cluster_running() -> bool:
+    try:
+        return testbed_cluster.status_quiet()
+    except Exception:  # noqa: BLE001 - anything odd means: start our own
+        return False
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    mode = request.config.getoption("--cluster")
+    if mode == "existing":
+        yield Cluster(Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config")))
+    elif mode == "kind":
+        from pytest_kind import KindCluster  # imported lazily: only this mode needs Docker
+
+        kind = KindCluster("batchx-tests")
+        kind.create()
+        try:
+            yield Cluster(Path(kind.kubeconfig_path), kind)
+        finally:
+            kind.delete()
+    elif _local_cluster_running():
+        yield Cluster(testbed_cluster.paths.kubeconfig())  # started by `make cluster-up`: keep it
+    else:
+        kubeconfig = testbed_cluster.up()
+        try:
+            yield Cluster(kubeconfig)
+        finally:
+            testbed_cluster.down()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(cluster: Cluster) -> str:
+    return str(cluster.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def kube_api(kubeconfig: str) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=kubeconfig)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def busybox(cluster: Cluster) -> images.BuiltImage:
+    return cluster.load_image(images.busybox_spec())
+
+
+@pytest.fixture
+def namespace(kube_api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, with its default service account ready; deleted after."""
+    core = client.CoreV1Api(kube_api)
+    stem = request.node.name.lower().replace("_", "-")
+    name = "t-" + "".join(c for c in stem if c.isalnum() or c == "-")[:40].strip("-")
+    name = f"{name}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    eventually(lambda: core.read_namespaced_service_account("default", name), timeout=60,
+               what=f"default service account in {name}")
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")

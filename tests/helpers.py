@@ -1,0 +1,30 @@
+"""Small test helpers shared by the suites: polling with deadlines instead of sleeps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.2,
+               what: str = "condition") -> T:
+    """Call `probe` until it returns something truthy and return that; fail after `timeout`.
+
+    The last exception or value seen is part of the failure message, so a timeout says why.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value
+            last = value
+        except Exception as exc:  # noqa: BLE001 - reported below if it never settles
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.0f}s; last: {last!r}")
+        time.sleep(interval)
