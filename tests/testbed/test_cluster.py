@@ -163,7 +163,8 @@ def test_pods_get_an_address_and_reach_the_bridge_gateway(
 ) -> None:
     core = client.CoreV1Api(kube_api)
     url = f"http://{testbed_cluster.GATEWAY}:{gateway_http}/"
-    core.create_namespaced_pod(namespace, busybox_pod("net", busybox, f"wget -qO- {url}")  # (busybox wget -T segfaults))
+    # No `wget -T`: busybox-static's wget segfaults with a timeout set.
+    core.create_namespaced_pod(namespace, busybox_pod("net", busybox, f"wget -qO- {url}"))
     assert wait_phase(core, namespace, "net") == "Succeeded"
     assert pod_log(core, namespace, "net") == "reached the gateway\n"
     pod_ip = core.read_namespaced_pod("net", namespace).status.pod_ip
