@@ -1,0 +1,17 @@
+"""The ClusterRoles Environment members are bound to (batchx-admin, batchx-member,
+batchx-viewer), kept as YAML next to the code that binds them."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import yaml
+
+ROLES_FILE = "cluster-roles.yaml"
+
+
+def cluster_roles() -> list[dict[str, Any]]:
+    """The ClusterRole manifests, for crdgen, the Helm chart and the test bed to apply."""
+    text = resources.files(__package__).joinpath(ROLES_FILE).read_text()
+    return [doc for doc in yaml.safe_load_all(text) if doc]

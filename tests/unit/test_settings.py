@@ -1,0 +1,56 @@
+"""Operator settings: defaults, config file (Helm values style), environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from batchx.settings import Settings
+
+
+def test_defaults() -> None:
+    settings = Settings.load({})
+    assert settings.allow_tags is False
+    assert settings.pod_security_level == "restricted"
+    assert settings.prices.gpu_hour == 10.0
+
+
+def test_file_then_environment(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "allowTags: true\nprices: {vcpuHour: 2, gpuHour: 7}\npodSecurityLevel: baseline\n"
+    )
+    settings = Settings.load(
+        {
+            "BATCHX_CONFIG": str(config),
+            "BATCHX_PRICES__GPU_HOUR": "9.5",
+            "BATCHX_STORE__BUCKET": "bx",
+            "BATCHX_SOMETHING_ELSE": "ignored",  # other components' variables are not ours
+        }
+    )
+    assert settings.allow_tags is True
+    assert (settings.prices.vcpu_hour, settings.prices.gpu_hour) == (2.0, 9.5)
+    assert settings.pod_security_level == "baseline"
+    assert settings.store.bucket == "bx"
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"BATCHX_POD_SECURITY_LEVEL": "lenient"},
+        {"BATCHX_PRICES__VCPU_HOUR": "-1"},
+        {"BATCHX_ALLOW_TAGS": "maybe"},
+    ],
+)
+def test_invalid_values_refused(environ: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        Settings.load(environ)
+
+
+def test_unknown_key_in_file_refused(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("alowTags: true\n")
+    with pytest.raises(ValidationError):
+        Settings.load({"BATCHX_CONFIG": str(config)})
