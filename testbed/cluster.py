@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -42,8 +43,14 @@ API_PORT = int(os.environ.get("BATCHX_API_PORT", "6443"))
 ETCD_PORT = int(os.environ.get("BATCHX_ETCD_PORT", "23790"))
 GPUS = int(os.environ.get("BATCHX_FAKE_GPUS", "2"))
 GPU_PRODUCT = os.environ.get("BATCHX_FAKE_GPU_PRODUCT", "T4")
-COMPONENTS = ["etcd", "containerd", "kube-apiserver", "kube-controller-manager",
-              "kube-scheduler", "kubelet"]  # start order; stopped in reverse
+COMPONENTS = [
+    "etcd",
+    "containerd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+]  # start order; stopped in reverse
 
 
 def log(msg: str) -> None:
@@ -57,7 +64,7 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: flo
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - a component that is still starting may throw anything
+        except Exception:
             pass
         time.sleep(interval)
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s (logs: {paths.run_dir()})")
@@ -67,19 +74,12 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: flo
 
 
 def build_binaries() -> Path:
-    out = subprocess.run([str(HERE / "build-kube.sh")], check=True, stdout=subprocess.PIPE,
-                         text=True).stdout.strip().splitlines()[-1]
+    out = (
+        subprocess.run([str(HERE / "build-kube.sh")], check=True, stdout=subprocess.PIPE, text=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     return Path(out)
-
-
-def kube_source_dir() -> Path:
-    """The k8s.io/kubernetes module source (downloaded by the build) for pause.c."""
-    gomod = paths.cache_dir() / "gomod"
-    found = sorted(gomod.glob("k8s.io/kubernetes@v*"))
-    if not found:
-        build_binaries()
-        found = sorted(gomod.glob("k8s.io/kubernetes@v*"))
-    return found[-1]
 
 
 # ----------------------------------------------------------------------------------------- PKI
@@ -93,22 +93,40 @@ def ensure_pki(pki: Path) -> None:
     """A CA and one certificate per component; made once, kept across `down`/`up`."""
     pki.mkdir(parents=True, exist_ok=True)
     if not (pki / "ca.crt").exists():
-        _openssl("req", "-x509", "-new", "-nodes", "-newkey", "ec",
-                 "-pkeyopt", "ec_paramgen_curve:prime256v1", "-keyout", str(pki / "ca.key"),
-                 "-out", str(pki / "ca.crt"), "-days", "3650", "-subj", "/CN=batchx-testbed-ca")
+        _openssl(
+            "req",
+            "-x509",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            str(pki / "ca.key"),
+            "-out",
+            str(pki / "ca.crt"),
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=batchx-testbed-ca",
+        )
     if not (pki / "sa.key").exists():
         _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
         _openssl("rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
-    sans = (f"subjectAltName=IP:127.0.0.1,IP:{GATEWAY},IP:10.96.0.1,DNS:localhost,"
-            "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
-            "DNS:kubernetes.default.svc.cluster.local")
+    sans = (
+        f"subjectAltName=IP:127.0.0.1,IP:{GATEWAY},IP:10.96.0.1,DNS:localhost,"
+        "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+        "DNS:kubernetes.default.svc.cluster.local"
+    )
     certs = {
         "apiserver": ("/CN=kube-apiserver", f"{sans}\nextendedKeyUsage=serverAuth"),
-        "apiserver-kubelet-client": ("/O=system:masters/CN=kube-apiserver-kubelet-client",
-                                     "extendedKeyUsage=clientAuth"),
+        "apiserver-kubelet-client": (
+            "/O=system:masters/CN=kube-apiserver-kubelet-client",
+            "extendedKeyUsage=clientAuth",
+        ),
         "admin": ("/O=system:masters/CN=batchx-admin", "extendedKeyUsage=clientAuth"),
-        "controller-manager": ("/CN=system:kube-controller-manager",
-                               "extendedKeyUsage=clientAuth"),
+        "controller-manager": ("/CN=system:kube-controller-manager", "extendedKeyUsage=clientAuth"),
         "scheduler": ("/CN=system:kube-scheduler", "extendedKeyUsage=clientAuth"),
         "kubelet": (f"/O=system:nodes/CN=system:node:{NODE}", "extendedKeyUsage=clientAuth"),
     }
@@ -116,12 +134,38 @@ def ensure_pki(pki: Path) -> None:
         if (pki / f"{name}.crt").exists():
             continue
         (pki / f"{name}.ext").write_text(ext + "\n")
-        _openssl("req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
-                 "ec_paramgen_curve:prime256v1", "-keyout", str(pki / f"{name}.key"),
-                 "-subj", subject, "-out", str(pki / f"{name}.csr"))
-        _openssl("x509", "-req", "-in", str(pki / f"{name}.csr"), "-CA", str(pki / "ca.crt"),
-                 "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "3650",
-                 "-extfile", str(pki / f"{name}.ext"), "-out", str(pki / f"{name}.crt"))
+        _openssl(
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            str(pki / f"{name}.key"),
+            "-subj",
+            subject,
+            "-out",
+            str(pki / f"{name}.csr"),
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(pki / f"{name}.csr"),
+            "-CA",
+            str(pki / "ca.crt"),
+            "-CAkey",
+            str(pki / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            str(pki / f"{name}.ext"),
+            "-out",
+            str(pki / f"{name}.crt"),
+        )
 
 
 def write_kubeconfig(path: Path, pki: Path, user: str) -> None:
@@ -131,12 +175,27 @@ def write_kubeconfig(path: Path, pki: Path, user: str) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "batchx-testbed", "cluster": {
-            "server": f"https://127.0.0.1:{API_PORT}", "certificate-authority-data": b64("ca.crt")}}],
-        "users": [{"name": user, "user": {
-            "client-certificate-data": b64(f"{user}.crt"), "client-key-data": b64(f"{user}.key")}}],
-        "contexts": [{"name": "batchx-testbed",
-                      "context": {"cluster": "batchx-testbed", "user": user}}],
+        "clusters": [
+            {
+                "name": "batchx-testbed",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{API_PORT}",
+                    "certificate-authority-data": b64("ca.crt"),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": b64(f"{user}.crt"),
+                    "client-key-data": b64(f"{user}.key"),
+                },
+            }
+        ],
+        "contexts": [
+            {"name": "batchx-testbed", "context": {"cluster": "batchx-testbed", "user": user}}
+        ],
         "current-context": "batchx-testbed",
     }
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML: every client reads it
@@ -161,8 +220,13 @@ class Proc:
     def start(self) -> int:
         with open(self.logfile, "ab") as out:
             # A new session: the cluster outlives the shell or pytest process that started it.
-            proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.pidfile.write_text(f"{proc.pid} {self.argv[0]}\n")
         return proc.pid
 
@@ -208,25 +272,38 @@ def containerd_config(state: Path) -> Path:
     run = paths.run_dir()
     cni_conf = state / "cni"
     cni_conf.mkdir(parents=True, exist_ok=True)
-    (cni_conf / "10-batchx.conflist").write_text(json.dumps({
-        "cniVersion": "1.0.0",
-        "name": "batchx",
-        "plugins": [
-            # No masquerade: pods only talk to the bridge gateway and to each other.
-            {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": SUBNET, "gateway": GATEWAY}]],
-                      "dataDir": str(state / "cni-ipam")}},
-            {"type": "loopback"},
-        ],
-    }, indent=2))
+    (cni_conf / "10-batchx.conflist").write_text(
+        json.dumps(
+            {
+                "cniVersion": "1.0.0",
+                "name": "batchx",
+                "plugins": [
+                    # No masquerade: pods only talk to the bridge gateway and to each other.
+                    {
+                        "type": "bridge",
+                        "bridge": BRIDGE,
+                        "isGateway": True,
+                        "ipMasq": False,
+                        "ipam": {
+                            "type": "host-local",
+                            "ranges": [[{"subnet": SUBNET, "gateway": GATEWAY}]],
+                            "dataDir": str(state / "cni-ipam"),
+                        },
+                    },
+                    {"type": "loopback"},
+                ],
+            },
+            indent=2,
+        )
+    )
     cfg = state / "containerd.toml"
     cfg.write_text(f"""version = 2
-root = "{state / 'containerd'}"
-state = "{run / 'containerd'}"
+root = "{state / "containerd"}"
+state = "{run / "containerd"}"
 [grpc]
   address = "{paths.containerd_socket()}"
 [ttrpc]
-  address = "{run / 'containerd-ttrpc.sock'}"
+  address = "{run / "containerd-ttrpc.sock"}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{images.REGISTRY}/pause:3.10"
   enable_cdi = false
@@ -248,98 +325,144 @@ state = "{run / 'containerd'}"
 
 def kubelet_config(state: Path, pki: Path) -> Path:
     cfg = state / "kubelet.yaml"
-    cfg.write_text(json.dumps({
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        "address": GATEWAY,
-        "port": 10250,
-        "readOnlyPort": 0,
-        "healthzBindAddress": "127.0.0.1",
-        "healthzPort": 10248,
-        "cgroupDriver": "cgroupfs",  # no systemd on these machines
-        "failCgroupV1": False,
-        "containerRuntimeEndpoint": f"unix://{paths.containerd_socket()}",
-        "failSwapOn": False,
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": str(pki / "ca.crt")}},
-        "authorization": {"mode": "Webhook"},
-        # Images cannot be pulled again (no registry): never garbage-collect them.
-        "imageGCHighThresholdPercent": 100,
-        "imageGCLowThresholdPercent": 99,
-        "evictionHard": {"memory.available": "200Mi", "nodefs.available": "1%",
-                         "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
-        "serializeImagePulls": False,
-        "resolvConf": "/etc/resolv.conf",
-        "nodeStatusReportFrequency": "10s",
-        "maxPods": 110,
-    }, indent=2))
+    cfg.write_text(
+        json.dumps(
+            {
+                "apiVersion": "kubelet.config.k8s.io/v1beta1",
+                "kind": "KubeletConfiguration",
+                "address": GATEWAY,
+                "port": 10250,
+                "readOnlyPort": 0,
+                "healthzBindAddress": "127.0.0.1",
+                "healthzPort": 10248,
+                "cgroupDriver": "cgroupfs",  # no systemd on these machines
+                "failCgroupV1": False,
+                "containerRuntimeEndpoint": f"unix://{paths.containerd_socket()}",
+                "failSwapOn": False,
+                "authentication": {
+                    "anonymous": {"enabled": False},
+                    "webhook": {"enabled": True},
+                    "x509": {"clientCAFile": str(pki / "ca.crt")},
+                },
+                "authorization": {"mode": "Webhook"},
+                # Images cannot be pulled again (no registry): never garbage-collect them.
+                "imageGCHighThresholdPercent": 100,
+                "imageGCLowThresholdPercent": 99,
+                "evictionHard": {
+                    "memory.available": "200Mi",
+                    "nodefs.available": "1%",
+                    "imagefs.available": "1%",
+                    "nodefs.inodesFree": "1%",
+                },
+                "serializeImagePulls": False,
+                "resolvConf": "/etc/resolv.conf",
+                "nodeStatusReportFrequency": "10s",
+                "maxPods": 110,
+            },
+            indent=2,
+        )
+    )
     return cfg
 
 
 def processes(bins: Path, state: Path, pki: Path) -> list[Proc]:
-    k = lambda name: str(state / f"{name}.kubeconfig")  # noqa: E731
+    def k(name: str) -> str:
+        return str(state / f"{name}.kubeconfig")
+
     return [
-        Proc("etcd", [str(bins / "etcd"), "--data-dir", str(state / "etcd"), "--name", NODE,
-                      "--listen-client-urls", f"http://127.0.0.1:{ETCD_PORT}",
-                      "--advertise-client-urls", f"http://127.0.0.1:{ETCD_PORT}",
-                      "--listen-peer-urls", f"http://127.0.0.1:{ETCD_PORT + 10}",
-                      "--initial-advertise-peer-urls", f"http://127.0.0.1:{ETCD_PORT + 10}",
-                      "--initial-cluster", f"{NODE}=http://127.0.0.1:{ETCD_PORT + 10}",
-                      "--unsafe-no-fsync", "--quota-backend-bytes", str(2 << 30)]),
+        Proc(
+            "etcd",
+            [
+                str(bins / "etcd"),
+                "--data-dir",
+                str(state / "etcd"),
+                "--name",
+                NODE,
+                "--listen-client-urls",
+                f"http://127.0.0.1:{ETCD_PORT}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{ETCD_PORT}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{ETCD_PORT + 10}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{ETCD_PORT + 10}",
+                "--initial-cluster",
+                f"{NODE}=http://127.0.0.1:{ETCD_PORT + 10}",
+                "--unsafe-no-fsync",
+                "--quota-backend-bytes",
+                str(2 << 30),
+            ],
+        ),
         Proc("containerd", ["/usr/bin/containerd", "--config", str(containerd_config(state))]),
-        Proc("kube-apiserver", [
-            str(bins / "kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
-            "--bind-address=127.0.0.1", f"--secure-port={API_PORT}",
-            f"--advertise-address={GATEWAY}",
-            f"--service-cluster-ip-range={SERVICE_RANGE}",
-            f"--client-ca-file={pki / 'ca.crt'}",
-            f"--tls-cert-file={pki / 'apiserver.crt'}",
-            f"--tls-private-key-file={pki / 'apiserver.key'}",
-            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
-            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
-            "--kubelet-preferred-address-types=InternalIP",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={pki / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
-            "NodeRestriction,PodSecurity,ResourceQuota,DefaultStorageClass",
-            "--allow-privileged=true",
-            "--profiling=false",
-            "--endpoint-reconciler-type=none",
-        ]),
-        Proc("kube-controller-manager", [
-            str(bins / "kube-controller-manager"),
-            f"--kubeconfig={k('controller-manager')}",
-            f"--authentication-kubeconfig={k('controller-manager')}",
-            f"--authorization-kubeconfig={k('controller-manager')}",
-            "--bind-address=127.0.0.1", "--secure-port=10257",
-            f"--service-account-private-key-file={pki / 'sa.key'}",
-            f"--root-ca-file={pki / 'ca.crt'}",
-            "--use-service-account-credentials=true",
-            "--leader-elect=false",
-            # Fast feedback for tests: quota recalculation and namespace deletion react quickly.
-            "--resource-quota-sync-period=10s",
-            "--concurrent-namespace-syncs=5",
-        ]),
-        Proc("kube-scheduler", [
-            str(bins / "kube-scheduler"),
-            f"--kubeconfig={k('scheduler')}",
-            f"--authentication-kubeconfig={k('scheduler')}",
-            f"--authorization-kubeconfig={k('scheduler')}",
-            "--bind-address=127.0.0.1", "--secure-port=10259", "--leader-elect=false",
-        ]),
-        Proc("kubelet", [
-            str(bins / "kubelet"),
-            f"--config={kubelet_config(state, pki)}",
-            f"--kubeconfig={k('kubelet')}",
-            f"--hostname-override={NODE}",
-            f"--node-ip={GATEWAY}",
-            f"--root-dir={state / 'kubelet'}",
-            f"--cert-dir={state / 'kubelet-pki'}",
-            f"--node-labels=nvidia.com/gpu.product={GPU_PRODUCT}",
-        ]),
+        Proc(
+            "kube-apiserver",
+            [
+                str(bins / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={API_PORT}",
+                f"--advertise-address={GATEWAY}",
+                f"--service-cluster-ip-range={SERVICE_RANGE}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                "--kubelet-preferred-address-types=InternalIP",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
+                "NodeRestriction,PodSecurity,ResourceQuota,DefaultStorageClass",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--endpoint-reconciler-type=none",
+            ],
+        ),
+        Proc(
+            "kube-controller-manager",
+            [
+                str(bins / "kube-controller-manager"),
+                f"--kubeconfig={k('controller-manager')}",
+                f"--authentication-kubeconfig={k('controller-manager')}",
+                f"--authorization-kubeconfig={k('controller-manager')}",
+                "--bind-address=127.0.0.1",
+                "--secure-port=10257",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                "--use-service-account-credentials=true",
+                "--leader-elect=false",
+                # Fast feedback for tests: quota recalculation and namespace deletion react quickly.
+                "--resource-quota-sync-period=10s",
+                "--concurrent-namespace-syncs=5",
+            ],
+        ),
+        Proc(
+            "kube-scheduler",
+            [
+                str(bins / "kube-scheduler"),
+                f"--kubeconfig={k('scheduler')}",
+                f"--authentication-kubeconfig={k('scheduler')}",
+                f"--authorization-kubeconfig={k('scheduler')}",
+                "--bind-address=127.0.0.1",
+                "--secure-port=10259",
+                "--leader-elect=false",
+            ],
+        ),
+        Proc(
+            "kubelet",
+            [
+                str(bins / "kubelet"),
+                f"--config={kubelet_config(state, pki)}",
+                f"--kubeconfig={k('kubelet')}",
+                f"--hostname-override={NODE}",
+                f"--node-ip={GATEWAY}",
+                f"--root-dir={state / 'kubelet'}",
+                f"--cert-dir={state / 'kubelet-pki'}",
+                f"--node-labels=nvidia.com/gpu.product={GPU_PRODUCT}",
+            ],
+        ),
     ]
 
 
@@ -353,25 +476,31 @@ def _sh(*argv: str, check: bool = False) -> subprocess.CompletedProcess[str]:
 def _https_ok(url: str, pki: Path) -> bool:
     ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-    with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:  # noqa: S310
+    with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
         return bool(resp.status == 200)
 
 
 def _kubectl(bins: Path, *args: str) -> str:
-    return subprocess.run([str(bins / "kubectl"), f"--kubeconfig={paths.kubeconfig()}", *args],
-                          check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        [str(bins / "kubectl"), f"--kubeconfig={paths.kubeconfig()}", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def _node_ready(bins: Path) -> bool:
-    out = _kubectl(bins, "get", "node", NODE, "-o",
-                   "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+    out = _kubectl(
+        bins, "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+    )
     return out.strip() == "True"
 
 
 def _advertise_gpus(bins: Path) -> None:
     """Advertise fake GPUs as an extended resource, the way the Kubernetes docs describe."""
-    patch = json.dumps([{"op": "add", "path": "/status/capacity/nvidia.com~1gpu",
-                         "value": str(GPUS)}])
+    patch = json.dumps(
+        [{"op": "add", "path": "/status/capacity/nvidia.com~1gpu", "value": str(GPUS)}]
+    )
     _kubectl(bins, "patch", "node", NODE, "--subresource=status", "--type=json", "-p", patch)
 
 
@@ -396,18 +525,30 @@ def up() -> Path:
     procs["containerd"].start()
     wait_for("containerd", lambda: bool(images.ctr("version")), 30)
     images.import_image(images.pause_spec())
-    wait_for("etcd", lambda: urllib.request.urlopen(  # noqa: S310
-        f"http://127.0.0.1:{ETCD_PORT}/health", timeout=2).status == 200, 30)
+    wait_for(
+        "etcd",
+        lambda: (
+            urllib.request.urlopen(f"http://127.0.0.1:{ETCD_PORT}/health", timeout=2).status == 200
+        ),
+        30,
+    )
     procs["kube-apiserver"].start()
     wait_for("kube-apiserver", lambda: _https_ok(f"https://127.0.0.1:{API_PORT}/readyz", pki), 90)
     for name in ("kube-controller-manager", "kube-scheduler", "kubelet"):
         procs[name].start()
     wait_for("node Ready", lambda: _node_ready(bins), 120)
     _advertise_gpus(bins)
-    wait_for("default service account", lambda: bool(
-        _kubectl(bins, "get", "serviceaccount", "default", "-n", "default", "-o", "name")), 60)
-    log(f"cluster up in {time.monotonic() - t0:.1f}s "
-        f"(build check {t_build - t0:.1f}s, start {time.monotonic() - t_build:.1f}s)")
+    wait_for(
+        "default service account",
+        lambda: bool(
+            _kubectl(bins, "get", "serviceaccount", "default", "-n", "default", "-o", "name")
+        ),
+        60,
+    )
+    log(
+        f"cluster up in {time.monotonic() - t0:.1f}s "
+        f"(build check {t_build - t0:.1f}s, start {time.monotonic() - t_build:.1f}s)"
+    )
     return paths.kubeconfig()
 
 
@@ -420,23 +561,20 @@ def _kill_pods_cgroups() -> None:
             continue
         for procs_file in kubepods.rglob("cgroup.procs"):
             for pid in procs_file.read_text().split():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
     for ctrl in sorted(root.iterdir()):
         kubepods = ctrl / "kubepods"
         if kubepods.is_dir():
-            for d in sorted((p for p in kubepods.rglob("*") if p.is_dir()),
-                            key=lambda p: len(p.parts), reverse=True):
-                try:
+            for d in sorted(
+                (p for p in kubepods.rglob("*") if p.is_dir()),
+                key=lambda p: len(p.parts),
+                reverse=True,
+            ):
+                with contextlib.suppress(OSError):  # still busy: the next `down` retries
                     d.rmdir()
-                except OSError:
-                    pass
-            try:
+            with contextlib.suppress(OSError):
                 kubepods.rmdir()
-            except OSError:
-                pass
 
 
 def _unmount_under(prefixes: list[str]) -> None:
@@ -479,12 +617,15 @@ def down(quiet: bool = False) -> None:
                     stop_pid(pid, exe, grace=2)
         pidfile = run / f"{name}.pid"
         if pidfile.exists():
-            pid, exe = pidfile.read_text().split()
-            stop_pid(int(pid), exe)
+            pid_text, exe = pidfile.read_text().split()
+            stop_pid(int(pid_text), exe)
             pidfile.unlink()
     _kill_pods_cgroups()
-    netns = [f"/run/netns/{p.name}" for p in Path("/run/netns").glob("cni-*")] \
-        if Path("/run/netns").is_dir() else []
+    netns = (
+        [f"/run/netns/{p.name}" for p in Path("/run/netns").glob("cni-*")]
+        if Path("/run/netns").is_dir()
+        else []
+    )
     _unmount_under([str(state), *netns])
     for ns in netns:
         Path(ns).unlink(missing_ok=True)
@@ -510,24 +651,36 @@ def status_quiet() -> bool:
     return _https_ok(f"https://127.0.0.1:{API_PORT}/readyz", pki)
 
 
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def status() -> int:
+    """Print each component's state and resident memory; exit 1 unless all run."""
     run = paths.run_dir()
-    ok = True
+    ok, total = True, 0.0
     for name in COMPONENTS:
         pidfile = run / f"{name}.pid"
-        alive = False
+        alive, rss = False, 0.0
         if pidfile.exists():
             pid, exe = pidfile.read_text().split()
             alive = _alive(int(pid), exe)
+            rss = _rss_mib(int(pid)) if alive else 0.0
         ok &= alive
-        print(f"{name:25} {'running' if alive else 'stopped'}")
+        total += rss
+        print(f"{name:25} {'running' if alive else 'stopped':8} {rss:7.0f} MiB")
+    print(f"{'total':25} {'':8} {total:7.0f} MiB")
     print(f"kubeconfig: {paths.kubeconfig()}")
     return 0 if ok else 1
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("verb", choices=["up", "down", "status", "build"])
     verb = parser.parse_args().verb
     if verb == "up":

@@ -196,8 +196,11 @@ def busybox_entries() -> list[Entry]:
     # Static glibc still consults NSS; without these files its resolver crashes (wget segfaults).
     entries += [
         Entry("etc/nsswitch.conf", data=b"passwd: files\ngroup: files\nhosts: files\n", mode=0o644),
-        Entry("etc/passwd", data=b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
-              mode=0o644),
+        Entry(
+            "etc/passwd",
+            mode=0o644,
+            data=b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+        ),
         Entry("etc/group", data=b"root:x:0:\nnogroup:x:65534:\n", mode=0o644),
     ]
     return entries
@@ -205,11 +208,9 @@ def busybox_entries() -> list[Entry]:
 
 def pause_spec() -> ImageSpec:
     """Kubernetes' own pause program, compiled statically from the k8s.io/kubernetes module."""
-    from testbed import cluster  # local import: cluster imports this module too
-
     binary = paths.cache_dir() / "pause" / "pause"
     if not binary.exists():
-        source = cluster.kube_source_dir() / "build" / "pause" / "linux" / "pause.c"
+        source = paths.kube_source_dir() / "build" / "pause" / "linux" / "pause.c"
         binary.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             ["gcc", "-Os", "-static", "-DVERSION=v3.10-batchx", "-o", str(binary), str(source)],

@@ -31,3 +31,11 @@ def containerd_socket() -> Path:
 
 def kubeconfig() -> Path:
     return state_dir() / "admin.kubeconfig"
+
+
+def kube_source_dir() -> Path:
+    """The k8s.io/kubernetes module source that testbed/build-kube.sh downloaded (for pause.c)."""
+    found = sorted((cache_dir() / "gomod").glob("k8s.io/kubernetes@v*"))
+    if not found:
+        raise FileNotFoundError("no k8s.io/kubernetes source: run testbed/build-kube.sh")
+    return found[-1]

@@ -19,13 +19,17 @@ import pytest
 from kubernetes import client, config
 
 from testbed import cluster as testbed_cluster
-from testbed import images
+from testbed import images, paths
 from tests.helpers import eventually
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--cluster", choices=["local", "kind", "existing"], default="local",
-                     help="which Kubernetes cluster the cluster tests run against")
+    parser.addoption(
+        "--cluster",
+        choices=["local", "kind", "existing"],
+        default="local",
+        help="which Kubernetes cluster the cluster tests run against",
+    )
 
 
 class Cluster:
@@ -39,7 +43,7 @@ class Cluster:
         """Build an image and make it runnable on the node (no registry involved)."""
         if self.kind is None:
             return images.import_image(spec)
-        archive = images.paths.cache_dir() / "images" / f"{spec.name}-{spec.tag}.tar"
+        archive = paths.cache_dir() / "images" / f"{spec.name}-{spec.tag}.tar"
         archive.parent.mkdir(parents=True, exist_ok=True)
         digest = images.write_archive(spec, archive)
         self.kind.kind("load", "image-archive", str(archive), "--name", self.kind.name)
@@ -47,14 +51,19 @@ class Cluster:
 
     def kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
         kubectl = testbed_cluster.build_binaries() / "kubectl" if self.kind is None else "kubectl"
-        return subprocess.run([str(kubectl), f"--kubeconfig={self.kubeconfig}", *args],
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [str(kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
 
 def _local_cluster_running() -> bool:
     try:
         return testbed_cluster.status_quiet()
-    except Exception:  # noqa: BLE001 - anything odd means: start our own
+    except Exception:
         return False
 
 
@@ -64,7 +73,8 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if mode == "existing":
         yield Cluster(Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config")))
     elif mode == "kind":
-        from pytest_kind import KindCluster  # imported lazily: only this mode needs Docker
+        # Imported here: only this mode needs pytest-kind's Docker-backed machinery.
+        from pytest_kind import KindCluster  # noqa: PLC0415
 
         kind = KindCluster("batchx-tests")
         kind.create()
@@ -73,7 +83,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         finally:
             kind.delete()
     elif _local_cluster_running():
-        yield Cluster(testbed_cluster.paths.kubeconfig())  # started by `make cluster-up`: keep it
+        yield Cluster(paths.kubeconfig())  # started by `make cluster-up`: keep it
     else:
         kubeconfig = testbed_cluster.up()
         try:
@@ -107,7 +117,10 @@ def namespace(kube_api: client.ApiClient, request: pytest.FixtureRequest) -> Ite
     name = "t-" + "".join(c for c in stem if c.isalnum() or c == "-")[:40].strip("-")
     name = f"{name}-{uuid.uuid4().hex[:5]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    eventually(lambda: core.read_namespaced_service_account("default", name), timeout=60,
-               what=f"default service account in {name}")
+    eventually(
+        lambda: core.read_namespaced_service_account("default", name),
+        timeout=60,
+        what=f"default service account in {name}",
+    )
     yield name
     core.delete_namespace(name, propagation_policy="Background")

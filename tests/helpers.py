@@ -9,8 +9,12 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def eventually(probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.2,
-               what: str = "condition") -> T:
+def eventually(
+    probe: Callable[[], T | None],
+    timeout: float = 60.0,
+    interval: float = 0.2,
+    what: str = "condition",
+) -> T:
     """Call `probe` until it returns something truthy and return that; fail after `timeout`.
 
     The last exception or value seen is part of the failure message, so a timeout says why.
@@ -23,7 +27,7 @@ def eventually(probe: Callable[[], T | None], timeout: float = 60.0, interval: f
             if value:
                 return value
             last = value
-        except Exception as exc:  # noqa: BLE001 - reported below if it never settles
+        except Exception as exc:
             last = exc
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout:.0f}s; last: {last!r}")

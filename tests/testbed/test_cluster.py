@@ -26,11 +26,15 @@ def busybox_pod(name: str, image: images.BuiltImage, script: str, **resources: s
         spec=client.V1PodSpec(
             restart_policy="Never",
             automount_service_account_token=False,
-            containers=[client.V1Container(
-                name="main", image=image.pinned, image_pull_policy="Never",
-                command=["sh", "-c", script],
-                resources=client.V1ResourceRequirements(limits=limits, requests=limits),
-            )],
+            containers=[
+                client.V1Container(
+                    name="main",
+                    image=image.pinned,
+                    image_pull_policy="Never",
+                    command=["sh", "-c", script],
+                    resources=client.V1ResourceRequirements(limits=limits, requests=limits),
+                )
+            ],
         ),
     )
 
@@ -61,8 +65,9 @@ def test_pod_with_limits_runs_to_completion_and_logs_are_read(
 ) -> None:
     core = client.CoreV1Api(kube_api)
     script = "echo hello from $(hostname); cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
-    core.create_namespaced_pod(namespace, busybox_pod("limits", busybox, script,
-                                                      cpu="200m", memory="48Mi"))
+    core.create_namespaced_pod(
+        namespace, busybox_pod("limits", busybox, script, cpu="200m", memory="48Mi")
+    )
     assert wait_phase(core, namespace, "limits") == "Succeeded"
     logs = pod_log(core, namespace, "limits")
     assert logs.splitlines() == ["hello from limits", str(48 * 1024 * 1024)]
@@ -76,16 +81,24 @@ def test_gpu_quota_admits_one_pod_and_refuses_the_second(
     kube_api: client.ApiClient, namespace: str, busybox: images.BuiltImage
 ) -> None:
     core = client.CoreV1Api(kube_api)
-    core.create_namespaced_resource_quota(namespace, client.V1ResourceQuota(
-        metadata=client.V1ObjectMeta(name="gpus"),
-        spec=client.V1ResourceQuotaSpec(hard={"requests.nvidia.com/gpu": "1"})))
+    core.create_namespaced_resource_quota(
+        namespace,
+        client.V1ResourceQuota(
+            metadata=client.V1ObjectMeta(name="gpus"),
+            spec=client.V1ResourceQuotaSpec(hard={"requests.nvidia.com/gpu": "1"}),
+        ),
+    )
     # The quota controller must have computed usage before the admission plugin enforces it.
-    eventually(lambda: core.read_namespaced_resource_quota("gpus", namespace).status.used,
-               timeout=60, what="quota usage computed")
+    eventually(
+        lambda: core.read_namespaced_resource_quota("gpus", namespace).status.used,
+        timeout=60,
+        what="quota usage computed",
+    )
 
     def gpu_pod(name: str) -> client.V1Pod:
-        return busybox_pod(name, busybox, "sleep 30", cpu="50m", memory="16Mi",
-                           **{"nvidia.com/gpu": "1"})
+        return busybox_pod(
+            name, busybox, "sleep 30", cpu="50m", memory="16Mi", **{"nvidia.com/gpu": "1"}
+        )
 
     core.create_namespaced_pod(namespace, gpu_pod("gpu-1"))
     with pytest.raises(ApiException) as refused:
@@ -94,8 +107,10 @@ def test_gpu_quota_admits_one_pod_and_refuses_the_second(
     assert "exceeded quota: gpus" in refused.value.body
     assert "requested: requests.nvidia.com/gpu=1" in refused.value.body
     assert "limited: requests.nvidia.com/gpu=1" in refused.value.body
-    eventually(lambda: core.read_namespaced_pod("gpu-1", namespace).spec.node_name,
-               what="GPU pod scheduled")
+    eventually(
+        lambda: core.read_namespaced_pod("gpu-1", namespace).spec.node_name,
+        what="GPU pod scheduled",
+    )
 
 
 def test_deleting_an_owner_garbage_collects_what_it_owns(
@@ -103,11 +118,15 @@ def test_deleting_an_owner_garbage_collects_what_it_owns(
 ) -> None:
     core = client.CoreV1Api(kube_api)
     owner = core.create_namespaced_config_map(
-        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner")))
-    ref = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name="owner",
-                                  uid=owner.metadata.uid)
-    core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="owned", owner_references=[ref])))
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
+    )
+    ref = client.V1OwnerReference(
+        api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid
+    )
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owned", owner_references=[ref])),
+    )
     core.delete_namespaced_config_map("owner", namespace)
 
     def owned_gone() -> bool:
@@ -124,8 +143,9 @@ def test_restricted_pod_security_refuses_a_privileged_pod(
     kube_api: client.ApiClient, namespace: str, busybox: images.BuiltImage
 ) -> None:
     core = client.CoreV1Api(kube_api)
-    core.patch_namespace(namespace, {"metadata": {"labels": {
-        "pod-security.kubernetes.io/enforce": "restricted"}}})
+    core.patch_namespace(
+        namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
     pod = busybox_pod("privileged", busybox, "true")
     pod.spec.containers[0].security_context = client.V1SecurityContext(privileged=True)
     with pytest.raises(ApiException) as refused:
