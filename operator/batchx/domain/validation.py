@@ -32,7 +32,6 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -490,7 +489,10 @@ class DocumentSchema:
                 if sub is not None:
                     self._collect(item, sub, (*pointer, index), out, depth + 1)
         for branch_schema, branch in node.branches:
-            if branch_schema is True or self._validator.is_valid(value, branch_schema):
+            applies = branch_schema is True or self._validator.evolve(
+                schema=branch_schema
+            ).is_valid(value)
+            if applies:
                 self._collect(value, branch, pointer, out, depth + 1)
 
 
@@ -503,6 +505,8 @@ def _file_paths(node: _FileNode, prefix: JsonPointer = ()) -> tuple[str, ...]:
         found.extend(_file_paths(sub, (*prefix, name)))
     if node.items is not None:
         found.extend(p.replace("['*']", "[*]") for p in _file_paths(node.items, (*prefix, "*")))
+    for sub in [n for _, n in node.patterns] + ([node.additional] if node.additional else []):
+        found.extend(p.replace("['*']", ".*") for p in _file_paths(sub, (*prefix, "*")))
     for index, sub in enumerate(node.tuple_items):
         found.extend(_file_paths(sub, (*prefix, index)))
     for _, branch in node.branches:
@@ -694,25 +698,27 @@ def rewrite_files(
 # --------------------------------------------------------------------------------- caching
 
 
-def schema_key(schema: Any) -> str:
-    """A stable digest of a schema's content (key order does not matter)."""
-    canonical = json.dumps(
-        schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-@lru_cache(maxsize=512)
-def _compile_cached(key: str, canonical: str) -> DocumentSchema:
-    return DocumentSchema(json.loads(canonical))
+_CACHE: dict[str, DocumentSchema] = {}
+_CACHE_MAX = 512
 
 
 def compile_schema(schema: Any) -> DocumentSchema:
-    """The compiled `DocumentSchema` for `schema`, shared by every caller with the same content."""
+    """The compiled `DocumentSchema` for `schema`, shared by every caller with the same content.
+
+    The cache key ignores key order; the compiled schema keeps the author's order (file fields
+    are listed as written). Bounded: the oldest entry goes first.
+    """
     try:
         canonical = json.dumps(
             schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )
     except (TypeError, ValueError, RecursionError):
         return DocumentSchema(schema)  # not JSON: compiled uncached, reports its own problems
-    return _compile_cached(hashlib.sha256(canonical.encode()).hexdigest(), canonical)
+    key = hashlib.sha256(canonical.encode()).hexdigest()
+    compiled = _CACHE.get(key)
+    if compiled is None:
+        compiled = DocumentSchema(copy.deepcopy(schema))  # the caller may mutate its dict later
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = compiled
+    return compiled
