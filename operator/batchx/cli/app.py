@@ -13,3 +13,8 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """BatchX on Kubernetes: run versioned tool images on your data."""
+
+
+from batchx.cli import manifest as _manifest  # noqa: E402  (verbs register after the app exists)
+
+app.add_typer(_manifest.app)
