@@ -39,6 +39,13 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
     kopf_settings.execution.max_workers = 4  # only for sync handlers; all of ours are async
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Kopf's own credential readers (service account, then $KUBECONFIG), with no client library:
+    the default tries two libraries in turn and logs a failure for the one that cannot read it."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = Settings.load()

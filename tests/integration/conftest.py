@@ -1,0 +1,27 @@
+"""Fixtures of the BatchX integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from tests.integration.bx import GROUP, VERSION, Bx
+
+
+@pytest.fixture
+def bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
+    """API helpers; Environments the test created are deleted after it (namespaces with them)."""
+    helper = Bx(kube_api)
+    yield helper
+    for name in helper.created_envs:
+        helper.delete_environment(name)
+        try:
+            # The operator may already be stopped: do not leave the object stuck on its finalizer.
+            helper.custom.patch_cluster_custom_object(
+                GROUP, VERSION, "environments", name, {"metadata": {"finalizers": None}})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
