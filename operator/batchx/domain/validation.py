@@ -443,10 +443,13 @@ class DocumentSchema:
             if not self._files.empty:
                 self._collect(document, self._files, (), files, 0)
             typed = {p.path for p in problems}
+            checked: list[FileRef] = []
             for ref in files:
-                problem = _check_file(ref, mode)
+                target, problem = _check_file(ref, mode)
+                if target is not None:
+                    checked.append(FileRef(ref.path, ref.pointer, ref.value, target))
                 # A non-string file value already has its type error; one message is enough.
-                if problem is not None and not (
+                elif problem is not None and not (
                     ref.path in typed and not isinstance(ref.value, str)
                 ):
                     problems.append(problem)
@@ -457,7 +460,8 @@ class DocumentSchema:
                 (Problem("$", f"could not be validated: {type(err).__name__}: {err}"),)
             )
         problems.sort(key=lambda p: p.path)
-        return ValidationResult(tuple(problems), tuple(_finalise(files, mode)))
+        unique = {ref.pointer: ref for ref in checked}  # allOf branches may find a file twice
+        return ValidationResult(tuple(problems), tuple(unique.values()))
 
     def _collect(
         self, value: Any, node: _FileNode, pointer: JsonPointer, out: list[FileRef], depth: int
@@ -514,26 +518,16 @@ def _file_paths(node: _FileNode, prefix: JsonPointer = ()) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _check_file(ref: FileRef, mode: FileMode) -> Problem | None:
+def _check_file(ref: FileRef, mode: FileMode) -> tuple[str | None, Problem | None]:
+    """(normalised target, None) for a good reference, (None, problem) for a bad one."""
     if not isinstance(ref.value, str):
-        return Problem(ref.path, f"a file reference must be a string, got {_short(ref.value)}")
+        return None, Problem(
+            ref.path, f"a file reference must be a string, got {_short(ref.value)}"
+        )
     try:
-        _target(ref.value, mode)
+        return _target(ref.value, mode), None
     except ValueError as err:
-        return Problem(ref.path, str(err))
-    return None
-
-
-def _finalise(files: list[FileRef], mode: FileMode) -> Iterator[FileRef]:
-    seen: set[JsonPointer] = set()
-    for ref in files:
-        if not isinstance(ref.value, str) or ref.pointer in seen:
-            continue
-        seen.add(ref.pointer)
-        try:
-            yield FileRef(ref.path, ref.pointer, ref.value, _target(ref.value, mode))
-        except ValueError:
-            continue
+        return None, Problem(ref.path, str(err))
 
 
 def _target(value: str, mode: FileMode) -> str:
@@ -653,26 +647,20 @@ def check_document_limits(document: Any) -> tuple[Problem, ...]:
 
 
 def _depth_problem(document: Any) -> Problem | None:
-    # Iterative: a hostile document must not hit Python's recursion limit here.
-    stack: list[tuple[Any, JsonPointer]] = [(document, ())]
+    # Iterative (a hostile document must not hit Python's recursion limit) and allocation-light:
+    # this runs on every validation, so the path is only rebuilt for the offender.
+    stack: list[tuple[Any, int]] = [(document, 0)]
     while stack:
-        value, pointer = stack.pop()
-        if len(pointer) > MAX_DOCUMENT_DEPTH:
-            return Problem(
-                format_path(pointer[:8]) + "...", f"nests deeper than {MAX_DOCUMENT_DEPTH} levels"
-            )
-        if isinstance(value, dict):
-            for key, child in value.items():
-                if not isinstance(key, str):
-                    return Problem(format_path(pointer), f"has a non-string key {_short(key)}")
-                if isinstance(child, dict | list):
-                    stack.append((child, (*pointer, key)))
-        elif isinstance(value, list):
-            stack.extend(
-                (child, (*pointer, i))
-                for i, child in enumerate(value)
-                if isinstance(child, dict | list)
-            )
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
+            key = next(k for k in value if not isinstance(k, str))
+            return Problem("$", f"has a non-string key {_short(key)}")
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_DOCUMENT_DEPTH:
+                    return Problem("$", f"nests deeper than {MAX_DOCUMENT_DEPTH} levels")
+                stack.append((child, depth + 1))
     return None
 
 
