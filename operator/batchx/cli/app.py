@@ -18,3 +18,6 @@ def _root() -> None:
 from batchx.cli import manifest as _manifest  # noqa: E402  (verbs register after the app exists)
 
 app.add_typer(_manifest.app)
+from batchx.cli import files as _files  # noqa: E402
+
+_files.register(app)

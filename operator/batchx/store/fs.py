@@ -278,7 +278,10 @@ class EnvFiles:
         """Direct children of a folder: file paths, and sub-folders ending with `/`."""
         if folder and not folder.endswith("/"):
             folder += "/"
-        yield from self._keys(folder, "/")
+        for name in self._keys(folder, "/"):
+            # A folder whose files were all removed still holds tombstones until the next GC.
+            if not name.endswith("/") or next(self._keys(name, None), None) is not None:
+                yield name
 
     def entries(self, paths: Iterable[str]) -> Iterator[Entry]:
         """Index entries for `paths`, fetched in parallel, in order; vanished ones skipped."""

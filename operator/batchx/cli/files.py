@@ -1,0 +1,373 @@
+"""`bx cp`, `bx ls`, `bx rm`: the environment's file system from the command line.
+
+Where the store is: `--store URL` or `$BATCHX_STORE` (`s3://BUCKET[/PREFIX]?endpoint=URL` or
+`file:///DIR`; default: a local directory under ~/.local/share/batchx/store). S3 credentials
+come from boto3's usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws);
+they are never written into a custom resource. The environment is `--env/-e` or $BATCHX_ENV.
+
+Folder semantics (like rsync with a trailing slash): copying a folder copies its *contents*
+into the destination folder, keeping relative paths. Patterns (`?`, `*`, `**`; quote them so
+the shell leaves them alone) keep the part after their last wildcard-free folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from batchx.domain.paths import BX_SCHEME
+from batchx.store import EnvFiles, Outcome, StoreError, open_store
+from batchx.store.digestcache import DigestCache, now_ns
+from batchx.store.patterns import has_wildcards, literal_prefix
+
+EnvOption = Annotated[str | None, typer.Option("--env", "-e", envvar="BATCHX_ENV",
+                                               help="Environment (default $BATCHX_ENV).")]
+StoreOption = Annotated[str | None, typer.Option("--store", envvar="BATCHX_STORE",
+                                                 help="Store URL (default $BATCHX_STORE).")]
+PROGRESS_MIN_BYTES = 8 << 20
+
+err = Console(stderr=True)
+out = Console()
+
+
+@dataclass
+class Tally:
+    copied: int = 0
+    sent: int = 0
+    deduplicated: int = 0
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"copied {self.copied} file(s), {_human(self.sent)} transferred"]
+        if self.deduplicated:
+            parts.append(f"{self.deduplicated} without transfer (content already stored)")
+        if self.unchanged:
+            parts.append(f"{self.unchanged} skipped (already at the destination)")
+        if self.errors:
+            parts.append(f"{len(self.errors)} failed")
+        return "; ".join(parts)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("cp")(cp)
+    app.command("ls")(ls)
+    app.command("rm")(rm)
+
+
+# ---------------------------------------------------------------------------------------- cp
+
+
+def cp(
+    sources: Annotated[list[str], typer.Argument(help="Local paths or bx:// paths/patterns.")],
+    dest: Annotated[str, typer.Argument(help="Local path or bx:// path (folder: end with /).")],
+    env: EnvOption = None,
+    store: StoreOption = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64,
+                                      help="Files in flight at once.")] = 8,
+) -> None:
+    """Copy files: local -> bx://, bx:// -> local, bx:// -> bx:// (an alias, no data moves)."""
+    remote_src = [s.startswith(BX_SCHEME) for s in sources]
+    if any(remote_src) and not all(remote_src):
+        _fail("sources must be all local or all bx:// paths")
+    with _env(env, store) as files:
+        tally = Tally()
+        try:
+            if all(remote_src) and dest.startswith(BX_SCHEME):
+                _alias(files, sources, dest, tally)
+            elif all(remote_src):
+                _download(files, sources, Path(dest), jobs, tally)
+            elif dest.startswith(BX_SCHEME):
+                _upload(files, sources, dest, jobs, tally)
+            else:
+                _fail("one side must be a bx:// path")
+        except StoreError as exc:
+            _fail(str(exc))
+        for line in tally.errors:
+            err.print(f"[red]error:[/red] {line}", highlight=False)
+        err.print(tally.summary(), highlight=False)
+        if tally.errors:
+            raise typer.Exit(1)
+
+
+def _rel(bx: str) -> str:
+    return bx[len(BX_SCHEME):]
+
+
+def plan_upload(sources: list[str], dest: str) -> list[tuple[Path, str]]:
+    """(local file, bx relative path) pairs; pure except for reading the local tree."""
+    folder_dest = dest.endswith("/") or len(sources) > 1
+    pairs: list[tuple[Path, str]] = []
+    for source in sources:
+        if has_wildcards(source):
+            base = literal_prefix(source)
+            matches = sorted(glob.glob(source, recursive=True))
+            pairs += [(Path(m), m[len(base):]) for m in matches if os.path.isfile(m)]
+            folder_dest = True
+        elif os.path.isdir(source):
+            pairs += [(p, p.relative_to(source).as_posix()) for p in _walk(Path(source))]
+            folder_dest = True
+        elif os.path.isfile(source):
+            pairs.append((Path(source), os.path.basename(source)))
+        else:
+            raise StoreError(f"{source}: no such file or directory")
+    target = _rel(dest)
+    if not folder_dest:
+        return [(pairs[0][0], target)] if pairs else []
+    prefix = target if target.endswith("/") or not target else target + "/"
+    return [(local, prefix + rel) for local, rel in pairs]
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def _upload(files: EnvFiles, sources: list[str], dest: str, jobs: int, tally: Tally) -> None:
+    pairs = plan_upload(sources, dest)
+    total = sum(p.stat().st_size for p, _ in pairs)
+    cache = DigestCache.default()
+    with _progress(total) as (progress, task), ThreadPoolExecutor(jobs) as pool:
+
+        def one(pair: tuple[Path, str]) -> None:
+            local, rel = pair
+            try:
+                st = local.stat()
+                started = now_ns()
+                report = files.put_file(rel, local, digest_hint=cache.lookup(st),
+                                        progress=lambda n: progress.advance(task, n))
+                cache.record(local, st, report.entry.digest, started)
+            except (StoreError, OSError) as exc:
+                tally.errors.append(f"{local}: {exc}")
+                return
+            _count(tally, report.outcome, report.uploaded_bytes)
+            if report.uploaded_bytes == 0:
+                progress.advance(task, st.st_size)
+
+        list(pool.map(one, pairs))
+    cache.close()
+
+
+def _count(tally: Tally, outcome: Outcome, sent: int) -> None:
+    if outcome is Outcome.UNCHANGED:
+        tally.unchanged += 1
+        return
+    tally.copied += 1
+    tally.sent += sent
+    if sent == 0:
+        tally.deduplicated += 1
+
+
+def plan_remote(files: EnvFiles, source: str) -> list[tuple[str, str]]:
+    """(bx relative path, path relative to the destination folder) for one bx:// source."""
+    rel = _rel(source)
+    if has_wildcards(rel):
+        base = literal_prefix(rel)
+        return [(p, p[len(base):]) for p in files.find(rel)]
+    if rel and not rel.endswith("/") and files.stat(rel) is not None:
+        return [(rel, rel.rsplit("/", 1)[-1])]
+    folder = rel if rel.endswith("/") or not rel else rel + "/"
+    found = [(p, p[len(folder):]) for p in files.find(folder)]
+    if not found:
+        raise StoreError(f"{source}: no such file or folder in environment {files.name!r}")
+    return found
+
+
+def _is_single(files: EnvFiles, sources: list[str]) -> bool:
+    rel = _rel(sources[0])
+    return (len(sources) == 1 and not has_wildcards(rel) and not rel.endswith("/")
+            and bool(rel) and files.stat(rel) is not None)
+
+
+def _download(files: EnvFiles, sources: list[str], dest: Path, jobs: int, tally: Tally) -> None:
+    pairs = [pair for s in sources for pair in plan_remote(files, s)]
+    single = _is_single(files, sources) and not (dest.is_dir() or str(dest).endswith("/"))
+    entries = list(files.entries(p for p, _ in pairs))
+    total = sum(e.size for e in entries)
+    targets = {p: (dest if single else dest / rel) for p, rel in pairs}
+    with _progress(total) as (progress, task), ThreadPoolExecutor(jobs) as pool:
+
+        def one(path: str) -> None:
+            try:
+                entry = files.get_file(path, targets[path],
+                                       lambda n: progress.advance(task, n))
+            except (StoreError, OSError) as exc:
+                tally.errors.append(f"bx://{path}: {exc}")
+                return
+            tally.copied += 1
+            tally.sent += entry.size
+
+        list(pool.map(one, [e.path for e in entries]))
+
+
+def _alias(files: EnvFiles, sources: list[str], dest: str, tally: Tally) -> None:
+    target = _rel(dest)
+    if _is_single(files, sources) and not target.endswith("/"):
+        pairs = [(_rel(sources[0]), target)]
+    else:
+        prefix = target if target.endswith("/") or not target else target + "/"
+        pairs = [(p, prefix + rel) for s in sources for p, rel in plan_remote(files, s)]
+    for src, dst in pairs:
+        try:
+            report = files.copy(src, dst)
+        except StoreError as exc:
+            tally.errors.append(f"bx://{src} -> bx://{dst}: {exc}")
+            continue
+        _count(tally, report.outcome, 0)
+
+
+# ---------------------------------------------------------------------------------------- ls
+
+
+def ls(
+    pattern: Annotated[str, typer.Argument(help="bx:// folder, path or pattern.")] = BX_SCHEME,
+    env: EnvOption = None,
+    store: StoreOption = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False,
+    long: Annotated[bool, typer.Option("--long", "-l", help="Show digests and jobs.")] = False,
+) -> None:
+    """List files (a folder's direct children unless -r, or what a pattern matches)."""
+    if not pattern.startswith(BX_SCHEME):
+        _fail(f"expected a bx:// path, got {pattern!r}")
+    rel = _rel(pattern)
+    with _env(env, store) as files:
+        try:
+            if has_wildcards(rel):
+                names = list(files.find(rel))
+            elif rel and not rel.endswith("/") and files.stat(rel) is not None:
+                names = [rel]
+            elif recursive:
+                names = list(files.find(rel if not rel or rel.endswith("/") else rel + "/"))
+            else:
+                names = list(files.listdir(rel))
+            _print_listing(files, names, long)
+        except StoreError as exc:
+            _fail(str(exc))
+
+
+def _print_listing(files: EnvFiles, names: list[str], long: bool) -> None:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    folders = [n for n in names if n.endswith("/")]
+    for name in folders:
+        table.add_row("-", "", *(["", ""] if long else []), BX_SCHEME + name)
+    for entry in files.entries(n for n in names if not n.endswith("/")):
+        extra = [entry.digest[:16], entry.job or ""] if long else []
+        table.add_row(_human(entry.size), entry.created, *extra, BX_SCHEME + entry.path)
+    out.print(table, highlight=False)
+
+
+# ---------------------------------------------------------------------------------------- rm
+
+
+def rm(
+    paths: Annotated[list[str], typer.Argument(help="bx:// paths or patterns.")],
+    env: EnvOption = None,
+    store: StoreOption = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r",
+                                            help="Remove folders.")] = False,
+) -> None:
+    """Remove paths (the content goes once nothing references it)."""
+    failed = False
+    with _env(env, store) as files:
+        for path in paths:
+            if not path.startswith(BX_SCHEME):
+                _fail(f"expected a bx:// path, got {path!r}")
+            try:
+                targets = _rm_targets(files, _rel(path), recursive)
+                for rel in targets:
+                    files.delete(rel)
+                    out.print(f"removed {BX_SCHEME}{rel}", highlight=False)
+            except StoreError as exc:
+                err.print(f"[red]error:[/red] {exc}", highlight=False)
+                failed = True
+    if failed:
+        raise typer.Exit(1)
+
+
+def _rm_targets(files: EnvFiles, rel: str, recursive: bool) -> list[str]:
+    if has_wildcards(rel):
+        return list(files.find(rel))
+    if rel and not rel.endswith("/") and files.stat(rel) is not None:
+        return [rel]
+    folder = rel if not rel or rel.endswith("/") else rel + "/"
+    inside = list(files.find(folder))
+    if not inside:
+        raise StoreError(f"bx://{rel}: no such file or folder in environment {files.name!r}")
+    if not recursive:
+        raise StoreError(f"bx://{rel} is a folder ({len(inside)} files): use -r to remove it")
+    return inside
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+class _env:
+    """Open the store and the environment; closes (releasing the writer lease) on exit."""
+
+    def __init__(self, env: str | None, store: str | None) -> None:
+        if not env:
+            _fail("no environment: pass --env/-e or set BATCHX_ENV")
+        try:
+            self.store = open_store(store)
+            self.files = self.store.env(env or "")
+        except StoreError as exc:
+            _fail(str(exc))
+
+    def __enter__(self) -> EnvFiles:
+        return self.files
+
+    def __exit__(self, *_: object) -> None:
+        self.store.close()
+
+
+class _progress:
+    """A byte progress bar on a terminal for transfers big enough to be worth watching."""
+
+    def __init__(self, total: int) -> None:
+        show = total >= PROGRESS_MIN_BYTES and sys.stderr.isatty()
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                            TransferSpeedColumn(), TimeRemainingColumn(), console=err,
+                            disable=not show, transient=False)
+        self.task = self.bar.add_task("copying", total=total)
+
+    def __enter__(self) -> tuple[Progress, TaskID]:
+        self.bar.__enter__()
+        return self.bar, self.task
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(2)
