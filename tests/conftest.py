@@ -1,3 +1,3 @@
-"""Shared fixtures: the real cluster and the real S3 server come from the plugins below."""
+"""Shared fixtures: the real cluster, the real S3 server and the operator come from these plugins."""
 
-pytest_plugins = ["tests.fixtures_cluster"]
+pytest_plugins = ["tests.fixtures_cluster", "tests.fixtures_operator"]
