@@ -1,0 +1,85 @@
+"""The file system on the local-directory backend (fast; no server)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from batchx.store import IntegrityError, Store, StoreError, open_store
+from batchx.store.local import LocalBackend
+from tests import store_contract as contract
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with open_store(f"file://{tmp_path / 'store'}", lease_wait=0.5) as opened:
+        yield opened
+
+
+def test_same_content_is_a_noop_and_different_is_refused(store: Store) -> None:
+    contract.same_content_is_a_noop_and_different_is_refused(store)
+
+
+def test_duplicates_and_aliases_count_once(store: Store) -> None:
+    contract.duplicates_and_aliases_count_once(store)
+
+
+def test_quota_refuses_with_numbers(store: Store) -> None:
+    contract.quota_refuses_with_numbers(store)
+
+
+def test_environments_are_isolated(store: Store) -> None:
+    contract.environments_are_isolated(store)
+
+
+def test_listing_with_patterns_and_folders(store: Store) -> None:
+    contract.listing_with_patterns_and_folders(store)
+
+
+def test_gc_collects_only_unreferenced_blobs(store: Store) -> None:
+    contract.gc_collects_only_unreferenced_blobs(store)
+
+
+def test_gc_and_writers_exclude_each_other(store: Store, tmp_path: Path) -> None:
+    other = open_store(f"file://{tmp_path / 'store'}", lease_wait=0.5)
+    contract.gc_and_writers_exclude_each_other(store, other)
+
+
+def test_concurrent_writers_of_same_content(store: Store) -> None:
+    contract.concurrent_writers_of_same_content(store)
+
+
+def test_flipped_byte_is_an_integrity_error(store: Store, tmp_path: Path) -> None:
+    entry = store.env("dev").put_bytes("victim", b"precious bytes" * 1000).entry
+    assert isinstance(store.backend, LocalBackend)
+    blob = store.backend.blob_path(entry.digest)
+    os.chmod(blob, 0o644)
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 0x01
+    blob.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        store.env("dev").read_bytes("victim")
+    out = tmp_path / "out"
+    out.mkdir()
+    contract.corrupted_download_leaves_no_file(store, out, entry.digest)
+
+
+@pytest.mark.parametrize("bad", ["../x", "/abs", "", "a//b", "a/./b", "a\\b"])
+def test_bad_paths_are_refused(store: Store, bad: str) -> None:
+    with pytest.raises(StoreError, match="invalid bx:// path"):
+        store.env("dev").put_bytes(bad, b"x")
+
+
+def test_bad_environment_name_is_refused(store: Store) -> None:
+    with pytest.raises(StoreError, match="invalid environment"):
+        store.env("../other")
+
+
+def test_a_path_may_be_a_file_and_a_folder(store: Store) -> None:
+    files = store.env("dev")
+    files.put_bytes("a", b"file")
+    files.put_bytes("a/b", b"inside")
+    assert files.read_bytes("a") == b"file" and files.read_bytes("a/b") == b"inside"
