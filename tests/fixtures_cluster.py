@@ -49,10 +49,11 @@ class Cluster:
         self.kind.kind("load", "image-archive", str(archive), "--name", self.kind.name)
         return images.BuiltImage(spec.ref, digest, archive)
 
-    def kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         kubectl = testbed_cluster.build_binaries() / "kubectl" if self.kind is None else "kubectl"
         return subprocess.run(
             [str(kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
             capture_output=True,
             text=True,
             timeout=120,
