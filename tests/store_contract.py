@@ -23,9 +23,11 @@ from batchx.store import (
 def same_content_is_a_noop_and_different_is_refused(store: Store) -> None:
     files = store.env("dev")
     first = files.put_bytes("a/b.txt", b"hello")
-    assert first.outcome is Outcome.CREATED and first.uploaded_bytes == 5
+    assert first.outcome is Outcome.CREATED
+    assert first.uploaded_bytes == 5
     again = files.put_bytes("a/b.txt", b"hello")
-    assert again.outcome is Outcome.UNCHANGED and again.entry == first.entry
+    assert again.outcome is Outcome.UNCHANGED
+    assert again.entry == first.entry
     with pytest.raises(PathExistsError, match="immutable"):
         files.put_bytes("a/b.txt", b"other")
     assert files.read_bytes("a/b.txt") == b"hello"
@@ -116,7 +118,7 @@ def concurrent_writers_of_same_content(store: Store) -> None:
     def write(i: int) -> None:
         try:
             results.append(files.put_stream(f"c/{i % 3}", io.BytesIO(data)).outcome)
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+        except Exception as exc:
             results.append(exc)
 
     threads = [threading.Thread(target=write, args=(i,)) for i in range(9)]
@@ -126,7 +128,8 @@ def concurrent_writers_of_same_content(store: Store) -> None:
         t.join()
     assert all(isinstance(r, Outcome) for r in results), results
     assert sorted(r.value for r in results if isinstance(r, Outcome)).count("created") == 3
-    assert files.usage().bytes == len(data) and files.usage().files == 3
+    assert files.usage().bytes == len(data)
+    assert files.usage().files == 3
     for i in range(3):
         assert files.read_bytes(f"c/{i}") == data
 

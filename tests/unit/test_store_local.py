@@ -82,4 +82,5 @@ def test_a_path_may_be_a_file_and_a_folder(store: Store) -> None:
     files = store.env("dev")
     files.put_bytes("a", b"file")
     files.put_bytes("a/b", b"inside")
-    assert files.read_bytes("a") == b"file" and files.read_bytes("a/b") == b"inside"
+    assert files.read_bytes("a") == b"file"
+    assert files.read_bytes("a/b") == b"inside"
