@@ -1,3 +1,7 @@
 """Shared fixtures: the real cluster, the real S3 server and the operator come from these plugins."""
 
-pytest_plugins = ["tests.fixtures_cluster", "tests.fixtures_operator"]
+pytest_plugins = [
+    "tests.fixtures_cluster",
+    "tests.fixtures_operator",
+    "tests.fixtures_s3",
+]
