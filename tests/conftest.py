@@ -1,4 +1,4 @@
-"""Shared fixtures: the real cluster, the real S3 server and the operator come from these plugins."""
+"""Shared fixtures: the real cluster, S3 server and operator come from these plugins."""
 
 pytest_plugins = [
     "tests.fixtures_cluster",
