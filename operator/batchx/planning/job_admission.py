@@ -1,0 +1,609 @@
+"""Job admission: is a Job valid, what does it run on, and may it start now?
+
+Admission is two pure steps, because the first depends on one job and the second on all of an
+environment's jobs together:
+
+1. `judge_job` (per job): resolve ``spec.image`` among the Images the job may see, validate
+   ``spec.input`` against the manifest's input schema, apply the resource defaults and rules, and
+   price the reservation. The verdict is a `Refusal` (the job ends ``FAILED`` with a CamelCase
+   reason and the JSON path of the offending value; nothing is created) or a `Request` (what the
+   job needs to run).
+2. `admit_fifo` (per environment): given the environment's quota, credit balance and running
+   jobs, and the waiting requests oldest first, which start now and why the others wait. The
+   result is `Admit` (with the reservation) or `Wait` (``QUEUED``, with the numbers).
+
+Resolution is pinned: the first verdict stores ``status.image`` (coordinates and container), and
+later verdicts for the same job (a queued job re-judged when room frees) look the pinned
+coordinates up exactly, so a newer version imported while a job waits does not change what it
+runs. An Image deleted in between makes the job fail with ``ImageNotFound``.
+
+Resource rules (BRIEF section 3):
+
+- ``vcpus``: default ``runtime.defaultVcpus``, else 1;
+- ``memory`` (MB, i.e. MiB as in Kubernetes' ``Mi``): default ``runtime.minMem``, never below it;
+- ``gpus``: default 1 when the manifest says ``gpus: required``, else 0; at least 1 when
+  required; any GPU request on an image that declares no ``gpus`` is refused;
+- ``gpuType`` only makes sense with at least one GPU;
+- ``timeout``: default from the operator's configuration, at most its maximum.
+
+Prices (operator configuration, per hour): a job's rate is
+``vcpus x vcpuHour + memory/1024 x gbHour + gpus x gpuHour`` credits per hour. It reserves
+``rate x timeout`` at admission (rounded *up* to `CREDIT_QUANTUM` so that no charge can exceed
+it) and is charged ``rate x run seconds`` at the end (see `charge`).
+
+Queueing is strictly first-in-first-out with one exception: a request that could not start even
+in an otherwise empty environment (it exceeds the whole quota, or its reservation exceeds every
+credit the environment could get back without a top-up) waits without blocking the jobs behind
+it. Otherwise one such job would stop the whole environment until an admin noticed; it still
+waits (not refused) because raising the quota or granting credits lets it start.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from batchx.domain.coordinates import (
+    Coordinates,
+    CoordinatesError,
+    ImageRef,
+    parse_coordinates,
+    parse_image_ref,
+    resolve_ref,
+)
+from batchx.domain.manifest import CompiledManifest, ManifestError, compile_manifest
+from batchx.domain.validation import FileMode, FileRef, Problem
+from batchx.models import (
+    ConditionStatus,
+    EnvironmentQuota,
+    Job,
+    JobCredits,
+    JobImage,
+    JobState,
+    JobStatus,
+)
+from batchx.planning.conditions import set_condition
+from batchx.settings import Prices
+
+__all__ = [
+    "CREDIT_QUANTUM",
+    "MB_PER_GB",
+    "SUCCEEDED_CONDITION",
+    "Admit",
+    "Capacity",
+    "ImageCandidate",
+    "JobPolicy",
+    "Reason",
+    "Refusal",
+    "Request",
+    "Resources",
+    "Usage",
+    "Wait",
+    "admission_status",
+    "admit_fifo",
+    "charge",
+    "hourly_rate",
+    "judge_job",
+    "parse_quantity",
+    "reservation",
+]
+
+# Credits are kept to a millionth: fine enough for one vCPU-second at any sane price, coarse
+# enough that float round trips through the API (JSON numbers) do not invent differences.
+CREDIT_QUANTUM = Decimal("0.000001")
+MB_PER_GB = 1024  # memory is in MB as Kubernetes' Mi; a GB-hour is 1024 of them for an hour
+_SECONDS_PER_HOUR = 3600
+SUCCEEDED_CONDITION = "Succeeded"  # the Job's one condition type (BRIEF section 3)
+
+
+class Reason(StrEnum):
+    """CamelCase reasons of the ``Succeeded`` condition set by admission."""
+
+    INVALID_IMAGE_REFERENCE = "InvalidImageReference"
+    IMAGE_NOT_FOUND = "ImageNotFound"
+    INVALID_INPUT = "InvalidInput"
+    INVALID_RESOURCES = "InvalidResources"
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    INSUFFICIENT_CREDITS = "InsufficientCredits"
+
+
+# ------------------------------------------------------------------------------------ inputs
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    """The operator configuration admission needs (built from `batchx.settings.Settings`)."""
+
+    prices: Prices = field(default_factory=Prices)
+    default_timeout: int = 3600
+    max_timeout: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class ImageCandidate:
+    """An accepted Image a job may resolve to: one of its environment's, or a public one.
+
+    The reconciler lists the Ready Images of the job's namespace and the public Ready Images of
+    other namespaces; `public` decides whether a job of *another* environment may use it.
+    """
+
+    coordinates: Coordinates
+    container: str
+    manifest: Mapping[str, Any]
+    public: bool = False
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one job holds while it runs (after defaults)."""
+
+    vcpus: int
+    memory_mb: int
+    gpus: int
+    gpu_type: str | None
+    timeout: int
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The job can never run as written: FAILED, ``Succeeded=False`` with this reason."""
+
+    reason: Reason
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Request:
+    """A valid job: what it runs, on what, and at which price (pure data, no decision yet)."""
+
+    name: str
+    created: str
+    image: JobImage
+    manifest: CompiledManifest = field(compare=False, repr=False)
+    resources: Resources
+    files: tuple[FileRef, ...]
+    rate: Decimal
+    reservation: Decimal
+
+
+# --------------------------------------------------------------------------------- judging
+
+
+def judge_job(
+    job: Job,
+    *,
+    name: str,
+    namespace: str,
+    created: str,
+    images: Iterable[ImageCandidate],
+    policy: JobPolicy,
+) -> Request | Refusal:
+    """Validate one job and price it; see the module docstring for the rules."""
+    resolved = _resolve(job, namespace, list(images))
+    if isinstance(resolved, Refusal):
+        return resolved
+    try:
+        compiled = compile_manifest(dict(resolved.manifest))
+    except ManifestError as err:  # an accepted Image never has one; a racing edit could
+        return Refusal(
+            Reason.IMAGE_NOT_FOUND,
+            "$.spec.image",
+            f"image {resolved.coordinates} has an invalid manifest: {err.problems[0]}",
+        )
+    resources = _resources(job, compiled, policy)
+    if isinstance(resources, Refusal):
+        return resources
+    checked = compiled.input.validate(job.spec.input, FileMode.BX)
+    if not checked.ok:
+        return _input_refusal(checked.problems)
+    return Request(
+        name=name,
+        created=created,
+        image=JobImage(coordinates=str(resolved.coordinates), container=resolved.container),
+        manifest=compiled,
+        resources=resources,
+        files=checked.files,
+        rate=hourly_rate(resources, policy.prices),
+        reservation=reservation(resources, policy.prices),
+    )
+
+
+def _resolve(job: Job, namespace: str, images: list[ImageCandidate]) -> ImageCandidate | Refusal:
+    pinned = job.status.image if job.status is not None else None
+    if pinned is not None and pinned.coordinates:
+        # Already resolved once: look the same image up again (see "Resolution is pinned").
+        try:
+            wanted = parse_coordinates(pinned.coordinates)
+        except CoordinatesError as err:
+            return Refusal(Reason.IMAGE_NOT_FOUND, "$.status.image.coordinates", err.reason)
+        match = next((i for i in images if i.coordinates == wanted), None)
+        if match is None or not _visible(match, namespace):
+            return Refusal(
+                Reason.IMAGE_NOT_FOUND,
+                "$.spec.image",
+                f"image {wanted} (resolved from {job.spec.image!r}) no longer exists",
+            )
+        return match
+    try:
+        ref = parse_image_ref(job.spec.image)
+    except CoordinatesError as err:
+        return Refusal(Reason.INVALID_IMAGE_REFERENCE, "$.spec.image", err.reason)
+    visible = [i for i in images if _visible(i, namespace)]
+    coordinates = resolve_ref(ref, (i.coordinates for i in visible), namespace)
+    if coordinates is None:
+        return Refusal(Reason.IMAGE_NOT_FOUND, "$.spec.image", _not_found(ref, namespace, images))
+    return next(i for i in visible if i.coordinates == coordinates)
+
+
+def _visible(image: ImageCandidate, namespace: str) -> bool:
+    return image.coordinates.environment == namespace or image.public
+
+
+def _not_found(ref: ImageRef, namespace: str, images: list[ImageCandidate]) -> str:
+    base = ref.base_name(namespace)
+    versions = sorted(i.coordinates.version for i in images if i.coordinates.base_name == base)
+    shown = f"{ref}" if ref.environment else f"{namespace}@{ref}"
+    if not versions:
+        return f"no image {base} in the cluster (reference {shown!r})"
+    hidden = base.environment != namespace and not any(
+        i.public for i in images if i.coordinates.base_name == base
+    )
+    if hidden:
+        return f"image {base} exists but is not public, so environment {namespace} cannot run it"
+    listed = ", ".join(str(v) for v in versions[-10:])
+    return f"no version of {base} matches {str(ref.selector) or 'latest'!r} (available: {listed})"
+
+
+def _resources(job: Job, compiled: CompiledManifest, policy: JobPolicy) -> Resources | Refusal:
+    spec, manifest = job.spec, compiled.manifest
+    memory = spec.memory if spec.memory is not None else manifest.min_mem
+    if memory < manifest.min_mem:
+        return Refusal(
+            Reason.INVALID_RESOURCES,
+            "$.spec.memory",
+            f"memory {memory} MB is below the image's minimum runtime.minMem {manifest.min_mem} MB",
+        )
+    gpus = spec.gpus if spec.gpus is not None else manifest.default_gpus
+    if gpus > 0 and manifest.gpus is None:
+        return Refusal(
+            Reason.INVALID_RESOURCES,
+            "$.spec.gpus",
+            f"{gpus} GPUs requested, but image {manifest.name}:{manifest.version} declares no "
+            "GPU support (its manifest has no runtime.gpus)",
+        )
+    if gpus == 0 and manifest.gpus == "required":
+        return Refusal(
+            Reason.INVALID_RESOURCES,
+            "$.spec.gpus",
+            f"image {manifest.name}:{manifest.version} requires GPUs (runtime.gpus: required); "
+            "gpus must be at least 1, got 0",
+        )
+    if spec.gpu_type is not None and gpus == 0:
+        return Refusal(
+            Reason.INVALID_RESOURCES,
+            "$.spec.gpuType",
+            f"gpuType {spec.gpu_type!r} needs at least one GPU, but gpus is 0",
+        )
+    timeout = spec.timeout if spec.timeout is not None else policy.default_timeout
+    if timeout > policy.max_timeout:
+        return Refusal(
+            Reason.INVALID_RESOURCES,
+            "$.spec.timeout",
+            f"timeout {timeout} s exceeds the operator's maximum {policy.max_timeout} s",
+        )
+    return Resources(
+        vcpus=spec.vcpus if spec.vcpus is not None else manifest.default_vcpus,
+        memory_mb=memory,
+        gpus=gpus,
+        gpu_type=spec.gpu_type,
+        timeout=timeout,
+    )
+
+
+def _input_refusal(problems: Sequence[Problem]) -> Refusal:
+    rooted = [p.under("$.spec.input") for p in problems]
+    first, rest = rooted[0], rooted[1:]
+    extra = "".join(f"; {p}" for p in rest[:9])
+    more = f"; and {len(rest) - 9} more" if len(rest) > 9 else ""
+    return Refusal(Reason.INVALID_INPUT, first.path, first.message + extra + more)
+
+
+# ---------------------------------------------------------------------------------- prices
+
+
+def hourly_rate(resources: Resources, prices: Prices) -> Decimal:
+    """Credits per hour of running `resources` (exact decimal arithmetic)."""
+    return (
+        resources.vcpus * _dec(prices.vcpu_hour)
+        + Decimal(resources.memory_mb) / MB_PER_GB * _dec(prices.gb_hour)
+        + resources.gpus * _dec(prices.gpu_hour)
+    )
+
+
+def reservation(resources: Resources, prices: Prices) -> Decimal:
+    """Credits held at admission: rate x timeout, rounded up so every charge fits inside."""
+    amount = hourly_rate(resources, prices) * resources.timeout / _SECONDS_PER_HOUR
+    return amount.quantize(CREDIT_QUANTUM, rounding=ROUND_CEILING)
+
+
+def charge(resources: Resources, prices: Prices, run_seconds: int) -> Decimal:
+    """Credits charged for `run_seconds` of run time, never more than the reservation.
+
+    The run time is capped at the timeout (the pod's deadline kills it there anyway; a late
+    status must not charge beyond what was reserved).
+    """
+    seconds = max(0, min(run_seconds, resources.timeout))
+    amount = hourly_rate(resources, prices) * seconds / _SECONDS_PER_HOUR
+    exact = amount.quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return min(exact, reservation(resources, prices))
+
+
+def _dec(value: float) -> Decimal:
+    # repr(float) is the shortest round trip: a configured 0.1 is 0.1, not 0.1000000000000000055.
+    return Decimal(repr(value))
+
+
+# -------------------------------------------------------------------------------- capacity
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
+_SUFFIX = {
+    "": Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
+}
+
+
+def parse_quantity(value: int | str) -> Decimal:
+    """A Kubernetes quantity ('500m', '4Gi', '1e3', 16) as an exact decimal; ValueError if not."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a quantity")
+    if isinstance(value, int):
+        return Decimal(value)
+    match = _QUANTITY.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity")
+    number, suffix = match.group(1), match.group(2) or ""
+    try:
+        if suffix[:1] in ("e", "E"):
+            return Decimal(number + suffix)
+        return Decimal(number) * _SUFFIX[suffix]
+    except InvalidOperation as err:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity") from err
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Resources held by admitted, unfinished jobs (or asked for by one request)."""
+
+    cpu: Decimal = Decimal(0)
+    memory_bytes: int = 0
+    gpus: int = 0
+    jobs: int = 0
+
+    @classmethod
+    def of(cls, resources: Resources) -> Usage:
+        return cls(Decimal(resources.vcpus), resources.memory_mb * 2**20, resources.gpus, 1)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.cpu + other.cpu,
+            self.memory_bytes + other.memory_bytes,
+            self.gpus + other.gpus,
+            self.jobs + other.jobs,
+        )
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """An environment's room: its quota (None fields = unlimited), what runs, the balance."""
+
+    cpu: Decimal | None = None
+    memory_bytes: int | None = None
+    gpus: int | None = None
+    jobs: int | None = None
+    running: Usage = Usage()
+    balance: Decimal = Decimal(0)
+    # Reservations of the running jobs: released when they finish, so the most the balance can
+    # reach without a top-up is balance + running_reserved.
+    running_reserved: Decimal = Decimal(0)
+
+    @classmethod
+    def of(
+        cls,
+        quota: EnvironmentQuota | None,
+        *,
+        running: Usage,
+        balance: Decimal,
+        running_reserved: Decimal,
+    ) -> Capacity:
+        quota = quota or EnvironmentQuota()
+        return cls(
+            cpu=None if quota.cpu is None else parse_quantity(quota.cpu),
+            memory_bytes=None if quota.memory is None else int(parse_quantity(quota.memory)),
+            gpus=quota.gpus,
+            jobs=quota.jobs,
+            running=running,
+            balance=balance,
+            running_reserved=running_reserved,
+        )
+
+
+@dataclass(frozen=True)
+class Admit:
+    """Start the job now, holding `reservation` credits."""
+
+    request: Request
+
+    @property
+    def reservation(self) -> Decimal:
+        return self.request.reservation
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The job stays QUEUED: `reason` is QuotaExceeded or InsufficientCredits; `message` has the
+    numbers. `blocking` is False for a job that could not start even in an empty environment."""
+
+    request: Request
+    reason: Reason
+    message: str
+    blocking: bool
+
+
+def admit_fifo(requests: Sequence[Request], capacity: Capacity) -> list[Admit | Wait]:
+    """Decide, oldest first, which waiting requests start now (see the module docstring).
+
+    `requests` are sorted here by (creation time, name), so the answer never depends on the
+    order the caller listed them in. Each admitted request takes its room and credits before the
+    next is considered; the first one that does not fit blocks everything behind it (they wait
+    with its reason and numbers), except requests that cannot fit at all, which never block.
+    """
+    decisions: list[Admit | Wait] = []
+    running, balance = capacity.running, capacity.balance
+    blocker: Wait | None = None
+    for request in sorted(requests, key=lambda r: (r.created, r.name)):
+        need = Usage.of(request.resources)
+        ceiling = capacity.balance + capacity.running_reserved
+        never = _shortfall(need, Usage(), ceiling, request, capacity)
+        if never is not None:
+            reason, message = never
+            decisions.append(Wait(request, reason, _NEVER + message, blocking=False))
+        elif blocker is not None:
+            decisions.append(
+                Wait(
+                    request,
+                    blocker.reason,
+                    f"waiting (first in, first out) behind job {blocker.request.name}, which "
+                    f"{blocker.message}",
+                    blocking=True,
+                )
+            )
+        elif (short := _shortfall(need, running, balance, request, capacity)) is not None:
+            blocker = Wait(request, short[0], short[1], blocking=True)
+            decisions.append(blocker)
+        else:
+            decisions.append(Admit(request))
+            running, balance = running + need, balance - request.reservation
+    return decisions
+
+
+_NEVER = "cannot start even with nothing else running: "
+
+
+def _shortfall(
+    need: Usage, running: Usage, balance: Decimal, request: Request, capacity: Capacity
+) -> tuple[Reason, str] | None:
+    """Why `need` does not fit next to `running` with `balance`, with the numbers; or None."""
+    total = running + need
+    quota: list[str] = []
+    if capacity.jobs is not None and total.jobs > capacity.jobs:
+        quota.append(f"quota.jobs is {capacity.jobs} and {running.jobs} jobs are running")
+    if capacity.cpu is not None and total.cpu > capacity.cpu:
+        quota.append(
+            f"needs {_num(need.cpu)} vCPUs, quota.cpu is {_num(capacity.cpu)} and running jobs "
+            f"hold {_num(running.cpu)}"
+        )
+    if capacity.memory_bytes is not None and total.memory_bytes > capacity.memory_bytes:
+        quota.append(
+            f"needs {_mb(need.memory_bytes)} MB of memory, quota.memory is "
+            f"{_mb(capacity.memory_bytes)} MB and running jobs hold {_mb(running.memory_bytes)} MB"
+        )
+    if capacity.gpus is not None and total.gpus > capacity.gpus:
+        quota.append(
+            f"needs {need.gpus} GPUs, quota.gpus is {capacity.gpus} and running jobs hold "
+            f"{running.gpus}"
+        )
+    if quota:
+        return Reason.QUOTA_EXCEEDED, "; ".join(quota)
+    if request.reservation > balance:
+        return Reason.INSUFFICIENT_CREDITS, (
+            f"needs {_num(request.reservation)} credits reserved ({request.resources.timeout} s "
+            f"at {_num(request.rate)} credits/hour) and the balance is {_num(balance)}"
+        )
+    return None
+
+
+def _num(value: Decimal) -> str:
+    """A decimal without exponent or trailing zeros: 2, 0.5, 1536."""
+    return format(value.normalize(), "f")
+
+
+def _mb(value: int) -> str:
+    return _num(Decimal(value) / 2**20)
+
+
+# ---------------------------------------------------------------------------------- status
+
+
+def admission_status(
+    job: Job,
+    decision: Refusal | Wait | Admit,
+    *,
+    generation: int,
+    now: datetime,
+) -> JobStatus:
+    """The Job status an admission decision writes (one status write per decision).
+
+    - `Refusal`: FAILED, ``Succeeded=False`` with the reason and ``<JSON path>: <message>``; the
+      image is recorded when it was resolved, nothing is reserved or charged.
+    - `Wait`: QUEUED, ``Succeeded=Unknown`` with QuotaExceeded/InsufficientCredits and the
+      numbers; the resolution is pinned (``status.image``), nothing is reserved.
+    - `Admit`: STARTING, ``Succeeded=Unknown`` (Admitted), the reservation in
+      ``status.credits.reserved``. It must be stored before the pod is created, so the ledger
+      counts the reservation from the moment the job can run.
+    """
+    previous = job.status or JobStatus()
+    if isinstance(decision, Refusal):
+        state, status, reason = JobState.FAILED, ConditionStatus.FALSE, decision.reason.value
+        message, image, reserved = str(decision), previous.image, Decimal(0)
+    elif isinstance(decision, Wait):
+        state, status, reason = JobState.QUEUED, ConditionStatus.UNKNOWN, decision.reason.value
+        message, image, reserved = decision.message, decision.request.image, Decimal(0)
+    else:
+        state, status, reason = JobState.STARTING, ConditionStatus.UNKNOWN, "Admitted"
+        request = decision.request
+        res = request.resources
+        message = (
+            f"admitted: {res.vcpus} vCPUs, {res.memory_mb} MB, {res.gpus} GPUs, timeout "
+            f"{res.timeout} s; {_num(request.reservation)} credits reserved"
+        )
+        image, reserved = request.image, request.reservation
+    return JobStatus(
+        state=state,
+        image=image,
+        message=message if state is JobState.FAILED else None,
+        credits=JobCredits(reserved=float(reserved), charged=0),
+        finished_at=now if state is JobState.FAILED else None,
+        conditions=set_condition(
+            previous.conditions,
+            type=SUCCEEDED_CONDITION,
+            status=status,
+            reason=reason,
+            message=message[:32768],
+            generation=generation,
+            now=now,
+        ),
+        observed_generation=generation,
+    )

@@ -1,0 +1,704 @@
+"""The Pod that runs an admitted Job, and how staging works around an image we know nothing about.
+
+Staging design
+--------------
+BatchX images are arbitrary: no Python, maybe no shell, their own ENTRYPOINT. So nothing of the
+platform runs *inside* the user's container, and its command is never rewritten. Files move in
+containers of the project's own **runner image**, next to it in the same Pod, through two
+``emptyDir`` volumes:
+
+``stage-in`` (a regular init container: it finishes before anything else starts)
+    reads the staging plan (below), downloads every input file and folder from the store into
+    ``/batchx/input/files/<bx path>`` and writes ``/batchx/input/input.json``: the job input with
+    each ``format: file`` value (in arrays and nested objects too) replaced by that absolute
+    path. A missing or corrupt file fails the container with a report (``InputStagingFailed``).
+
+``stage-out`` (an init container with ``restartPolicy: Always``: a native sidecar, GA in
+Kubernetes 1.33)
+    starts before the job and idles, holding no memory worth mentioning (the store client is
+    imported only when needed). When the user's container exits, the kubelet sends the sidecar
+    SIGTERM (sidecars are terminated after all regular containers, in reverse order, KEP-753);
+    it then reads ``/batchx/output/output.json``, finds the files it lists with the output
+    schema (files, arrays of files, folders), uploads them to ``bx://jobs/<job>/output/<path>``,
+    rewrites the paths to ``bx://`` and reports (see `RunnerReport`). The pod's
+    ``terminationGracePeriodSeconds`` is the upload allowance, so large outputs have time.
+
+``job`` (the only regular container)
+    the user's image with its own entrypoint, ``/batchx/input`` (read-only) and
+    ``/batchx/output`` mounted, the ``BX_*`` variables set, nothing else.
+
+Why this and not the alternatives studied:
+
+- Argo's emissary executor copies a static Go binary into a shared volume and rewrites the main
+  container's command to run the user's program under it (which needs the image's entrypoint
+  looked up in a registry). It learns the exit code first-hand, but every job then depends on
+  our wrapper being able to exec in the user's image and on registry access from the operator.
+  The exit code is in the Pod status anyway, so the wrapper buys nothing here.
+- Flyte's copilot runs its uploader as a regular sidecar that must *notice* that the main
+  container ended (shared process namespace, or watching the API). A shared PID namespace would
+  let the user's processes see the runner's, and API access would need a token in the Pod. The
+  native sidecar gets a precise signal from the kubelet with neither.
+
+Trust boundary: the store credentials (Secret ``<store secret>``, loaded with ``envFrom``)
+reach only ``stage-in`` and ``stage-out``; the user's container has no service-account token
+(``automountServiceAccountToken: false``), no Secret, and separate process namespaces.
+
+Resources: the ``job`` container gets exactly the job's ``vcpus``, ``memory`` (Mi) and
+``nvidia.com/gpu`` with requests = limits. The runner containers request *zero* CPU and memory
+(with limits), so a ResourceQuota counts only what BatchX users think in (a 2-vCPU quota fits two
+1-vCPU jobs). That is safe because their work never overlaps the user's: ``stage-in`` runs
+before the job starts, ``stage-out`` uploads after it has exited.
+
+The staging plan is a ConfigMap ``<pod name>-plan`` owned by the Job, mounted only into the
+runner containers: the input alone may be 256 KiB, too big for an environment variable
+(``MAX_ARG_STRLEN`` is 128 KiB) or an annotation (256 KiB for all of them together).
+
+Timeout: ``activeDeadlineSeconds`` = ``timeout`` counts from the pod's start, staging included,
+so the job can never hold resources (or be charged) longer than its reservation.
+
+Status planning
+---------------
+`plan_status` is a pure function of the Job, its Pod (or its absence) and the runner's report:
+see its docstring for the state table. The charge is ``rate x run seconds``, where the run time
+is from the Pod's start to the last container's end (resources are held while files move),
+rounded up to whole seconds and capped at the timeout (`batchx.planning.job_admission.charge`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from batchx import API_VERSION
+from batchx.domain.manifest import CompiledManifest
+from batchx.domain.validation import FileMode, FileRef
+from batchx.models import (
+    ConditionStatus,
+    Job,
+    JobCredits,
+    JobImage,
+    JobState,
+    JobStatus,
+)
+from batchx.planning import labels
+from batchx.planning.conditions import set_condition
+from batchx.planning.job_admission import SUCCEEDED_CONDITION, Request, Resources, charge
+from batchx.settings import Prices
+
+__all__ = [
+    "INPUT_DIR",
+    "JOB_CONTAINER",
+    "OUTPUT_DIR",
+    "STAGE_IN",
+    "STAGE_OUT",
+    "SUCCEEDED_CONDITION",
+    "JobRef",
+    "Outcome",
+    "PodPolicy",
+    "RunnerReport",
+    "input_local_path",
+    "output_prefix",
+    "parse_report",
+    "plan_config_map",
+    "plan_pod",
+    "plan_status",
+    "pod_name",
+    "result_path",
+    "staging_plan",
+]
+
+JSON = dict[str, Any]
+
+INPUT_DIR = "/batchx/input"
+OUTPUT_DIR = "/batchx/output"
+FILES_DIR = f"{INPUT_DIR}/files"
+PLAN_DIR = "/var/run/batchx/plan"
+PLAN_FILE = "plan.json"
+JOB_CONTAINER = "job"
+STAGE_IN = "stage-in"
+STAGE_OUT = "stage-out"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+PLAN_VERSION = 1
+_NAME_MAX = 63  # a DNS label: usable as hostname and label value too
+
+
+# ------------------------------------------------------------------------------ identities
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """The identity of a Job (for names, owner references and labels)."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int = 1
+
+
+def pod_name(job_name: str) -> str:
+    """``bx-<job>``; names longer than a DNS label keep a prefix and gain a hash suffix.
+
+    A function of the job's name only, so a restarted operator finds the pod it created, and a
+    second create attempt gets AlreadyExists instead of a second pod.
+    """
+    name = f"bx-{job_name}"
+    if len(name) <= _NAME_MAX:
+        return name
+    digest = hashlib.sha256(job_name.encode()).hexdigest()[:10]
+    return f"{name[: _NAME_MAX - 11].rstrip('-.')}-{digest}"
+
+
+def output_prefix(job_name: str) -> str:
+    """Where the job's output files land in its environment's file system (BRIEF section 5)."""
+    return f"jobs/{job_name}/output/"
+
+
+def result_path(job_name: str) -> str:
+    """The store path of the full runner report when it is too big for a termination message."""
+    return f"jobs/{job_name}/result.json"
+
+
+def input_local_path(ref: FileRef) -> str:
+    """Where a staged input file (or folder, ending in ``/``) appears in the job's container."""
+    return f"{FILES_DIR}/{ref.target}"
+
+
+def _owner(job: JobRef) -> JSON:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Job",
+        "name": job.name,
+        "uid": job.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _labels(job: JobRef) -> dict[str, str]:
+    value = job.name if len(job.name) <= _NAME_MAX else pod_name(job.name)
+    return {
+        labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
+        labels.ENVIRONMENT: job.namespace,
+        labels.LEDGER_JOB: value,
+    }
+
+
+# -------------------------------------------------------------------------------- the plan
+
+
+def staging_plan(job: JobRef, request: Request, input_document: Mapping[str, Any]) -> JSON:
+    """What the runner needs: the input, where each file goes, and how to read the output."""
+    files: dict[str, str] = {}
+    for ref in request.files:
+        files.setdefault(ref.target, input_local_path(ref))
+    return {
+        "version": PLAN_VERSION,
+        "job": job.name,
+        "jobUid": job.uid,
+        "environment": job.namespace,
+        "input": dict(input_document),
+        "files": [{"bx": f"bx://{bx}", "local": local} for bx, local in sorted(files.items())],
+        "inputFiles": [
+            {"pointer": list(ref.pointer), "local": input_local_path(ref)} for ref in request.files
+        ],
+        "outputSchema": request.manifest.manifest.output_schema,
+        "outputPrefix": output_prefix(job.name),
+        "resultPath": result_path(job.name),
+        "timeout": request.resources.timeout,
+    }
+
+
+def plan_config_map(job: JobRef, plan: JSON) -> JSON:
+    """The immutable ConfigMap holding the staging plan, owned by the Job."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"{pod_name(job.name)}-plan",
+            "namespace": job.namespace,
+            "labels": _labels(job),
+            "ownerReferences": [_owner(job)],
+        },
+        "immutable": True,
+        "data": {PLAN_FILE: json.dumps(plan, sort_keys=True, separators=(",", ":"))},
+    }
+
+
+@dataclass(frozen=True)
+class PodPolicy:
+    """Operator configuration of job pods."""
+
+    runner_image: str
+    store_secret: str = "batchx-store"
+    upload_grace_seconds: int = 600
+    run_as_user: int | None = 1000
+    runner_cpu_limit: str = "1"
+    runner_memory_limit: str = "512Mi"
+    priority_class: str | None = None
+
+
+def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
+    """The Pod of an admitted job (see the module docstring for the design)."""
+    res = request.resources
+    name = pod_name(job.name)
+    env = [
+        {"name": "BX_VCPUS", "value": str(res.vcpus)},
+        {"name": "BX_MEMORY", "value": str(res.memory_mb)},
+        {"name": "BX_GPUS", "value": str(res.gpus)},
+        {"name": "BX_JOB", "value": job.name},
+        {"name": "BATCHX_ENV", "value": job.namespace},
+    ]
+    limits = {"cpu": str(res.vcpus), "memory": f"{res.memory_mb}Mi"}
+    if res.gpus:
+        limits[GPU_RESOURCE] = str(res.gpus)
+    user = {
+        "name": JOB_CONTAINER,
+        "image": request.image.container,
+        "env": env,
+        "resources": {"requests": dict(limits), "limits": dict(limits)},
+        "volumeMounts": [
+            {"name": "input", "mountPath": INPUT_DIR, "readOnly": True},
+            {"name": "output", "mountPath": OUTPUT_DIR},
+        ],
+        "securityContext": _container_security(),
+        # The message is what stdout/stderr ended with when the program wrote no termination
+        # message: a short tail for `status.message` of failed jobs with unlisted exit codes.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    spec: JSON = {
+        "restartPolicy": "Never",
+        "activeDeadlineSeconds": res.timeout,
+        "terminationGracePeriodSeconds": policy.upload_grace_seconds,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": _pod_security(policy),
+        "initContainers": [_runner(STAGE_IN, job, policy), _runner(STAGE_OUT, job, policy)],
+        "containers": [user],
+        "volumes": [
+            {"name": "input", "emptyDir": {}},
+            {"name": "output", "emptyDir": {}},
+            {"name": "plan", "configMap": {"name": f"{name}-plan"}},
+        ],
+    }
+    if res.gpus:
+        spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+        if res.gpu_type:
+            spec["nodeSelector"] = {GPU_PRODUCT_LABEL: res.gpu_type}
+    if policy.priority_class:
+        spec["priorityClassName"] = policy.priority_class
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": job.namespace,
+            "labels": _labels(job),
+            "annotations": {"batchx.io/image": request.image.coordinates or ""},
+            "ownerReferences": [_owner(job)],
+        },
+        "spec": spec,
+    }
+
+
+def _runner(role: str, job: JobRef, policy: PodPolicy) -> JSON:
+    container: JSON = {
+        "name": role,
+        "image": policy.runner_image,
+        "args": [role, f"{PLAN_DIR}/{PLAN_FILE}"],
+        "envFrom": [{"secretRef": {"name": policy.store_secret}}],
+        "env": [
+            {"name": "BX_JOB", "value": job.name},
+            {"name": "BATCHX_ENV", "value": job.namespace},
+        ],
+        # Zero requests: see "Resources" in the module docstring.
+        "resources": {
+            "requests": {"cpu": "0", "memory": "0"},
+            "limits": {"cpu": policy.runner_cpu_limit, "memory": policy.runner_memory_limit},
+        },
+        # Each runner sees only what its step needs: stage-in writes the inputs, stage-out
+        # reads the outputs.
+        "volumeMounts": [
+            {"name": "input", "mountPath": INPUT_DIR}
+            if role == STAGE_IN
+            else {"name": "output", "mountPath": OUTPUT_DIR, "readOnly": True},
+            {"name": "plan", "mountPath": PLAN_DIR, "readOnly": True},
+        ],
+        "securityContext": _container_security(),
+        "terminationMessagePolicy": "File",
+    }
+    if role == STAGE_OUT:
+        container["restartPolicy"] = "Always"
+    return container
+
+
+def _pod_security(policy: PodPolicy) -> JSON:
+    security: JSON = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if policy.run_as_user is not None:
+        # Images often say USER root; restricted Pod Security needs a non-root uid, and the same
+        # uid in all containers lets each read what the other wrote in the shared volumes.
+        security |= {
+            "runAsNonRoot": True,
+            "runAsUser": policy.run_as_user,
+            "runAsGroup": policy.run_as_user,
+            "fsGroup": policy.run_as_user,
+        }
+    return security
+
+
+def _container_security() -> JSON:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+# -------------------------------------------------------------------------- runner reports
+
+
+class Outcome(StrEnum):
+    """What a runner container reports in its termination message."""
+
+    STAGED = "staged"  # stage-in: every input is in place
+    INPUT_FAILED = "input-failed"  # stage-in: a file could not be fetched
+    UPLOADED = "uploaded"  # stage-out: output.json read, files uploaded, paths rewritten
+    INVALID_OUTPUT = "invalid-output"  # stage-out: output.json unusable (not JSON, bad paths)
+    UPLOAD_FAILED = "upload-failed"  # stage-out: the store refused or failed
+
+
+@dataclass(frozen=True)
+class RunnerReport:
+    """A runner's termination message (at most 4 KiB; the kubelet truncates beyond that).
+
+    ``output`` holds the rewritten output when it fits; otherwise ``result`` names the store path
+    of the full report (`result_path`) and ``digest`` its sha256, which the reconciler fetches
+    and passes to `plan_status` as ``output``.
+    """
+
+    outcome: Outcome
+    message: str = ""
+    output: JSON | None = None
+    result: str | None = None
+    digest: str | None = None
+    files: int = 0
+    bytes: int = 0
+
+    def to_json(self) -> str:
+        data: JSON = {"v": 1, "outcome": self.outcome.value}
+        for key in ("message", "output", "result", "digest"):
+            value = getattr(self, key)
+            if value:
+                data[key] = value
+        if self.files:
+            data |= {"files": self.files, "bytes": self.bytes}
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def parse_report(text: str | None) -> RunnerReport | None:
+    """The report in a termination message, or None when there is none or it is unreadable."""
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        outcome = Outcome(data["outcome"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    output = data.get("output")
+    return RunnerReport(
+        outcome=outcome,
+        message=str(data.get("message") or ""),
+        output=output if isinstance(output, dict) else None,
+        result=data.get("result") if isinstance(data.get("result"), str) else None,
+        digest=data.get("digest") if isinstance(data.get("digest"), str) else None,
+        files=int(data.get("files") or 0),
+        bytes=int(data.get("bytes") or 0),
+    )
+
+
+# ------------------------------------------------------------------------------- the status
+
+
+@dataclass(frozen=True)
+class _Container:
+    """One container's status, reduced to what planning reads."""
+
+    running: bool = False
+    terminated: bool = False
+    exit_code: int | None = None
+    reason: str = ""
+    message: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @classmethod
+    def of(cls, status: Mapping[str, Any] | None) -> _Container:
+        state = (status or {}).get("state") or {}
+        if "running" in state:
+            return cls(running=True, started_at=_time((state["running"] or {}).get("startedAt")))
+        done = state.get("terminated")
+        if done is None:
+            return cls()
+        return cls(
+            terminated=True,
+            exit_code=done.get("exitCode"),
+            reason=str(done.get("reason") or ""),
+            message=str(done.get("message") or ""),
+            started_at=_time(done.get("startedAt")),
+            finished_at=_time(done.get("finishedAt")),
+        )
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class _PodView:
+    phase: str
+    reason: str
+    message: str
+    started: datetime | None
+    stage_in: _Container
+    stage_out: _Container
+    job: _Container
+
+    @classmethod
+    def of(cls, pod: Mapping[str, Any]) -> _PodView:
+        status = pod.get("status") or {}
+        by_name = {
+            s.get("name"): s
+            for s in (status.get("initContainerStatuses") or [])
+            + (status.get("containerStatuses") or [])
+        }
+        return cls(
+            phase=str(status.get("phase") or "Pending"),
+            reason=str(status.get("reason") or ""),
+            message=str(status.get("message") or ""),
+            started=_time(status.get("startTime")),
+            stage_in=_Container.of(by_name.get(STAGE_IN)),
+            stage_out=_Container.of(by_name.get(STAGE_OUT)),
+            job=_Container.of(by_name.get(JOB_CONTAINER)),
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    def last_finish(self) -> datetime | None:
+        times = [c.finished_at for c in (self.stage_in, self.stage_out, self.job) if c.finished_at]
+        return max(times) if times else None
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    state: JobState
+    reason: str
+    message: str
+    exit_code: int | None = None
+    output: JSON | None = None
+
+
+@dataclass(frozen=True)
+class StatusInputs:
+    """Everything `plan_status` reads besides the Job and its Pod."""
+
+    resources: Resources
+    prices: Prices
+    manifest: CompiledManifest
+    image: JobImage
+    now: datetime
+    reserved: Decimal = Decimal(0)
+    # The full report fetched from the store when the termination message pointed there.
+    stored_report: RunnerReport | None = field(default=None)
+
+
+def plan_status(
+    job: Job, ref: JobRef, pod: Mapping[str, Any] | None, inputs: StatusInputs
+) -> JobStatus:
+    """The Job's status from its Pod (None: not found) once the job was admitted.
+
+    State table, first match wins:
+
+    ======================================  =================================================
+    observed                                state (reason)
+    ======================================  =================================================
+    job already terminal                    unchanged (terminal states are final)
+    ``spec.cancel``, pod finished or none   CANCELLED (Cancelled)
+    ``spec.cancel``, pod still running      CANCELLING (Cancelling): the reconciler stops it
+    no pod, pod was created before          FAILED (PodLost): never recreated, one pod per job
+    no pod yet                              STARTING (Admitted): the reconciler creates it
+    pod reason DeadlineExceeded             FAILED (Timeout)
+    stage-in failed                         FAILED (InputStagingFailed)
+    job container OOMKilled                 OUT_OF_MEMORY (OOMKilled)
+    pod Failed, job container not run       FAILED (pod's reason, e.g. Evicted)
+    exit code listed in warningCodes        WARNING (output collected and validated)
+    exit code 0                             SUCCEEDED, or INVALID_OUTPUT (InvalidOutput)
+    other exit code                         FAILED (ExitCode), errorCodes text as message
+    pod not finished, job exited            UPLOADING_OUTPUT
+    job container running                   RUNNING
+    stage-in running                        DOWNLOADING_INPUT
+    otherwise                               STARTING (Admitted)
+    ======================================  =================================================
+
+    SUCCEEDED and WARNING need the stage-out report: none (the sidecar was killed before it
+    reported) is FAILED (OutputUploadFailed). The output is validated against the output schema
+    here, after upload, with ``bx://`` paths (FileMode.BX).
+
+    Cancelling: the reconciler should stop a running pod by lowering its
+    ``activeDeadlineSeconds`` to 1 rather than deleting it, so the Pod and its times stay for
+    the charge; a deleted pod's run time is unknown and is not charged.
+    `podName` is written only after the pod was created: a status that names a pod that does not
+    exist means it was lost, and a job never gets a second pod.
+    """
+    previous = job.status or JobStatus()
+    if previous.state is not None and previous.state.is_terminal:
+        return previous
+    view = None if pod is None else _PodView.of(pod)
+    verdict = _judge(job, view, previous, inputs)
+    terminal = verdict.state.is_terminal
+    started = view.job.started_at if view is not None else None
+    finished = None
+    charged = Decimal(0)
+    if terminal:
+        finished = (view.last_finish() if view is not None else None) or inputs.now
+        if view is not None and view.started is not None:
+            seconds = math.ceil(max(0.0, (finished - view.started).total_seconds()))
+            charged = charge(inputs.resources, inputs.prices, seconds)
+    condition_status = (
+        ConditionStatus.UNKNOWN
+        if not terminal
+        else ConditionStatus.TRUE
+        if verdict.state.is_success
+        else ConditionStatus.FALSE
+    )
+    return JobStatus(
+        state=verdict.state,
+        image=inputs.image,
+        output=verdict.output,
+        exit_code=verdict.exit_code,
+        message=verdict.message[:32768] or None,
+        credits=JobCredits(reserved=float(inputs.reserved), charged=float(charged)),
+        started_at=started or previous.started_at,
+        finished_at=finished,
+        pod_name=pod_name(ref.name),
+        conditions=set_condition(
+            previous.conditions,
+            type=SUCCEEDED_CONDITION,
+            status=condition_status,
+            reason=verdict.reason,
+            message=verdict.message[:32768],
+            generation=ref.generation,
+            now=inputs.now,
+        ),
+        observed_generation=ref.generation,
+    )
+
+
+def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusInputs) -> _Verdict:
+    timeout = inputs.resources.timeout
+    if job.spec.cancel:
+        if view is None or view.finished:
+            return _Verdict(
+                JobState.CANCELLED,
+                "Cancelled",
+                "cancelled (spec.cancel)",
+                exit_code=None if view is None else view.job.exit_code,
+            )
+        return _Verdict(JobState.CANCELLING, "Cancelling", "cancellation requested (spec.cancel)")
+    if view is None:
+        if previous.pod_name:
+            return _Verdict(
+                JobState.FAILED,
+                "PodLost",
+                f"pod {previous.pod_name} was deleted before the job finished",
+            )
+        return _Verdict(JobState.STARTING, "Admitted", "waiting for the pod to be created")
+    if view.reason == "DeadlineExceeded":
+        return _Verdict(
+            JobState.FAILED,
+            "Timeout",
+            f"the job ran past its timeout of {timeout} s (spec.timeout) and was stopped",
+            exit_code=view.job.exit_code,
+        )
+    if view.stage_in.terminated and view.stage_in.exit_code != 0:
+        report = parse_report(view.stage_in.message)
+        detail = report.message if report else view.stage_in.message or view.stage_in.reason
+        return _Verdict(
+            JobState.FAILED, "InputStagingFailed", f"input files could not be staged: {detail}"
+        )
+    if view.job.terminated:
+        return _finished(view, inputs)
+    if view.phase == "Failed":
+        reason = view.reason or "PodFailed"
+        return _Verdict(JobState.FAILED, reason, view.message or f"the pod failed ({reason})")
+    if view.job.running:
+        return _Verdict(JobState.RUNNING, "Running", "the job's container is running")
+    if view.stage_in.running:
+        return _Verdict(JobState.DOWNLOADING_INPUT, "DownloadingInput", "staging input files")
+    return _Verdict(JobState.STARTING, "Admitted", "the pod is starting")
+
+
+def _finished(view: _PodView, inputs: StatusInputs) -> _Verdict:
+    manifest = inputs.manifest.manifest
+    code = view.job.exit_code if view.job.exit_code is not None else -1
+    if view.job.reason == "OOMKilled":
+        return _Verdict(
+            JobState.OUT_OF_MEMORY,
+            "OOMKilled",
+            f"the job exceeded its memory of {inputs.resources.memory_mb} MB (spec.memory) "
+            "and was killed",
+            exit_code=code,
+        )
+    warning = manifest.is_warning(code)
+    if code != 0 and not warning:
+        listed = manifest.error_codes.get(code)
+        tail = view.job.message.strip()
+        message = listed or f"exited with code {code}" + (f": {tail[-1024:]}" if tail else "")
+        return _Verdict(JobState.FAILED, "ExitCode", message, exit_code=code)
+    if not view.finished:
+        return _Verdict(
+            JobState.UPLOADING_OUTPUT, "UploadingOutput", "uploading output files", exit_code=code
+        )
+    report = inputs.stored_report or parse_report(view.stage_out.message)
+    if report is None or report.outcome is Outcome.UPLOAD_FAILED:
+        detail = report.message if report else "the uploader reported nothing"
+        return _Verdict(
+            JobState.FAILED,
+            "OutputUploadFailed",
+            f"output files could not be uploaded: {detail}",
+            exit_code=code,
+        )
+    if report.outcome is Outcome.INVALID_OUTPUT or report.output is None:
+        return _Verdict(
+            JobState.INVALID_OUTPUT,
+            "InvalidOutput",
+            report.message or "the output could not be read",
+            exit_code=code,
+        )
+    checked = inputs.manifest.output.validate(report.output, FileMode.BX)
+    if not checked.ok:
+        problems = "; ".join(str(p) for p in checked.problems[:10])
+        return _Verdict(
+            JobState.INVALID_OUTPUT,
+            "InvalidOutput",
+            f"the output does not match the image's output schema: {problems}",
+            exit_code=code,
+            output=report.output,
+        )
+    if warning:
+        return _Verdict(
+            JobState.WARNING,
+            "CompletedWithWarning",
+            manifest.warning_codes[code],
+            exit_code=code,
+            output=report.output,
+        )
+    return _Verdict(
+        JobState.SUCCEEDED, "Succeeded", "the job succeeded", exit_code=code, output=report.output
+    )

@@ -1,0 +1,510 @@
+"""The job Pod (staging, resources, isolation) and the status planner's state table."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from batchx.models import Condition, ConditionStatus, Job, JobCredits, JobState, JobStatus
+from batchx.planning.job_admission import Request
+from batchx.planning.job_pod import (
+    JobRef,
+    Outcome,
+    RunnerReport,
+    StatusInputs,
+    parse_report,
+    plan_config_map,
+    plan_pod,
+    plan_status,
+    pod_name,
+    staging_plan,
+)
+from tests.builders import DIGEST
+from tests.job_builders import (
+    FILE_INPUT_SCHEMA,
+    FILE_OUTPUT_SCHEMA,
+    POD_POLICY,
+    PRICES,
+    T0,
+    PodBuilder,
+    candidate,
+    make_bx_job,
+    request_for,
+    seconds,
+)
+
+JSON = dict[str, Any]
+REF = JobRef("align", "lab", "uid-1", generation=1)
+RUNNER = "batchx.local/runner@" + DIGEST
+USER_IMAGE = f"registry.example/tutorial/hello-1.0.0@{DIGEST}"
+IMAGE = candidate(
+    schema={"input": FILE_INPUT_SCHEMA, "output": FILE_OUTPUT_SCHEMA},
+    runtime={"minMem": 512, "gpus": "supported"},
+    warningCodes={"3": "some reads were skipped"},
+    errorCodes={"2": "bad reference"},
+)
+
+
+def request(job: Job) -> Request:
+    return request_for(job, IMAGE, name="align")
+
+
+def cpu_job() -> Job:
+    return (
+        make_bx_job("tutorial/hello:1.0.0").vcpus(2).timeout(600).input(reads="bx://r.fq").model()
+    )
+
+
+# ------------------------------------------------------------------------------------ naming
+
+
+@pytest.mark.parametrize(
+    ("job", "pattern"),
+    [
+        ("align", r"bx-align"),
+        ("a" * 60, "bx-" + "a" * 60),
+        ("a" * 61, "bx-" + "a" * 49 + "-[0-9a-f]{10}"),
+        ("x-" + "b" * 48 + "." + "c" * 20, "bx-x-" + "b" * 47 + "-[0-9a-f]{10}"),
+    ],
+)
+def test_pod_names_are_deterministic_dns_labels(job: str, pattern: str) -> None:
+    name = pod_name(job)
+    assert re.fullmatch(pattern, name)
+    assert name == pod_name(job)
+    assert len(name) <= 63
+
+
+def test_long_names_differ_by_their_hash() -> None:
+    assert pod_name("a" * 70 + "x") != pod_name("a" * 70 + "y")
+
+
+# ---------------------------------------------------------------------------------- the pod
+
+
+def runner(role: str, mount: JSON) -> JSON:
+    container: JSON = {
+        "name": role,
+        "image": RUNNER,
+        "args": [role, "/var/run/batchx/plan/plan.json"],
+        "envFrom": [{"secretRef": {"name": "batchx-store"}}],
+        "env": [{"name": "BX_JOB", "value": "align"}, {"name": "BATCHX_ENV", "value": "lab"}],
+        "resources": {
+            "requests": {"cpu": "0", "memory": "0"},
+            "limits": {"cpu": "1", "memory": "512Mi"},
+        },
+        "volumeMounts": [
+            mount,
+            {"name": "plan", "mountPath": "/var/run/batchx/plan", "readOnly": True},
+        ],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "terminationMessagePolicy": "File",
+    }
+    if role == "stage-out":
+        container["restartPolicy"] = "Always"
+    return container
+
+
+EXPECTED_POD: JSON = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {
+        "name": "bx-align",
+        "namespace": "lab",
+        "labels": {
+            "app.kubernetes.io/managed-by": "batchx-operator",
+            "batchx.io/environment": "lab",
+            "batchx.io/job": "align",
+        },
+        "annotations": {"batchx.io/image": "lab@tutorial/hello:1.0.0"},
+        "ownerReferences": [
+            {
+                "apiVersion": "batchx.io/v1alpha1",
+                "kind": "Job",
+                "name": "align",
+                "uid": "uid-1",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    },
+    "spec": {
+        "restartPolicy": "Never",
+        "activeDeadlineSeconds": 600,
+        "terminationGracePeriodSeconds": 600,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 1000,
+        },
+        "initContainers": [
+            runner("stage-in", {"name": "input", "mountPath": "/batchx/input"}),
+            runner(
+                "stage-out", {"name": "output", "mountPath": "/batchx/output", "readOnly": True}
+            ),
+        ],
+        "containers": [
+            {
+                "name": "job",
+                "image": USER_IMAGE,
+                "env": [
+                    {"name": "BX_VCPUS", "value": "2"},
+                    {"name": "BX_MEMORY", "value": "512"},
+                    {"name": "BX_GPUS", "value": "0"},
+                    {"name": "BX_JOB", "value": "align"},
+                    {"name": "BATCHX_ENV", "value": "lab"},
+                ],
+                "resources": {
+                    "requests": {"cpu": "2", "memory": "512Mi"},
+                    "limits": {"cpu": "2", "memory": "512Mi"},
+                },
+                "volumeMounts": [
+                    {"name": "input", "mountPath": "/batchx/input", "readOnly": True},
+                    {"name": "output", "mountPath": "/batchx/output"},
+                ],
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+            }
+        ],
+        "volumes": [
+            {"name": "input", "emptyDir": {}},
+            {"name": "output", "emptyDir": {}},
+            {"name": "plan", "configMap": {"name": "bx-align-plan"}},
+        ],
+    },
+}
+
+
+def test_the_pod_of_a_cpu_job() -> None:
+    assert plan_pod(REF, request(cpu_job()), POD_POLICY) == EXPECTED_POD
+
+
+def test_a_gpu_job_gets_gpus_a_toleration_and_its_product() -> None:
+    job = make_bx_job("tutorial/hello:1.0.0").gpus(2).gpu_type("T4").input(reads="bx://r")
+    pod = plan_pod(REF, request(job.model()), POD_POLICY)
+    user = pod["spec"]["containers"][0]
+    gpu = {"cpu": "1", "memory": "512Mi", "nvidia.com/gpu": "2"}
+    assert user["resources"] == {"requests": gpu, "limits": gpu}
+    assert {"name": "BX_GPUS", "value": "2"} in user["env"]
+    assert pod["spec"]["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.product": "T4"}
+
+
+def test_the_users_container_never_sees_store_credentials_or_the_plan() -> None:
+    pod = plan_pod(REF, request(cpu_job()), POD_POLICY)
+    user = pod["spec"]["containers"][0]
+    assert "envFrom" not in user
+    assert {m["name"] for m in user["volumeMounts"]} == {"input", "output"}
+    assert all(
+        c["envFrom"] == [{"secretRef": {"name": "batchx-store"}}]
+        for c in pod["spec"]["initContainers"]
+    )
+    assert pod["spec"]["automountServiceAccountToken"] is False
+
+
+def test_without_a_fixed_uid_the_pod_only_sets_seccomp() -> None:
+    policy = POD_POLICY.__class__(runner_image=RUNNER, run_as_user=None)
+    pod = plan_pod(REF, request(cpu_job()), policy)
+    assert pod["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
+    job = make_bx_job("tutorial/hello:1.0.0").input(
+        reads="bx://data/r1.fq", more=["bx://data/r1.fq", "bx://refs/"]
+    )
+    model = job.model()
+    plan = staging_plan(REF, request(model), model.spec.input)
+    assert plan == {
+        "version": 1,
+        "job": "align",
+        "jobUid": "uid-1",
+        "environment": "lab",
+        "input": model.spec.input,
+        "files": [
+            {"bx": "bx://data/r1.fq", "local": "/batchx/input/files/data/r1.fq"},
+            {"bx": "bx://refs/", "local": "/batchx/input/files/refs/"},
+        ],
+        "inputFiles": [
+            {"pointer": ["reads"], "local": "/batchx/input/files/data/r1.fq"},
+            {"pointer": ["more", 0], "local": "/batchx/input/files/data/r1.fq"},
+            {"pointer": ["more", 1], "local": "/batchx/input/files/refs/"},
+        ],
+        "outputSchema": FILE_OUTPUT_SCHEMA,
+        "outputPrefix": "jobs/align/output/",
+        "resultPath": "jobs/align/result.json",
+        "timeout": 3600,
+    }
+    config_map = plan_config_map(REF, plan)
+    assert config_map["metadata"]["name"] == "bx-align-plan"
+    assert config_map["immutable"] is True
+    assert json.loads(config_map["data"]["plan.json"]) == plan
+
+
+# --------------------------------------------------------------------------------- reports
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        RunnerReport(Outcome.STAGED),
+        RunnerReport(Outcome.UPLOADED, output={"result": "bx://x"}, files=1, bytes=10),
+        RunnerReport(Outcome.UPLOADED, result="jobs/a/result.json", digest="sha256:" + "0" * 64),
+        RunnerReport(Outcome.INVALID_OUTPUT, message="output.json: not JSON"),
+    ],
+)
+def test_reports_round_trip_through_a_termination_message(report: RunnerReport) -> None:
+    assert parse_report(report.to_json()) == report
+
+
+@pytest.mark.parametrize("text", [None, "", "not json", '{"outcome": "exploded"}', "[]"])
+def test_unreadable_reports_are_none(text: str | None) -> None:
+    assert parse_report(text) is None
+
+
+# ---------------------------------------------------------------------------------- status
+
+OK_OUTPUT = {"result": "bx://jobs/align/output/out.txt"}
+UPLOADED = RunnerReport(Outcome.UPLOADED, output=OK_OUTPUT, files=1, bytes=3)
+
+
+def status_of(pod: PodBuilder | None, job: Job | None = None, now: datetime = T0) -> JobStatus:
+    job = job or cpu_job()
+    req = request(job)
+    inputs = StatusInputs(
+        resources=req.resources,
+        prices=PRICES,
+        manifest=req.manifest,
+        image=req.image,
+        now=now,
+        reserved=req.reservation,
+    )
+    return plan_status(job, REF, None if pod is None else pod.build(), inputs)
+
+
+def pod() -> PodBuilder:
+    return PodBuilder.of(REF, request(cpu_job())).started(T0)
+
+
+END = T0 + seconds(90)
+DONE = T0 + seconds(100)
+
+
+@pytest.mark.parametrize(
+    ("case", "observed", "expected"),
+    [
+        ("pending", pod(), (JobState.STARTING, "Admitted", None, "the pod is starting")),
+        (
+            "staging",
+            pod().staging(),
+            (JobState.DOWNLOADING_INPUT, "DownloadingInput", None, "staging input files"),
+        ),
+        (
+            "running",
+            pod().running(),
+            (JobState.RUNNING, "Running", None, "the job's container is running"),
+        ),
+        (
+            "uploading",
+            pod().job_exited(0, end=END),
+            (JobState.UPLOADING_OUTPUT, "UploadingOutput", 0, "uploading output files"),
+        ),
+        (
+            "succeeded",
+            pod().job_exited(0, end=END).uploaded(UPLOADED, at=DONE).finished(),
+            (JobState.SUCCEEDED, "Succeeded", 0, "the job succeeded"),
+        ),
+        (
+            "warning code",
+            pod().job_exited(3, end=END).uploaded(UPLOADED, at=DONE).finished("Failed"),
+            (JobState.WARNING, "CompletedWithWarning", 3, "some reads were skipped"),
+        ),
+        (
+            "listed error code",
+            pod().job_exited(2, end=END),
+            (JobState.FAILED, "ExitCode", 2, "bad reference"),
+        ),
+        (
+            "unlisted error code with a log tail",
+            pod().job_exited(7, end=END, message="segfault\n").finished("Failed"),
+            (JobState.FAILED, "ExitCode", 7, "exited with code 7: segfault"),
+        ),
+        (
+            "oom",
+            pod().job_exited(137, end=END, reason="OOMKilled").finished("Failed"),
+            (
+                JobState.OUT_OF_MEMORY,
+                "OOMKilled",
+                137,
+                "the job exceeded its memory of 512 MB (spec.memory) and was killed",
+            ),
+        ),
+        (
+            "timeout",
+            pod().running().finished("Failed", reason="DeadlineExceeded"),
+            (
+                JobState.FAILED,
+                "Timeout",
+                None,
+                "the job ran past its timeout of 600 s (spec.timeout) and was stopped",
+            ),
+        ),
+        (
+            "output violating the schema",
+            pod()
+            .job_exited(0, end=END)
+            .uploaded(RunnerReport(Outcome.UPLOADED, output={"other": 1}), at=DONE)
+            .finished(),
+            (
+                JobState.INVALID_OUTPUT,
+                "InvalidOutput",
+                0,
+                "the output does not match the image's output schema: $.result: is required but "
+                "missing",
+            ),
+        ),
+        (
+            "unreadable output.json",
+            pod()
+            .job_exited(0, end=END)
+            .uploaded(RunnerReport(Outcome.INVALID_OUTPUT, message="output.json: no JSON"), at=DONE)
+            .finished(),
+            (JobState.INVALID_OUTPUT, "InvalidOutput", 0, "output.json: no JSON"),
+        ),
+        (
+            "uploader killed before reporting",
+            pod().job_exited(0, end=END).uploaded(None, at=DONE).finished(),
+            (
+                JobState.FAILED,
+                "OutputUploadFailed",
+                0,
+                "output files could not be uploaded: the uploader reported nothing",
+            ),
+        ),
+        (
+            "input staging failed",
+            pod()
+            .staged(
+                code=1,
+                message=RunnerReport(
+                    Outcome.INPUT_FAILED, message="bx://r.fq: not found"
+                ).to_json(),
+            )
+            .finished("Failed"),
+            (
+                JobState.FAILED,
+                "InputStagingFailed",
+                None,
+                "input files could not be staged: bx://r.fq: not found",
+            ),
+        ),
+        (
+            "evicted",
+            pod().staging().finished("Failed", reason="Evicted", message="node out of disk"),
+            (JobState.FAILED, "Evicted", None, "node out of disk"),
+        ),
+    ],
+)
+def test_state_table(
+    case: str, observed: PodBuilder, expected: tuple[JobState, str, int | None, str | None]
+) -> None:
+    status = status_of(observed)
+    condition = status.conditions[-1]
+    assert (status.state, condition.reason, status.exit_code, status.message) == expected, case
+
+
+def test_a_succeeded_job_has_output_times_and_its_charge() -> None:
+    observed = pod().job_exited(0, start=T0 + seconds(5), end=END).uploaded(UPLOADED, at=DONE)
+    status = status_of(observed.finished(), now=DONE + seconds(3))
+    # 2 vCPUs + 0.5 GB: 2.25 credits/hour; 100 s from the pod's start to the upload's end.
+    assert status == JobStatus(
+        state=JobState.SUCCEEDED,
+        image=request(cpu_job()).image,
+        output=OK_OUTPUT,
+        exit_code=0,
+        message="the job succeeded",
+        credits=JobCredits(reserved=0.375, charged=0.0625),
+        started_at=T0 + seconds(5),
+        finished_at=DONE,
+        pod_name="bx-align",
+        conditions=[
+            Condition(
+                type="Succeeded",
+                status=ConditionStatus.TRUE,
+                reason="Succeeded",
+                message="the job succeeded",
+                last_transition_time=DONE + seconds(3),
+                observed_generation=1,
+            )
+        ],
+        observed_generation=1,
+    )
+    assert Decimal(str(status.credits.charged)) <= Decimal(str(status.credits.reserved))  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("case", "job", "observed", "expected"),
+    [
+        (
+            "cancel while running",
+            make_bx_job("tutorial/hello:1.0.0").vcpus(2).timeout(600).input(reads="bx://r.fq"),
+            pod().running(),
+            (JobState.CANCELLING, 0.0),
+        ),
+        (
+            "cancelled: the pod stopped (deadline lowered to 1 s)",
+            make_bx_job("tutorial/hello:1.0.0").vcpus(2).timeout(600).input(reads="bx://r.fq"),
+            pod().job_exited(143, end=T0 + seconds(160)).finished("Failed", "DeadlineExceeded"),
+            (JobState.CANCELLED, 0.1),
+        ),
+        (
+            "cancelled before the pod existed",
+            make_bx_job("tutorial/hello:1.0.0").input(reads="bx://r.fq"),
+            None,
+            (JobState.CANCELLED, 0.0),
+        ),
+    ],
+)
+def test_cancellation(
+    case: str, job: Any, observed: PodBuilder | None, expected: tuple[JobState, float]
+) -> None:
+    status = status_of(observed, job.cancel().model())
+    assert status.credits is not None
+    assert (status.state, status.credits.charged) == expected, case
+
+
+def test_a_lost_pod_fails_the_job_and_is_never_replaced() -> None:
+    job = make_bx_job("tutorial/hello:1.0.0").vcpus(2).timeout(600).input(reads="bx://r.fq")
+    status = status_of(None, job.status(state="RUNNING", podName="bx-align").model())
+    assert (status.state, status.message) == (
+        JobState.FAILED,
+        "pod bx-align was deleted before the job finished",
+    )
+
+
+def test_an_admitted_job_without_pod_is_starting() -> None:
+    assert status_of(None).state is JobState.STARTING
+
+
+def test_terminal_states_are_final() -> None:
+    job = make_bx_job("tutorial/hello:1.0.0").input(reads="bx://r.fq")
+    final = job.status(state="SUCCEEDED", exitCode=0).model()
+    assert status_of(pod().running(), final) == final.status
+
+
+def test_the_charge_never_exceeds_the_reservation() -> None:
+    late = pod().job_exited(0, end=T0 + seconds(5000)).uploaded(UPLOADED, at=T0 + seconds(5000))
+    status = status_of(late.finished())
+    assert status.credits == JobCredits(reserved=0.375, charged=0.375)
