@@ -6,6 +6,7 @@ import pytest
 from kopf.testing import KopfRunner
 from kubernetes.client.rest import ApiException
 
+from tests.fixtures_operator import OperatorProcess
 from tests.helpers import eventually
 from tests.integration.bx import Bx, condition
 
@@ -126,3 +127,72 @@ def test_deleting_environment_deletes_namespace(operator: KopfRunner, bx: Bx) ->
         return False
 
     eventually(gone, timeout=120, what=f"namespace {name} garbage-collected")
+
+
+# -- the credit ledger ----------------------------------------------------------------------
+
+FINALIZER = "batchx.io/finalizer"
+
+
+def _credits(bx: Bx, env: str) -> dict[str, float]:
+    return dict((bx.environment(env).get("status") or {}).get("credits") or {})
+
+
+def _records(bx: Bx, env: str) -> dict[str, str]:
+    maps = bx.core.list_namespaced_config_map(env, label_selector="batchx.io/ledger=charge").items
+    return {m.data["job"]: m.data["charged"] for m in maps}
+
+
+def test_ledger_counts_each_charge_once_under_a_killed_operator(
+    operator_process: OperatorProcess, bx: Bx
+) -> None:
+    """The job controller's part is played by the test (it writes job statuses); the operator is
+    a real `python -m batchx` process, SIGKILLed at different points of its work."""
+    op = operator_process
+    op.start()
+    env = bx.create_environment(credits=1000)
+    bx.wait_ready(env, timeout=90)
+    names = [f"job-{i}" for i in range(6)]
+    for name in names:
+        bx.create_job(env, name)
+    # The ledger's finalizer is on every job before any is charged: none can vanish unrecorded.
+    eventually(lambda: all(FINALIZER in (j["metadata"].get("finalizers") or [])
+                           for j in bx.jobs(env)) and len(bx.jobs(env)) == 6,
+               timeout=60, what="ledger finalizer on every job")
+    for name in names:
+        bx.set_job_status(env, name, {"state": "RUNNING", "credits": {"reserved": 10}})
+    eventually(lambda: _credits(bx, env).get("reserved") == 60, timeout=60, what="60 reserved")
+
+    amounts = {"job-0": 1.25, "job-1": 2.5, "job-2": 0.1, "job-3": 3.0}
+    for index, (name, amount) in enumerate(amounts.items()):
+        bx.set_job_status(env, name, {"state": "SUCCEEDED",
+                                      "credits": {"reserved": 10, "charged": amount}})
+        if index == 1:  # die after the record exists, maybe before the totals are written
+            eventually(lambda n=name: n in _records(bx, env), timeout=60, what="record")
+        elif index == 2:  # die after the totals are written
+            eventually(lambda a=amount: _credits(bx, env).get("spent", 0) >= a, timeout=60,
+                       what="spent updated")
+        op.kill()  # index 0 and 3: die right away, most likely before the charge is seen
+        if index == 3:
+            # deleted while no operator runs: the finalizer holds it until it is recorded
+            bx.custom.delete_namespaced_custom_object("batchx.io", "v1alpha1", env, "jobs",
+                                                      name)
+        op.start()
+
+    spent = sum(amounts.values())
+    expected = {"granted": 1000, "reserved": 20, "spent": spent, "balance": 1000 - 20 - spent}
+    eventually(lambda: _credits(bx, env) == expected, timeout=90, what=f"credits {expected}")
+    assert {k: float(v) for k, v in _records(bx, env).items()} == amounts
+    eventually(lambda: "job-3" not in [j["metadata"]["name"] for j in bx.jobs(env)],
+               timeout=60, what="job-3 deleted once recorded")
+
+    # Totals are rebuilt from API state at start-up: wipe them while the operator is down.
+    op.kill()
+    bx.custom.patch_cluster_custom_object_status(
+        "batchx.io", "v1alpha1", "environments", env,
+        {"status": {"credits": {"granted": 0, "reserved": 0, "spent": 0, "balance": 0}}})
+    # A deleted job's charge stays spent, and charged jobs deleted now stay counted too.
+    bx.custom.delete_namespaced_custom_object("batchx.io", "v1alpha1", env, "jobs", "job-0")
+    op.start()
+    eventually(lambda: _credits(bx, env) == expected, timeout=90, what="credits rebuilt")
+    assert len(_records(bx, env)) == 4

@@ -92,9 +92,11 @@ def test_malformed_manifest_refused_at_apply(operator: KopfRunner, bx: Bx, env: 
     assert "manifest.version" in refused.value.body
 
 
-def test_tags_refused_unless_allowed(start_operator: StartOperator, bx: Bx, env: str) -> None:
+def test_tags_refused_unless_allowed(start_operator: StartOperator, bx: Bx) -> None:
     tagged = {**spec(), "image": "registry.example/tools/hello:1.0"}
     with start_operator():
+        env = bx.create_environment()
+        bx.wait_ready(env)
         bx.create_image(env, "tagged", tagged)
         image = bx.wait_image(env, "tagged", "False", "ImageNotPinned")
         assert "$.spec.image" in condition(image, "Ready")["message"]  # type: ignore[index]
