@@ -6,7 +6,7 @@ Sources, later ones win:
 2. a YAML or JSON file named by ``BATCHX_CONFIG`` (the Helm chart mounts its values here), using
    the camelCase keys of the chart (``allowTags``, ``prices.vcpuHour``, ...);
 3. environment variables ``BATCHX_<FIELD>`` in upper snake case, nested fields joined with ``__``
-   (``BATCHX_ALLOW_TAGS=true``, ``BATCHX_PRICES__GPU_HOUR=12.5``, ``BATCHX_STORE__BUCKET=bx``).
+   (``BATCHX_ALLOW_TAGS=true``, ``BATCHX_PRICES__GPU_HOUR=12.5``, ``BATCHX_STORE=s3://bx``).
 
 Pod security: every Environment namespace gets the Pod Security Admission labels
 ``pod-security.kubernetes.io/{enforce,audit,warn}=<podSecurityLevel>`` (default ``restricted``,
@@ -50,16 +50,6 @@ class Prices(_Model):
     gpu_hour: float = Field(10.0, ge=0, description="gpuHour: credits per GPU-hour")
 
 
-class StoreSettings(_Model):
-    """Where file-system blobs live (BRIEF section 5); read by the content store."""
-
-    backend: Literal["local", "s3"] = "local"
-    root: str = Field("/var/lib/batchx/store", description="root: directory of the local store")
-    endpoint: str | None = Field(None, description="endpoint: S3 endpoint URL (None: AWS)")
-    bucket: str = "batchx"
-    region: str | None = None
-
-
 class Settings(_Model):
     """Everything an operator administrator can tune."""
 
@@ -68,7 +58,11 @@ class Settings(_Model):
         False, description="allowTags: accept Image container references by tag, not only digest"
     )
     pod_security_level: PodSecurityLevel = "restricted"
-    store: StoreSettings = StoreSettings()
+    store: str | None = Field(
+        None,
+        description="store: URL of the content store, s3://BUCKET[/PREFIX][?endpoint=URL] or "
+        "file:///DIR (batchx.store.config); None: storage usage is not reported",
+    )
     # Runtime limits: explicit so that a burst of objects cannot exhaust the API server or us.
     worker_limit: int = Field(
         20, ge=1, description="workerLimit: objects Kopf processes concurrently"

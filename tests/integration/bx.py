@@ -28,8 +28,12 @@ class Bx:
 
     def create_environment(self, name: str | None = None, **spec: Any) -> str:
         name = name or f"env-{uuid.uuid4().hex[:8]}"
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Environment",
-                "metadata": {"name": name}, "spec": spec}
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Environment",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
         self.custom.create_cluster_custom_object(GROUP, VERSION, "environments", body)
         self.created_envs.append(name)
         return name
@@ -39,8 +43,9 @@ class Bx:
         return result
 
     def patch_environment(self, name: str, spec: JSON) -> None:
-        self.custom.patch_cluster_custom_object(GROUP, VERSION, "environments", name,
-                                                {"spec": spec})
+        self.custom.patch_cluster_custom_object(
+            GROUP, VERSION, "environments", name, {"spec": spec}
+        )
 
     def delete_environment(self, name: str) -> None:
         try:
@@ -49,8 +54,14 @@ class Bx:
             if exc.status != 404:
                 raise
 
-    def wait_ready(self, name: str, status: str = "True", reason: str | None = None,
-                   generation: int | None = None, timeout: float = 60) -> JSON:
+    def wait_ready(
+        self,
+        name: str,
+        status: str = "True",
+        reason: str | None = None,
+        generation: int | None = None,
+        timeout: float = 60,
+    ) -> JSON:
         def probe() -> JSON | None:
             env = self.environment(name)
             cond = condition(env, "Ready")
@@ -61,53 +72,70 @@ class Bx:
             if generation is not None and cond.get("observedGeneration") != generation:
                 return None
             return env
+
         return eventually(probe, timeout=timeout, what=f"Environment {name} Ready={status}")
 
     # -- images --------------------------------------------------------------------------
 
     def create_image(self, namespace: str, name: str, spec: JSON) -> JSON:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Image",
-                "metadata": {"name": name}, "spec": spec}
-        result: JSON = self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace,
-                                                                   "images", body)
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Image",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        result: JSON = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "images", body
+        )
         return result
 
     def image(self, namespace: str, name: str) -> JSON:
-        result: JSON = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace,
-                                                                "images", name)
+        result: JSON = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "images", name
+        )
         return result
 
     def images(self, namespace: str, selector: str | None = None) -> list[JSON]:
         kwargs = {"label_selector": selector} if selector else {}
-        result = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "images",
-                                                           **kwargs)
+        result = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "images", **kwargs
+        )
         return list(result["items"])
 
     def delete_image(self, namespace: str, name: str) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "images", name)
 
-    def wait_image(self, namespace: str, name: str, status: str, reason: str,
-                   timeout: float = 60) -> JSON:
+    def wait_image(
+        self, namespace: str, name: str, status: str, reason: str, timeout: float = 60
+    ) -> JSON:
         def probe() -> JSON | None:
             image = self.image(namespace, name)
             cond = condition(image, "Ready")
             ok = cond is not None and (cond["status"], cond["reason"]) == (status, reason)
             return image if ok else None
-        return eventually(probe, timeout=timeout,
-                          what=f"Image {namespace}/{name} Ready={status} {reason}")
+
+        return eventually(
+            probe, timeout=timeout, what=f"Image {namespace}/{name} Ready={status} {reason}"
+        )
 
     # -- jobs ----------------------------------------------------------------------------
 
     def create_job(self, namespace: str, name: str) -> JSON:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Job", "metadata": {"name": name},
-                "spec": {"image": "tutorial/hello:1.0.0", "input": {}}}
-        result: JSON = self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace,
-                                                                   "jobs", body)
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Job",
+            "metadata": {"name": name},
+            "spec": {"image": "tutorial/hello:1.0.0", "input": {}},
+        }
+        result: JSON = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "jobs", body
+        )
         return result
 
     def set_job_status(self, namespace: str, name: str, status: JSON) -> None:
-        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, "jobs",
-                                                          name, {"status": status})
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, "jobs", name, {"status": status}
+        )
 
     def jobs(self, namespace: str) -> list[JSON]:
         result = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "jobs")
@@ -117,24 +145,34 @@ class Bx:
 
     def event_reasons(self, namespace: str, name: str) -> list[tuple[str, str]]:
         events = self.core.list_namespaced_event(
-            namespace, field_selector=f"involvedObject.name={name}").items
+            namespace, field_selector=f"involvedObject.name={name}"
+        ).items
         return [(e.type, e.reason) for e in events]
 
-    def wait_event(self, namespace: str, name: str, reason: str, type: str | None = None,
-                   timeout: float = 30) -> None:
+    def wait_event(
+        self, namespace: str, name: str, reason: str, type: str | None = None, timeout: float = 30
+    ) -> None:
         def probe() -> bool:
-            return any(r == reason and (type is None or t == type)
-                       for t, r in self.event_reasons(namespace, name))
+            return any(
+                r == reason and (type is None or t == type)
+                for t, r in self.event_reasons(namespace, name)
+            )
+
         eventually(probe, timeout=timeout, what=f"Event {reason} on {namespace}/{name}")
 
     # -- rbac ----------------------------------------------------------------------------
 
-    def can(self, user: str, verb: str, resource: str, namespace: str | None,
-            group: str = GROUP) -> bool:
-        review = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
-            user=user,
-            resource_attributes=client.V1ResourceAttributes(
-                verb=verb, group=group, resource=resource, namespace=namespace)))
+    def can(
+        self, user: str, verb: str, resource: str, namespace: str | None, group: str = GROUP
+    ) -> bool:
+        review = client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=user,
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb, group=group, resource=resource, namespace=namespace
+                ),
+            )
+        )
         result = client.AuthorizationV1Api(self.api).create_subject_access_review(review)
         return bool(result.status.allowed)
 

@@ -21,7 +21,8 @@ def bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
         try:
             # The operator may already be stopped: do not leave the object stuck on its finalizer.
             helper.custom.patch_cluster_custom_object(
-                GROUP, VERSION, "environments", name, {"metadata": {"finalizers": None}})
+                GROUP, VERSION, "environments", name, {"metadata": {"finalizers": None}}
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes.client.rest import ApiException
 
-from tests.fixtures_operator import OperatorProcess
+from batchx.store.config import open_store
+from batchx.store.errors import QuotaExceededError
+from tests.fixtures_operator import OperatorProcess, StartOperator
 from tests.helpers import eventually
 from tests.integration.bx import Bx, condition
 
@@ -22,13 +26,21 @@ def test_environment_gets_owned_namespace_quota_and_status(operator: KopfRunner,
     ns = bx.core.read_namespace(name)
     owner = ns.metadata.owner_references[0]
     assert (owner.kind, owner.name, owner.uid, owner.controller) == (
-        "Environment", name, env["metadata"]["uid"], True)
+        "Environment",
+        name,
+        env["metadata"]["uid"],
+        True,
+    )
     assert ns.metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
     assert ns.metadata.labels["batchx.io/environment"] == name
 
     quota = bx.core.read_namespaced_resource_quota("batchx-quota", name)
-    assert quota.spec.hard == {"requests.cpu": "4", "requests.memory": "8Gi",
-                               "requests.nvidia.com/gpu": "1", "pods": "3"}
+    assert quota.spec.hard == {
+        "requests.cpu": "4",
+        "requests.memory": "8Gi",
+        "requests.nvidia.com/gpu": "1",
+        "pods": "3",
+    }
     status = env["status"]
     assert status["namespace"] == name
     assert status["credits"] == {"granted": 100, "reserved": 0, "spent": 0, "balance": 100}
@@ -42,12 +54,19 @@ def test_spec_change_updates_quota_credits_and_generation(operator: KopfRunner, 
     name = bx.create_environment(quota=QUOTA, credits=10)
     bx.wait_ready(name, generation=1)
     # merge patch: null removes a field, so the quota becomes exactly {cpu, jobs}
-    bx.patch_environment(name, {"quota": {"cpu": "8", "jobs": 5, "memory": None, "gpus": None},
-                                "credits": 25})
+    bx.patch_environment(
+        name, {"quota": {"cpu": "8", "jobs": 5, "memory": None, "gpus": None}, "credits": 25}
+    )
     env = bx.wait_ready(name, generation=2)
     assert env["status"]["credits"]["balance"] == 25
-    eventually(lambda: bx.core.read_namespaced_resource_quota("batchx-quota", name).spec.hard
-               == {"requests.cpu": "8", "pods": "5"}, timeout=30, what="quota updated")
+    eventually(
+        lambda: (
+            bx.core.read_namespaced_resource_quota("batchx-quota", name).spec.hard
+            == {"requests.cpu": "8", "pods": "5"}
+        ),
+        timeout=30,
+        what="quota updated",
+    )
     bx.wait_event("default", name, "QuotaApplied")
 
 
@@ -55,8 +74,11 @@ def test_deleted_quota_is_restored_by_resync(operator: KopfRunner, bx: Bx) -> No
     name = bx.create_environment(quota={"jobs": 2})
     bx.wait_ready(name)
     bx.core.delete_namespaced_resource_quota("batchx-quota", name)
-    eventually(lambda: bx.core.read_namespaced_resource_quota("batchx-quota", name),
-               timeout=30, what="quota restored by the periodic resync")
+    eventually(
+        lambda: bx.core.read_namespaced_resource_quota("batchx-quota", name),
+        timeout=30,
+        what="quota restored by the periodic resync",
+    )
 
 
 def test_foreign_namespace_is_a_conflict_and_untouched(
@@ -77,16 +99,21 @@ def test_foreign_namespace_is_a_conflict_and_untouched(
 
 
 def test_members_get_exactly_their_role(operator: KopfRunner, bx: Bx) -> None:
-    members = [{"name": "alice", "role": "member"}, {"name": "vic", "role": "viewer"},
-               {"name": "ada", "role": "admin"}, {"kind": "Group", "name": "ops", "role": "admin"}]
+    members = [
+        {"name": "alice", "role": "member"},
+        {"name": "vic", "role": "viewer"},
+        {"name": "ada", "role": "admin"},
+        {"kind": "Group", "name": "ops", "role": "admin"},
+    ]
     env = bx.create_environment(members=members)
     other = bx.create_environment()
     bx.wait_ready(env)
     bx.wait_ready(other)
 
     # the aggregation controller fills the roles' rules asynchronously: wait on the answer
-    eventually(lambda: bx.can("alice", "create", "jobs", env), timeout=60,
-               what="alice may create jobs")
+    eventually(
+        lambda: bx.can("alice", "create", "jobs", env), timeout=60, what="alice may create jobs"
+    )
     expectations = [
         ("alice", "create", "jobs", env, True),
         ("alice", "get", "images", env, True),
@@ -109,8 +136,11 @@ def test_members_get_exactly_their_role(operator: KopfRunner, bx: Bx) -> None:
 
     # a member removed from the spec loses access
     bx.patch_environment(env, {"members": [{"name": "ada", "role": "admin"}]})
-    eventually(lambda: not bx.can("alice", "create", "jobs", env), timeout=30,
-               what="alice's access revoked")
+    eventually(
+        lambda: not bx.can("alice", "create", "jobs", env),
+        timeout=30,
+        what="alice's access revoked",
+    )
     bx.wait_event("default", env, "MembersRemoved")
 
 
@@ -156,43 +186,78 @@ def test_ledger_counts_each_charge_once_under_a_killed_operator(
     for name in names:
         bx.create_job(env, name)
     # The ledger's finalizer is on every job before any is charged: none can vanish unrecorded.
-    eventually(lambda: all(FINALIZER in (j["metadata"].get("finalizers") or [])
-                           for j in bx.jobs(env)) and len(bx.jobs(env)) == 6,
-               timeout=60, what="ledger finalizer on every job")
+    eventually(
+        lambda: (
+            all(FINALIZER in (j["metadata"].get("finalizers") or []) for j in bx.jobs(env))
+            and len(bx.jobs(env)) == 6
+        ),
+        timeout=60,
+        what="ledger finalizer on every job",
+    )
     for name in names:
         bx.set_job_status(env, name, {"state": "RUNNING", "credits": {"reserved": 10}})
     eventually(lambda: _credits(bx, env).get("reserved") == 60, timeout=60, what="60 reserved")
 
     amounts = {"job-0": 1.25, "job-1": 2.5, "job-2": 0.1, "job-3": 3.0}
     for index, (name, amount) in enumerate(amounts.items()):
-        bx.set_job_status(env, name, {"state": "SUCCEEDED",
-                                      "credits": {"reserved": 10, "charged": amount}})
+        bx.set_job_status(
+            env, name, {"state": "SUCCEEDED", "credits": {"reserved": 10, "charged": amount}}
+        )
         if index == 1:  # die after the record exists, maybe before the totals are written
             eventually(lambda n=name: n in _records(bx, env), timeout=60, what="record")
         elif index == 2:  # die after the totals are written
-            eventually(lambda a=amount: _credits(bx, env).get("spent", 0) >= a, timeout=60,
-                       what="spent updated")
+            eventually(
+                lambda a=amount: _credits(bx, env).get("spent", 0) >= a,
+                timeout=60,
+                what="spent updated",
+            )
         op.kill()  # index 0 and 3: die right away, most likely before the charge is seen
         if index == 3:
             # deleted while no operator runs: the finalizer holds it until it is recorded
-            bx.custom.delete_namespaced_custom_object("batchx.io", "v1alpha1", env, "jobs",
-                                                      name)
+            bx.custom.delete_namespaced_custom_object("batchx.io", "v1alpha1", env, "jobs", name)
         op.start()
 
     spent = sum(amounts.values())
     expected = {"granted": 1000, "reserved": 20, "spent": spent, "balance": 1000 - 20 - spent}
     eventually(lambda: _credits(bx, env) == expected, timeout=90, what=f"credits {expected}")
     assert {k: float(v) for k, v in _records(bx, env).items()} == amounts
-    eventually(lambda: "job-3" not in [j["metadata"]["name"] for j in bx.jobs(env)],
-               timeout=60, what="job-3 deleted once recorded")
+    eventually(
+        lambda: "job-3" not in [j["metadata"]["name"] for j in bx.jobs(env)],
+        timeout=60,
+        what="job-3 deleted once recorded",
+    )
 
     # Totals are rebuilt from API state at start-up: wipe them while the operator is down.
     op.kill()
     bx.custom.patch_cluster_custom_object_status(
-        "batchx.io", "v1alpha1", "environments", env,
-        {"status": {"credits": {"granted": 0, "reserved": 0, "spent": 0, "balance": 0}}})
+        "batchx.io",
+        "v1alpha1",
+        "environments",
+        env,
+        {"status": {"credits": {"granted": 0, "reserved": 0, "spent": 0, "balance": 0}}},
+    )
     # A deleted job's charge stays spent, and charged jobs deleted now stay counted too.
     bx.custom.delete_namespaced_custom_object("batchx.io", "v1alpha1", env, "jobs", "job-0")
     op.start()
     eventually(lambda: _credits(bx, env) == expected, timeout=90, what="credits rebuilt")
     assert len(_records(bx, env)) == 4
+
+
+def test_storage_quota_and_usage_with_the_store(
+    start_operator: StartOperator, bx: Bx, tmp_path: Path
+) -> None:
+    url = f"file://{tmp_path / 'store'}"
+    with start_operator(BATCHX_STORE=url):
+        name = bx.create_environment(quota={"storage": "1Ki"})
+        bx.wait_ready(name)
+        files = open_store(url).env(name)
+        eventually(lambda: files.usage().quota == 1024, timeout=30, what="quota handed to store")
+        files.put_bytes("a.txt", b"x" * 600)
+        files.put_bytes("alias.txt", b"x" * 600)  # same content: no extra storage
+        with pytest.raises(QuotaExceededError):
+            files.put_bytes("b.txt", b"y" * 600)
+        eventually(
+            lambda: bx.environment(name)["status"]["storage"] == {"usedBytes": 600, "files": 2},
+            timeout=30,
+            what="storage usage in status (periodic resync)",
+        )

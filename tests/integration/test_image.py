@@ -34,23 +34,31 @@ def latest_names(bx: Bx, env: str) -> list[str]:
     return sorted(i["metadata"]["name"] for i in bx.images(env, "batchx.io/latest=true"))
 
 
-def test_valid_image_gets_coordinates_labels_and_event(operator: KopfRunner, bx: Bx,
-                                                       env: str) -> None:
+def test_valid_image_gets_coordinates_labels_and_event(
+    operator: KopfRunner, bx: Bx, env: str
+) -> None:
     bx.create_image(env, "hello-1-0-0", spec(public=True))
     image = bx.wait_image(env, "hello-1-0-0", "True", "Accepted")
     assert image["status"]["coordinates"] == f"{env}@tutorial/hello:1.0.0"
     assert image["status"]["baseName"] == f"{env}@tutorial/hello"
     assert image["status"]["observedGeneration"] == 1
-    eventually(lambda: bx.image(env, "hello-1-0-0")["metadata"].get("labels", {}).get(
-        "batchx.io/latest") == "true", timeout=30, what="latest label")
+    eventually(
+        lambda: (
+            bx.image(env, "hello-1-0-0")["metadata"].get("labels", {}).get("batchx.io/latest")
+            == "true"
+        ),
+        timeout=30,
+        what="latest label",
+    )
     labels = bx.image(env, "hello-1-0-0")["metadata"]["labels"]
     assert labels["batchx.io/base-name"] == "tutorial.hello"
     assert labels["batchx.io/public"] == "true"
     bx.wait_event(env, "hello-1-0-0", "Accepted", "Normal")
 
 
-def test_duplicate_coordinates_refused_until_the_owner_goes(operator: KopfRunner, bx: Bx,
-                                                             env: str) -> None:
+def test_duplicate_coordinates_refused_until_the_owner_goes(
+    operator: KopfRunner, bx: Bx, env: str
+) -> None:
     bx.create_image(env, "first", spec())
     bx.wait_image(env, "first", "True", "Accepted")
     bx.create_image(env, "second", spec())
@@ -69,7 +77,8 @@ def test_spec_is_immutable(operator: KopfRunner, bx: Bx, env: str) -> None:
     bx.create_image(env, "hello", spec())
     with pytest.raises(ApiException) as refused:
         bx.custom.patch_namespaced_custom_object(
-            "batchx.io", "v1alpha1", env, "images", "hello", {"spec": {"public": True}})
+            "batchx.io", "v1alpha1", env, "images", "hello", {"spec": {"public": True}}
+        )
     assert refused.value.status == 422
     assert "immutable" in refused.value.body
 
@@ -82,7 +91,9 @@ def test_invalid_manifest_reports_json_path(operator: KopfRunner, bx: Bx, env: s
     message = condition(image, "Ready")["message"]  # type: ignore[index]
     assert "$.spec.manifest.errorCodes" in message
     bx.wait_event(env, "bad", "InvalidManifest", "Warning")
-    assert "labels" not in image["metadata"] or "batchx.io/latest" not in image["metadata"]["labels"]
+    assert (
+        "labels" not in image["metadata"] or "batchx.io/latest" not in image["metadata"]["labels"]
+    )
 
 
 def test_malformed_manifest_refused_at_apply(operator: KopfRunner, bx: Bx, env: str) -> None:
@@ -109,21 +120,32 @@ def test_image_outside_an_environment(operator: KopfRunner, bx: Bx, namespace: s
     bx.wait_image(namespace, "stray", "False", "EnvironmentNotFound")
 
 
-def test_latest_per_major_follows_creates_and_deletes(operator: KopfRunner, bx: Bx,
-                                                      env: str) -> None:
+def test_latest_per_major_follows_creates_and_deletes(
+    operator: KopfRunner, bx: Bx, env: str
+) -> None:
     for version in ("1.0.0", "1.10.0", "1.2.0", "2.0.0"):
         bx.create_image(env, "v" + version.replace(".", "-"), spec(version))
     bx.create_image(env, "other", spec("0.1.0", name="tutorial/other"))
-    eventually(lambda: latest_names(bx, env) == ["other", "v1-10-0", "v2-0-0"], timeout=60,
-               what="latest of each major")
+    eventually(
+        lambda: latest_names(bx, env) == ["other", "v1-10-0", "v2-0-0"],
+        timeout=60,
+        what="latest of each major",
+    )
 
     bx.delete_image(env, "v1-10-0")
-    eventually(lambda: latest_names(bx, env) == ["other", "v1-2-0", "v2-0-0"], timeout=60,
-               what="latest after deleting the newest 1.x")
+    eventually(
+        lambda: latest_names(bx, env) == ["other", "v1-2-0", "v2-0-0"],
+        timeout=60,
+        what="latest after deleting the newest 1.x",
+    )
 
     # one documented selector deletes every version of a base name
     bx.custom.delete_collection_namespaced_custom_object(
-        "batchx.io", "v1alpha1", env, "images", label_selector="batchx.io/base-name=tutorial.hello")
-    eventually(lambda: [i["metadata"]["name"] for i in bx.images(env)] == ["other"], timeout=60,
-               what="base name deleted")
+        "batchx.io", "v1alpha1", env, "images", label_selector="batchx.io/base-name=tutorial.hello"
+    )
+    eventually(
+        lambda: [i["metadata"]["name"] for i in bx.images(env)] == ["other"],
+        timeout=60,
+        what="base name deleted",
+    )
     assert latest_names(bx, env) == ["other"]

@@ -81,9 +81,15 @@ def test_namespace_is_owned_and_labelled_for_pod_security() -> None:
     [
         (None, {}),
         ({}, {}),
-        ({"cpu": "4", "memory": "16Gi", "gpus": 1, "jobs": 3, "storage": "1Ti"},
-         {"requests.cpu": "4", "requests.memory": "16Gi", "requests.nvidia.com/gpu": "1",
-          "pods": "3"}),
+        (
+            {"cpu": "4", "memory": "16Gi", "gpus": 1, "jobs": 3, "storage": "1Ti"},
+            {
+                "requests.cpu": "4",
+                "requests.memory": "16Gi",
+                "requests.nvidia.com/gpu": "1",
+                "pods": "3",
+            },
+        ),
         ({"cpu": 2}, {"requests.cpu": "2"}),
         ({"jobs": 0}, {"pods": "0"}),
     ],
@@ -99,13 +105,18 @@ def test_quota_hard(quota: dict | None, hard: dict) -> None:
 
 def test_role_bindings_one_per_role_in_use() -> None:
     env = EnvironmentObject.from_body(
-        make_environment().member("bob", "member").member("ann", "member")
-        .member("ops", "admin", kind="Group").build()
+        make_environment()
+        .member("bob", "member")
+        .member("ann", "member")
+        .member("ops", "admin", kind="Group")
+        .build()
     )
     bindings = {b["metadata"]["name"]: b for b in desired_role_bindings(env)}
     assert sorted(bindings) == ["batchx-admin", "batchx-member"]
     assert bindings["batchx-member"]["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "batchx-member"
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "batchx-member",
     }
     assert [s["name"] for s in bindings["batchx-member"]["subjects"]] == ["ann", "bob"]
     assert bindings["batchx-admin"]["subjects"] == [
@@ -142,8 +153,7 @@ def test_converged_state_plans_nothing() -> None:
 
 def test_spec_changes_update_and_remove_children() -> None:
     before = EnvironmentObject.from_body(
-        make_environment("lab").quota(cpu="4").member("bob", "viewer").member("al", "admin")
-        .build()
+        make_environment("lab").quota(cpu="4").member("bob", "viewer").member("al", "admin").build()
     )
     after = EnvironmentObject.from_body(
         make_environment("lab").quota(cpu="8").member("bob", "member").build()
@@ -154,8 +164,12 @@ def test_spec_changes_update_and_remove_children() -> None:
         role_bindings=desired_role_bindings(before),
     )
     actions = plan_children(after, observed, "restricted")
-    assert _reasons(actions) == ["QuotaApplied", "MembersApplied", "MembersRemoved",
-                                 "MembersRemoved"]
+    assert _reasons(actions) == [
+        "QuotaApplied",
+        "MembersApplied",
+        "MembersRemoved",
+        "MembersRemoved",
+    ]
     assert [a.name for a in actions if isinstance(a, Delete)] == ["batchx-admin", "batchx-viewer"]
     no_quota = EnvironmentObject.from_body(make_environment("lab").member("bob", "member").build())
     assert _reasons(plan_children(no_quota, observed, "restricted"))[0] == "QuotaRemoved"
@@ -163,15 +177,23 @@ def test_spec_changes_update_and_remove_children() -> None:
 
 def test_status_ready_with_credits() -> None:
     env = EnvironmentObject.from_body(make_environment("lab").credits(50).generation(3).build())
-    status = plan_status(env, readiness(env, NamespaceVerdict.OURS), credit_totals(50, [], []),
-                         None, NOW)
+    status = plan_status(
+        env, readiness(env, NamespaceVerdict.OURS), credit_totals(50, [], []), None, NOW
+    )
     assert status.to_json() == {
         "namespace": "lab",
         "credits": {"granted": 50.0, "reserved": 0.0, "spent": 0.0, "balance": 50.0},
         "storage": {"usedBytes": 0, "files": 0},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "Reconciled",
-                        "message": "namespace lab is ready",
-                        "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 3}],
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Reconciled",
+                "message": "namespace lab is ready",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+                "observedGeneration": 3,
+            }
+        ],
         "observedGeneration": 3,
     }
 

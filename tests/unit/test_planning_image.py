@@ -14,10 +14,13 @@ from tests.builders import ImageBuilder, make_image
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def plan(*builders: ImageBuilder, allow_tags: bool = False, env_exists: bool = True) -> dict[str, ImagePlan]:
+def plan(
+    *builders: ImageBuilder, allow_tags: bool = False, env_exists: bool = True
+) -> dict[str, ImagePlan]:
     images = [ImageObject.from_body(b.build()) for b in builders]
-    plans = plan_images(images, check=check_manifest, allow_tags=allow_tags,
-                        env_exists=env_exists, now=NOW)
+    plans = plan_images(
+        images, check=check_manifest, allow_tags=allow_tags, env_exists=env_exists, now=NOW
+    )
     return {p.image.name: p for p in plans}
 
 
@@ -35,8 +38,10 @@ def test_valid_image_gets_coordinates_and_labels() -> None:
     p = plan(make_image("hello").public())["hello"]
     assert ready(p) == ("True", "Accepted")
     assert p.status is not None
-    assert (p.status.coordinates, p.status.base_name) == ("lab@tutorial/hello:1.0.0",
-                                                         "lab@tutorial/hello")
+    assert (p.status.coordinates, p.status.base_name) == (
+        "lab@tutorial/hello:1.0.0",
+        "lab@tutorial/hello",
+    )
     assert p.labels == {
         "batchx.io/base-name": "tutorial.hello",
         "batchx.io/major": "1",
@@ -61,7 +66,7 @@ def test_refused_images(builder: ImageBuilder, reason: str, in_message: str) -> 
     assert p.status is not None
     assert in_message in p.status.conditions[0].message
     assert p.status.coordinates is None
-    assert [(e.type, e.reason) for e in p.events][0] == ("Warning", reason)
+    assert next((e.type, e.reason) for e in p.events) == ("Warning", reason)
     assert "batchx.io/latest" not in (p.labels or {})
 
 
@@ -82,7 +87,8 @@ def test_duplicate_coordinates_older_wins_whatever_the_order() -> None:
         assert ready(plans["aa-new"]) == ("False", "DuplicateCoordinates")
         assert latest(plans) == ["zz-old"]
         status = plans["aa-new"].status
-        assert status is not None and "zz-old" in status.conditions[0].message
+        assert status is not None
+        assert "zz-old" in status.conditions[0].message
 
 
 def test_duplicate_tie_broken_by_name() -> None:
@@ -108,19 +114,23 @@ def test_latest_per_major(versions: list[str], expected_latest: list[str]) -> No
 def test_latest_is_per_base_name() -> None:
     plans = plan(make_image("a").named("x/a"), make_image("b").named("x/b"))
     assert latest(plans) == ["a", "b"]
-    assert plans["a"].labels is not None and plans["a"].labels["batchx.io/base-name"] == "x.a"
+    assert plans["a"].labels is not None
+    assert plans["a"].labels["batchx.io/base-name"] == "x.a"
 
 
 def test_latest_moves_after_deletion_and_stale_labels_are_removed() -> None:
     old = make_image("v1-0-0").version("1.0.0").label("batchx.io/latest", "true")
     plans = plan(old, make_image("v1-1-0").version("1.1.0"))
     assert plans["v1-0-0"].labels == {
-        "batchx.io/latest": None, "batchx.io/base-name": "tutorial.hello", "batchx.io/major": "1",
+        "batchx.io/latest": None,
+        "batchx.io/base-name": "tutorial.hello",
+        "batchx.io/major": "1",
         "batchx.io/version": "1.0.0",
     }
     assert [e.reason for e in plans["v1-0-0"].events] == ["Accepted", "NotLatest"]
     # the newer one is deleted: the older one is latest again
-    assert latest(plan(old)) == [] and plan(old)["v1-0-0"].labels is not None
+    assert latest(plan(old)) == []
+    assert plan(old)["v1-0-0"].labels is not None
 
 
 def test_converged_image_plans_no_writes() -> None:
@@ -150,5 +160,6 @@ def test_base_name_label_readable(name: str, label: str) -> None:
 @pytest.mark.parametrize("name", ["a.b", "x" * 64, "a//b", "-a"])
 def test_base_name_label_hashed_when_not_reversible(name: str) -> None:
     value = base_name_label(name)
-    assert value.startswith("h..") and len(value) <= 63
+    assert value.startswith("h..")
+    assert len(value) <= 63
     assert base_name_label("a/b") != base_name_label("a.b")

@@ -37,22 +37,43 @@ CACHED = make_job("cached").state("SUCCEEDED").charged(0).build()
         ("nothing yet", [], [], ("100", "0", "0", "100")),
         ("a running job reserves", [RUNNING, QUEUED], [], ("100", "10", "0", "90")),
         ("a finished job is charged, not reserved", [DONE], [], ("100", "0", "2.5", "97.5")),
-        ("job and its record count once", [DONE], [make_record("uid-done", "2.5")],
-         ("100", "0", "2.5", "97.5")),
-        ("a deleted job's record still counts", [], [make_record("uid-done", "2.5")],
-         ("100", "0", "2.5", "97.5")),
-        ("the record (first write) wins over a rewritten job charge",
-         [make_job("done").state("SUCCEEDED").charged(9).build()],
-         [make_record("uid-done", "2.5")], ("100", "0", "2.5", "97.5")),
-        ("record seen while the job still looked running: no reservation on top",
-         [RUNNING], [make_record("uid-run", "3")], ("100", "0", "3", "97")),
+        (
+            "job and its record count once",
+            [DONE],
+            [make_record("uid-done", "2.5")],
+            ("100", "0", "2.5", "97.5"),
+        ),
+        (
+            "a deleted job's record still counts",
+            [],
+            [make_record("uid-done", "2.5")],
+            ("100", "0", "2.5", "97.5"),
+        ),
+        (
+            "the record (first write) wins over a rewritten job charge",
+            [make_job("done").state("SUCCEEDED").charged(9).build()],
+            [make_record("uid-done", "2.5")],
+            ("100", "0", "2.5", "97.5"),
+        ),
+        (
+            "record seen while the job still looked running: no reservation on top",
+            [RUNNING],
+            [make_record("uid-run", "3")],
+            ("100", "0", "3", "97"),
+        ),
         ("decimal sums are exact", [DONE, FAILED], [], ("100", "0", "2.6", "97.4")),
         ("cached jobs cost nothing", [CACHED], [], ("100", "0", "0", "100")),
-        ("overspending shows a negative balance", [make_job("big").state("FAILED").charged(150).build()],
-         [], ("100", "0", "150", "-50")),
+        (
+            "overspending shows a negative balance",
+            [make_job("big").state("FAILED").charged(150).build()],
+            [],
+            ("100", "0", "150", "-50"),
+        ),
     ],
 )
-def test_credit_totals(case: str, jobs: list[dict], recs: list[dict], expected: tuple[str, ...]) -> None:
+def test_credit_totals(
+    case: str, jobs: list[dict], recs: list[dict], expected: tuple[str, ...]
+) -> None:
     totals = credit_totals(100, accounts(*jobs), records(*recs))
     got = (totals.granted, totals.reserved, totals.spent, totals.balance)
     assert got == tuple(Decimal(e) for e in expected), case

@@ -26,14 +26,14 @@ def test_file_then_environment(tmp_path: Path) -> None:
         {
             "BATCHX_CONFIG": str(config),
             "BATCHX_PRICES__GPU_HOUR": "9.5",
-            "BATCHX_STORE__BUCKET": "bx",
+            "BATCHX_STORE": "s3://bx",
             "BATCHX_SOMETHING_ELSE": "ignored",  # other components' variables are not ours
         }
     )
     assert settings.allow_tags is True
     assert (settings.prices.vcpu_hour, settings.prices.gpu_hour) == (2.0, 9.5)
     assert settings.pod_security_level == "baseline"
-    assert settings.store.bucket == "bx"
+    assert settings.store == "s3://bx"
 
 
 @pytest.mark.parametrize(

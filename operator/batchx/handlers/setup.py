@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -10,6 +11,7 @@ import kopf
 from batchx.clients.kube import Kube
 from batchx.reconcile.context import Context
 from batchx.settings import Settings
+from batchx.store.config import open_store
 
 PREFIX = "batchx.io"
 
@@ -56,7 +58,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         burst=config.api_burst,
         concurrency=config.api_concurrency,
     )
-    memo["batchx"] = Context(settings=config, kube=kube)
+    # The store is opened only when configured: without it, status.storage stays at zero.
+    store = await asyncio.to_thread(open_store, config.store) if config.store else None
+    memo["batchx"] = Context(settings=config, kube=kube, store=store)
 
 
 @kopf.on.cleanup()

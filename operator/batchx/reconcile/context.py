@@ -10,6 +10,7 @@ from typing import Any
 
 from batchx.clients.kube import Kube
 from batchx.settings import Settings
+from batchx.store.fs import Store
 
 JSON = dict[str, Any]
 
@@ -80,5 +81,6 @@ class Coalescer:
 class Context:
     settings: Settings
     kube: Kube
+    store: Store | None = None
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     coalescer: Coalescer = field(default_factory=Coalescer)

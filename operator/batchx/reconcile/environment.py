@@ -17,6 +17,7 @@ from batchx.planning.environment import (
 from batchx.planning.ledger import credit_totals
 from batchx.reconcile import ledger
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
+from batchx.reconcile.storage import sync_storage
 
 PLURAL = "environments"
 TERMINATING_RETRY_SECONDS = 5.0
@@ -63,6 +64,8 @@ async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
             outcome.notices.append(Notice(_ref(env), "Normal", action.reason, action.message))
         jobs, records = await ledger.settle(ctx, env.name)
         totals = credit_totals(env.model.spec.credits, jobs, records)
+        quota = env.model.spec.quota
+        storage = await sync_storage(ctx, env.name, quota.storage if quota else None)
         verdict = NamespaceVerdict.OURS
     elif verdict is NamespaceVerdict.TERMINATING:
         outcome.retry_after = TERMINATING_RETRY_SECONDS
