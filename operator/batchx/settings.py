@@ -21,9 +21,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 import yaml
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 ENV_PREFIX = "BATCHX_"
@@ -78,6 +79,30 @@ class Settings(_Model):
     kubeconfig: str | None = Field(
         None, description="kubeconfig: file to log in with (None: in-cluster or $KUBECONFIG)"
     )
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store_url(cls, value: Any) -> Any:
+        """Also accept the chart's structured form: {backend: s3, bucket, endpoint, region,
+        prefix} or {backend: local, root}; empty strings mean "not set"."""
+        if not isinstance(value, Mapping):
+            return value or None
+        known = {"backend", "bucket", "endpoint", "region", "prefix", "root"}
+        if unknown := sorted(set(value) - known):
+            raise ValueError(f"store: unknown keys {unknown}; expected {sorted(known)}")
+        if value.get("backend", "s3") == "local":
+            root = value.get("root") or ""
+            return f"file://{root}" if root else None
+        bucket = value.get("bucket") or ""
+        if not bucket:
+            raise ValueError("store: an s3 store needs a bucket")
+        prefix = str(value.get("prefix") or "").strip("/")
+        query = {k: value[k] for k in ("endpoint", "region") if value.get(k)}
+        return (
+            f"s3://{bucket}"
+            + (f"/{prefix}" if prefix else "")
+            + (f"?{urlencode(query)}" if query else "")
+        )
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -54,3 +54,25 @@ def test_unknown_key_in_file_refused(tmp_path: Path) -> None:
     config.write_text("alowTags: true\n")
     with pytest.raises(ValidationError):
         Settings.load({"BATCHX_CONFIG": str(config)})
+
+
+@pytest.mark.parametrize(
+    ("store", "url"),
+    [
+        ("s3://bx/pre?endpoint=http://minio:9000", "s3://bx/pre?endpoint=http://minio:9000"),
+        ("", None),
+        ({"backend": "s3", "bucket": "batchx", "endpoint": "", "region": ""}, "s3://batchx"),
+        (
+            {"backend": "s3", "bucket": "bx", "prefix": "/p/", "endpoint": "http://m:9000"},
+            "s3://bx/p?endpoint=http%3A%2F%2Fm%3A9000",
+        ),
+        ({"backend": "local", "root": "/data"}, "file:///data"),
+    ],
+)
+def test_store_url_or_chart_form(store: object, url: str | None) -> None:
+    assert Settings.model_validate({"store": store}).store == url
+
+
+def test_store_chart_form_needs_a_bucket() -> None:
+    with pytest.raises(ValidationError):
+        Settings.model_validate({"store": {"backend": "s3"}})
