@@ -20,6 +20,11 @@ Limits, so that a hostile document cannot exhaust the operator:
 - at most `MAX_PROBLEMS` (100) problems reported per document.
 
 Compile a schema once with `compile_schema` (cached by content) and reuse the `DocumentSchema`.
+
+Speed: a document is first checked by `fastjsonschema` code compiled from the same normalised
+draft-07 schema (formats off, defaults off); only when that says "invalid" does jsonschema run,
+so every problem message and JSON path comes from jsonschema exactly as before. The fast check is
+used only where it cannot accept what jsonschema refuses (see `batchx.domain.fastcheck`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from jsonschema import Draft7Validator, FormatChecker, ValidationError
 from jsonschema.exceptions import best_match
 from jsonschema.validators import extend
 
+from batchx.domain.fastcheck import fast_check, has_dollar_pattern
 from batchx.domain.jsonpath import format_path
 from batchx.domain.paths import BxPathError, parse_bx_path, validate_relative_path
 
@@ -307,6 +313,7 @@ class _FileNode:
     is_file: bool = False
     declared: frozenset[str] = frozenset()  # every name in `properties`, files or not
     properties: Mapping[str, _FileNode] = field(default_factory=dict)
+    segments: Mapping[str, str] = field(default_factory=dict)  # name -> `.name`, for paths
     patterns: tuple[tuple[re.Pattern[str], _FileNode], ...] = ()
     additional: _FileNode | None = None
     items: _FileNode | None = None
@@ -359,6 +366,10 @@ class DocumentSchema:
         self.schema = normalised
         self.problems: tuple[Problem, ...] = tuple(found)
         self._validator = BatchxValidator(normalised if not found else True)
+        # The yes/no pre-check; jsonschema still decides (and words) every refusal.
+        self._fast = None if found else fast_check(normalised)
+        # `pattern` with `$` is `\Z` in fastjsonschema: documents with newlines go to jsonschema.
+        self._newlines_matter = self._fast is not None and has_dollar_pattern(normalised)
         self._files = _EMPTY if found else self._file_tree(normalised, 0, set())
         self.file_paths = _file_paths(self._files)
 
@@ -412,6 +423,7 @@ class DocumentSchema:
             is_file=is_file,
             declared=frozenset(props) if isinstance(props, Mapping) else frozenset(),
             properties=properties,
+            segments={name: _segment(name) for name in properties},
             patterns=patterns,
             additional=None if extra.empty else extra,
             items=items,
@@ -429,29 +441,28 @@ class DocumentSchema:
                     for p in self.problems[:MAX_PROBLEMS]
                 )
             )
-        limits = check_document_limits(document)
+        limits, fast_ok = _document_limits(document, self._newlines_matter)
         if limits:
             return ValidationResult(limits)
         try:
             problems: list[Problem] = []
-            for error in self._validator.iter_errors(document):
-                problems.append(problem_from_error(error))
-                if len(problems) >= MAX_PROBLEMS:
-                    problems.append(Problem("$", f"more than {MAX_PROBLEMS} problems; stopped"))
-                    break
-            files: list[FileRef] = []
+            if not (fast_ok and self._fast_valid(document)):
+                for error in self._validator.iter_errors(document):
+                    problems.append(problem_from_error(error))
+                    if len(problems) >= MAX_PROBLEMS:
+                        problems.append(Problem("$", f"more than {MAX_PROBLEMS} problems; stopped"))
+                        break
+            found: list[tuple[str, JsonPointer, Any]] = []
             if not self._files.empty:
-                self._collect(document, self._files, (), files, 0)
+                self._collect(document, self._files, (), "$", found, depth=0)
             typed = {p.path for p in problems}
             checked: list[FileRef] = []
-            for ref in files:
-                target, problem = _check_file(ref, mode)
+            for path, pointer, value in found:
+                target, problem = _check_file(path, value, mode)
                 if target is not None:
-                    checked.append(FileRef(ref.path, ref.pointer, ref.value, target))
+                    checked.append(FileRef(path, pointer, value, target))
                 # A non-string file value already has its type error; one message is enough.
-                elif problem is not None and not (
-                    ref.path in typed and not isinstance(ref.value, str)
-                ):
+                elif problem is not None and not (path in typed and not isinstance(value, str)):
                     problems.append(problem)
         except RecursionError:
             return ValidationResult((Problem("$", "document or schema nests too deeply"),))
@@ -463,41 +474,77 @@ class DocumentSchema:
         unique = {ref.pointer: ref for ref in checked}  # allOf branches may find a file twice
         return ValidationResult(tuple(problems), tuple(unique.values()))
 
+    def _fast_valid(self, document: Any) -> bool:
+        if self._fast is None:
+            return False
+        try:
+            self._fast(document)
+        except Exception:  # invalid, or anything unexpected: jsonschema decides
+            return False
+        return True
+
     def _collect(
-        self, value: Any, node: _FileNode, pointer: JsonPointer, out: list[FileRef], depth: int
+        self,
+        value: Any,
+        node: _FileNode,
+        pointer: JsonPointer,
+        path: str,
+        out: list[tuple[str, JsonPointer, Any]],
+        *,
+        depth: int,
     ) -> None:
+        # `path` is format_path(pointer), built one segment at a time.
         if depth > MAX_DOCUMENT_DEPTH:
             return
         if node.is_file:
             if isinstance(value, list):
                 # `format: file` on the array itself: every item is a file.
                 for index, item in enumerate(value):
-                    out.append(FileRef(format_path((*pointer, index)), (*pointer, index), item, ""))
+                    out.append((f"{path}[{index}]", (*pointer, index), item))
             else:
-                out.append(FileRef(format_path(pointer), pointer, value, ""))
+                out.append((path, pointer, value))
         if isinstance(value, dict):
-            for name, child in value.items():
-                sub = node.properties.get(name)
-                if sub is None and name not in node.declared:
-                    matched = [n for p, n in node.patterns if p.search(name)]
-                    if matched:
-                        for pattern_node in matched:
-                            self._collect(child, pattern_node, (*pointer, name), out, depth + 1)
-                        continue
-                    sub = node.additional
-                if sub is not None:
-                    self._collect(child, sub, (*pointer, name), out, depth + 1)
-        elif isinstance(value, list):
+            if node.properties or node.patterns or node.additional is not None:
+                for name, child in value.items():
+                    sub = node.properties.get(name)
+                    if sub is None and name not in node.declared:
+                        matched = [n for p, n in node.patterns if p.search(name)]
+                        if matched:
+                            child_path = path + _segment(name)
+                            for pattern_node in matched:
+                                self._collect(
+                                    child,
+                                    pattern_node,
+                                    (*pointer, name),
+                                    child_path,
+                                    out,
+                                    depth=depth + 1,
+                                )
+                            continue
+                        sub = node.additional
+                    if sub is not None:
+                        child_path = path + (node.segments.get(name) or _segment(name))
+                        self._collect(
+                            child, sub, (*pointer, name), child_path, out, depth=depth + 1
+                        )
+        elif isinstance(value, list) and (node.items is not None or node.tuple_items):
             for index, item in enumerate(value):
                 sub = node.tuple_items[index] if index < len(node.tuple_items) else node.items
                 if sub is not None:
-                    self._collect(item, sub, (*pointer, index), out, depth + 1)
+                    self._collect(
+                        item, sub, (*pointer, index), f"{path}[{index}]", out, depth=depth + 1
+                    )
         for branch_schema, branch in node.branches:
             applies = branch_schema is True or self._validator.evolve(
                 schema=branch_schema
             ).is_valid(value)
             if applies:
-                self._collect(value, branch, pointer, out, depth + 1)
+                self._collect(value, branch, pointer, path, out, depth=depth + 1)
+
+
+def _segment(name: str) -> str:
+    """What `format_path` appends for the key `name` (`.name` or `['odd name']`)."""
+    return format_path((name,))[1:]
 
 
 def _file_paths(node: _FileNode, prefix: JsonPointer = ()) -> tuple[str, ...]:
@@ -518,16 +565,14 @@ def _file_paths(node: _FileNode, prefix: JsonPointer = ()) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _check_file(ref: FileRef, mode: FileMode) -> tuple[str | None, Problem | None]:
+def _check_file(path: str, value: Any, mode: FileMode) -> tuple[str | None, Problem | None]:
     """(normalised target, None) for a good reference, (None, problem) for a bad one."""
-    if not isinstance(ref.value, str):
-        return None, Problem(
-            ref.path, f"a file reference must be a string, got {_short(ref.value)}"
-        )
+    if not isinstance(value, str):
+        return None, Problem(path, f"a file reference must be a string, got {_short(value)}")
     try:
-        return _target(ref.value, mode), None
+        return _target(value, mode), None
     except ValueError as err:
-        return None, Problem(ref.path, str(err))
+        return None, Problem(path, str(err))
 
 
 def _target(value: str, mode: FileMode) -> str:
@@ -626,11 +671,16 @@ def _resolve_local(root: Any, ref: str) -> Any:
 
 def check_document_limits(document: Any) -> tuple[Problem, ...]:
     """Problems with a document's shape before any schema: object, depth, size, JSON-ness."""
+    return _document_limits(document, False)[0]
+
+
+def _document_limits(document: Any, newlines_matter: bool) -> tuple[tuple[Problem, ...], bool]:
+    """`check_document_limits`, and whether the fast check may be used on the document."""
     if not isinstance(document, dict):
-        return (Problem("$", f"must be a JSON object, got {type(document).__name__}"),)
-    depth_problem = _depth_problem(document)
+        return (Problem("$", f"must be a JSON object, got {type(document).__name__}"),), False
+    depth_problem, fast_ok = _scan(document, newlines_matter)
     if depth_problem is not None:
-        return (depth_problem,)
+        return (depth_problem,), False
     try:
         size = len(
             json.dumps(
@@ -638,30 +688,45 @@ def check_document_limits(document: Any) -> tuple[Problem, ...]:
             ).encode()
         )
     except (TypeError, ValueError) as err:
-        return (Problem("$", f"is not plain JSON: {err}"),)
+        return (Problem("$", f"is not plain JSON: {err}"),), False
     if size > MAX_DOCUMENT_BYTES:
         return (
             Problem("$", f"is {size} bytes of JSON, the limit is {MAX_DOCUMENT_BYTES} (256 KiB)"),
-        )
-    return ()
+        ), False
+    return (), fast_ok
 
 
-def _depth_problem(document: Any) -> Problem | None:
+def _scan(document: Any, newlines_matter: bool) -> tuple[Problem | None, bool]:
+    """The depth or key problem, if any, and whether the fast check may see the document.
+
+    Not for the fast check: tuples (arrays to fastjsonschema, not to jsonschema) and, when
+    `newlines_matter`, keys or strings with a newline (see `has_dollar_pattern`).
+    """
     # Iterative (a hostile document must not hit Python's recursion limit) and allocation-light:
     # this runs on every validation, so the path is only rebuilt for the offender.
+    fast_ok = True
     stack: list[tuple[Any, int]] = [(document, 0)]
     while stack:
         value, depth = stack.pop()
-        children = value.values() if isinstance(value, dict) else value
-        if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
-            key = next(k for k in value if not isinstance(k, str))
-            return Problem("$", f"has a non-string key {_short(key)}")
+        if isinstance(value, dict):
+            children = value.values()
+            for key in value:
+                if not isinstance(key, str):
+                    return Problem("$", f"has a non-string key {_short(key)}"), False
+                if newlines_matter and "\n" in key:
+                    fast_ok = False
+        else:
+            children = value
         for child in children:
             if isinstance(child, dict | list):
-                if depth + 1 > MAX_DOCUMENT_DEPTH:
-                    return Problem("$", f"nests deeper than {MAX_DOCUMENT_DEPTH} levels")
+                if depth >= MAX_DOCUMENT_DEPTH:
+                    return Problem("$", f"nests deeper than {MAX_DOCUMENT_DEPTH} levels"), False
                 stack.append((child, depth + 1))
-    return None
+            elif isinstance(child, tuple) or (
+                newlines_matter and isinstance(child, str) and "\n" in child
+            ):
+                fast_ok = False
+    return None, fast_ok
 
 
 def rewrite_files(
