@@ -18,6 +18,17 @@ def bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
     yield helper
     for name in helper.created_envs:
         helper.delete_environment(name)
+        # Jobs carry the ledger's finalizer; with no operator left they would hold the
+        # namespace in Terminating forever.
+        for job in helper.jobs(name) if _exists(helper, name) else []:
+            helper.custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                name,
+                "jobs",
+                job["metadata"]["name"],
+                {"metadata": {"finalizers": None}},
+            )
         try:
             # The operator may already be stopped: do not leave the object stuck on its finalizer.
             helper.custom.patch_cluster_custom_object(
@@ -26,3 +37,13 @@ def bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+def _exists(helper: Bx, namespace: str) -> bool:
+    try:
+        helper.core.read_namespace(namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True

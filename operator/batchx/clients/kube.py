@@ -51,6 +51,10 @@ class Conflict(KubeError):
     """409: the object already exists, or it changed since it was read."""
 
 
+class Forbidden(KubeError):
+    """403: not allowed, e.g. creating in a namespace that is being deleted."""
+
+
 class Invalid(KubeError):
     """422: the API server refused the object (schema, CEL rule, immutability)."""
 
@@ -64,7 +68,7 @@ def _translate(exc: ApiException) -> KubeError:
         reason = str(body.get("reason", reason))
     except (TypeError, ValueError):
         pass
-    kind: type[KubeError] = {404: NotFound, 409: Conflict, 422: Invalid}.get(
+    kind: type[KubeError] = {403: Forbidden, 404: NotFound, 409: Conflict, 422: Invalid}.get(
         int(exc.status or 0), KubeError
     )
     return kind(int(exc.status or 0), reason, message)

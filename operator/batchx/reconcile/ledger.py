@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batchx.clients.kube import Conflict, NotFound
+from batchx.clients.kube import Conflict, Forbidden, NotFound
 from batchx.planning.ledger import (
     RECORD_SELECTOR,
     ChargeRecord,
@@ -30,8 +30,16 @@ async def ensure_record(ctx: Context, namespace: str, job: JobAccount) -> Charge
 
 async def record_job(ctx: Context, namespace: str, job: JobAccount) -> None:
     """Record `job`'s charge if it has one; once this returns the job may be deleted."""
-    if needs_record(job):
+    if not needs_record(job):
+        return
+    try:
         await ensure_record(ctx, namespace, job)
+    except Forbidden:
+        # Nothing can be created in a namespace being deleted, and nothing needs to be: its
+        # Environment is gone, ledger included. Any other refusal is a real error (retried).
+        ns = await ctx.kube.get_namespace(namespace)
+        if ns is not None and not ns.get("metadata", {}).get("deletionTimestamp"):
+            raise
 
 
 async def settle(ctx: Context, namespace: str) -> tuple[list[JobAccount], list[ChargeRecord]]:
