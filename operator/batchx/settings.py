@@ -75,6 +75,9 @@ class Settings(_Model):
         60.0, gt=0, description="resyncSeconds: period of the level-triggered full reconcile"
     )
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="metricsPort: serve Prometheus /metrics on this port"
+    )
     log_format: Literal["json", "text"] = "json"
     kubeconfig: str | None = Field(
         None, description="kubeconfig: file to log in with (None: in-cluster or $KUBECONFIG)"

@@ -8,6 +8,7 @@ from typing import Any
 
 import kopf
 
+from batchx import metrics
 from batchx.clients.kube import Kube
 from batchx.reconcile.context import Context
 from batchx.settings import Settings
@@ -61,6 +62,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # The store is opened only when configured: without it, status.storage stays at zero.
     store = await asyncio.to_thread(open_store, config.store) if config.store else None
     memo["batchx"] = Context(settings=config, kube=kube, store=store)
+    if config.metrics_port is not None:
+        metrics.serve(config.metrics_port)
 
 
 @kopf.on.cleanup()

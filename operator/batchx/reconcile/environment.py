@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from batchx import metrics
 from batchx.clients.kube import Conflict, NotFound
 from batchx.models import EnvironmentStorage
 from batchx.planning import environment as plan
@@ -31,7 +32,8 @@ async def reconcile_environment(ctx: Context, body: JSON) -> Outcome:
     """Bring one Environment's children and status to the desired state."""
     env = EnvironmentObject.from_body(body)
     async with ctx.locks.hold(f"environment/{env.name}"):
-        return await _reconcile(ctx, env)
+        with metrics.timed("environment"):
+            return await _reconcile(ctx, env)
 
 
 async def refresh_environment(ctx: Context, name: str) -> Outcome:
@@ -79,6 +81,10 @@ async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
         await kube.patch_cluster_status(PLURAL, env.name, patch)
     except NotFound:
         return Outcome()  # deleted meanwhile: nothing left to report on
+    for kind, value in patch.get("credits", {}).items():
+        metrics.CREDITS.labels(env.name, kind).set(value)
+    if storage is not None:
+        metrics.STORAGE_BYTES.labels(env.name).set(storage.used_bytes)
     if plan.ready_changed(env, ready):
         kind = "Normal" if ready.status.value == "True" else "Warning"
         outcome.notices.append(Notice(_ref(env), kind, ready.reason, ready.message))
