@@ -51,7 +51,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    config = Settings.load()
+    config = await asyncio.to_thread(Settings.load)  # may read the config file
     configure(settings, config)
     kube = await Kube.connect(
         kubeconfig=config.kubeconfig,
