@@ -71,13 +71,18 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bx-bench-", dir=args.dir))
     server = s3bed.start(work / "s3")
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": server.access_key,
-           "AWS_SECRET_ACCESS_KEY": server.secret_key, "AWS_DEFAULT_REGION": "us-east-1",
-           "BATCHX_DIGEST_CACHE": str(work / "digests.sqlite")}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": server.access_key,
+        "AWS_SECRET_ACCESS_KEY": server.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "BATCHX_DIGEST_CACHE": str(work / "digests.sqlite"),
+    }
     os.environ.update(env)
     try:
-        client = boto3.client("s3", endpoint_url=server.endpoint,
-                              config=Config(max_pool_connections=32))
+        client = boto3.client(
+            "s3", endpoint_url=server.endpoint, config=Config(max_pool_connections=32)
+        )
         client.create_bucket(Bucket="bench")
         url = f"s3://bench/store?endpoint={server.endpoint}"
         size = args.size_mib * MiB
@@ -91,9 +96,11 @@ def main() -> None:  # noqa: PLR0915 - a linear script
         for round_ in range(2):  # interleaved rounds: the machine is shared and noisy
             key = f"plain-{round_}"
             results[f"boto3_up_{round_}"] = timed(
-                lambda k=key: client.upload_file(str(big), "bench", k))
+                lambda k=key: client.upload_file(str(big), "bench", k)
+            )
             results[f"boto3_down_{round_}"] = timed(
-                lambda k=key: client.download_file("bench", k, str(work / "b3.out")))
+                lambda k=key: client.download_file("bench", k, str(work / "b3.out"))
+            )
             with open_store(f"s3://bench/store{round_}?endpoint={server.endpoint}") as store:
                 files = store.env("bench")
                 cache = DigestCache.default() if round_ == 0 else DigestCache(None)
@@ -108,14 +115,16 @@ def main() -> None:  # noqa: PLR0915 - a linear script
                 assert report is not None
                 cache.record(big, st, report.entry.digest, started)
                 results[f"store_down_{round_}"] = timed(
-                    lambda f=files: f.get_file("big.bin", work / "st.out"))
+                    lambda f=files: f.get_file("big.bin", work / "st.out")
+                )
                 if round_ == 0:
                     again = None
 
                     def reup(files=files, cache=cache) -> None:  # type: ignore[no-untyped-def]
                         nonlocal again
-                        again = files.put_file("big-again.bin", big,
-                                               digest_hint=cache.lookup(big.stat()))
+                        again = files.put_file(
+                            "big-again.bin", big, digest_hint=cache.lookup(big.stat())
+                        )
 
                     results["reupload"] = timed(reup)
                     assert again is not None
@@ -128,18 +137,30 @@ def main() -> None:  # noqa: PLR0915 - a linear script
         b_dn = min(results["boto3_down_0"], results["boto3_down_1"])
         s_dn = min(results["store_down_0"], results["store_down_1"])
         mb = size / 1e6
-        print(f"upload   boto3 {mb / b_up:7.1f} MB/s  store {mb / s_up:7.1f} MB/s  "
-              f"ratio {b_up / s_up:.2f}")
-        print(f"download boto3 {mb / b_dn:7.1f} MB/s  store {mb / s_dn:7.1f} MB/s  "
-              f"ratio {b_dn / s_dn:.2f}")
-        print(f"re-upload same file: {results['reupload'] * 1000:.1f} ms, "
-              f"{int(results['reupload_bytes'])} bytes sent, "
-              f"{100 * results['reupload'] / results['store_up_0']:.2f}% of first upload")
-        child = subprocess.run([sys.executable, "-c", RSS_CHILD, url, str(big),
-                                str(work / "rss.out")], env=env, check=True,
-                               capture_output=True, text=True)
-        print(f"peak RSS growth moving the file up and down: "
-              f"{json.loads(child.stdout)['growth_mb']:.1f} MB")
+        print(
+            f"upload   boto3 {mb / b_up:7.1f} MB/s  store {mb / s_up:7.1f} MB/s  "
+            f"ratio {b_up / s_up:.2f}"
+        )
+        print(
+            f"download boto3 {mb / b_dn:7.1f} MB/s  store {mb / s_dn:7.1f} MB/s  "
+            f"ratio {b_dn / s_dn:.2f}"
+        )
+        print(
+            f"re-upload same file: {results['reupload'] * 1000:.1f} ms, "
+            f"{int(results['reupload_bytes'])} bytes sent, "
+            f"{100 * results['reupload'] / results['store_up_0']:.2f}% of first upload"
+        )
+        child = subprocess.run(
+            [sys.executable, "-c", RSS_CHILD, url, str(big), str(work / "rss.out")],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        print(
+            f"peak RSS growth moving the file up and down: "
+            f"{json.loads(child.stdout)['growth_mb']:.1f} MB"
+        )
         big.unlink()
         (work / "rss.out").unlink(missing_ok=True)
         small_files(client, server.endpoint, work, args.small, env)
@@ -148,29 +169,61 @@ def main() -> None:  # noqa: PLR0915 - a linear script
         subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
-def small_files(client: object, endpoint: str, work: Path, count: int,
-                env: dict[str, str]) -> None:
+def small_files(client: object, endpoint: str, work: Path, count: int, env: dict[str, str]) -> None:
     folder = work / "small"
     folder.mkdir()
     for i in range(count):
         (folder / f"f{i:05d}.txt").write_bytes(f"small file {i} {uuid.uuid4()}\n".encode() * 20)
     start = time.perf_counter()
     for path in sorted(folder.iterdir()):
-        client.put_object(Bucket="bench", Key=f"loop/{path.name}",  # type: ignore[attr-defined]
-                          Body=path.read_bytes())
+        client.put_object(
+            Bucket="bench",
+            Key=f"loop/{path.name}",  # type: ignore[attr-defined]
+            Body=path.read_bytes(),
+        )
     loop = time.perf_counter() - start
     bx = Path(sys.executable).with_name("bx")
     start = time.perf_counter()
-    subprocess.run([str(bx), "cp", "-j", "16", str(folder), "bx://small/", "-e", "bench",
-                    "--store", f"s3://bench/small?endpoint={endpoint}"], env=env, check=True)
+    subprocess.run(
+        [
+            str(bx),
+            "cp",
+            "-j",
+            "16",
+            str(folder),
+            "bx://small/",
+            "-e",
+            "bench",
+            "--store",
+            f"s3://bench/small?endpoint={endpoint}",
+        ],
+        env=env,
+        check=True,
+    )
     cp = time.perf_counter() - start
     start = time.perf_counter()
-    subprocess.run([str(bx), "cp", "-j", "16", str(folder), "bx://small/", "-e", "bench",
-                    "--store", f"s3://bench/small?endpoint={endpoint}"], env=env, check=True)
+    subprocess.run(
+        [
+            str(bx),
+            "cp",
+            "-j",
+            "16",
+            str(folder),
+            "bx://small/",
+            "-e",
+            "bench",
+            "--store",
+            f"s3://bench/small?endpoint={endpoint}",
+        ],
+        env=env,
+        check=True,
+    )
     again = time.perf_counter() - start
-    print(f"{count} small files: boto3 put_object loop {count / loop:.0f} files/s; "
-          f"bx cp folder {count / cp:.0f} files/s; bx cp again (all skipped) "
-          f"{count / again:.0f} files/s")
+    print(
+        f"{count} small files: boto3 put_object loop {count / loop:.0f} files/s; "
+        f"bx cp folder {count / cp:.0f} files/s; bx cp again (all skipped) "
+        f"{count / again:.0f} files/s"
+    )
     _ = resource
 
 

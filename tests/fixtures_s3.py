@@ -26,8 +26,14 @@ from testbed import s3 as s3bed
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3bed.S3Server]:
     endpoint = os.environ.get("BATCHX_S3_ENDPOINT")
     if endpoint and os.environ.get("AWS_ACCESS_KEY_ID"):
-        yield s3bed.S3Server(endpoint, os.environ["AWS_ACCESS_KEY_ID"],
-                             os.environ.get("AWS_SECRET_ACCESS_KEY", ""), 0, "", "")
+        yield s3bed.S3Server(
+            endpoint,
+            os.environ["AWS_ACCESS_KEY_ID"],
+            os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+            0,
+            "",
+            "",
+        )
         return
     server = s3bed.start(Path(tmp_path_factory.mktemp("s3")))
     try:
@@ -40,9 +46,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3bed.S3Serv
 def s3_client(s3_server: s3bed.S3Server) -> Any:
     import boto3  # noqa: PLC0415 - only S3 tests pay for importing boto3
 
-    return boto3.client("s3", endpoint_url=s3_server.endpoint, region_name=s3_server.region,
-                        aws_access_key_id=s3_server.access_key,
-                        aws_secret_access_key=s3_server.secret_key)
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint,
+        region_name=s3_server.region,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +63,7 @@ def s3_bucket(s3_client: Any) -> str:
 
 
 @pytest.fixture
-def s3_store_url(s3_server: s3bed.S3Server, s3_bucket: str,
-                 monkeypatch: pytest.MonkeyPatch) -> str:
+def s3_store_url(s3_server: s3bed.S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh store (own prefix) per test; credentials exported the way the CLI reads them."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)

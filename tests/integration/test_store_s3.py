@@ -72,8 +72,9 @@ def _flip_byte(client: Any, backend: S3Backend, digest: str, offset: int) -> Non
 
 
 @pytest.mark.parametrize("size", [1000, 20 * MiB + 123], ids=["inline", "multipart"])
-def test_flipped_byte_is_an_integrity_error(store: Store, s3_client: Any, tmp_path: Path,
-                                            size: int) -> None:
+def test_flipped_byte_is_an_integrity_error(
+    store: Store, s3_client: Any, tmp_path: Path, size: int
+) -> None:
     data = os.urandom(size)
     entry = store.env("dev").put_bytes("victim", data).entry
     assert isinstance(store.backend, S3Backend)

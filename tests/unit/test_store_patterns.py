@@ -29,8 +29,13 @@ def test_pattern_matching(pattern: str, path: str, matches: bool) -> None:
 
 @pytest.mark.parametrize(
     ("pattern", "prefix", "single"),
-    [("a/b/*.txt", "a/b/", True), ("a/b*", "a/", True), ("a/**/c", "a/", False),
-     ("*", "", True), ("a/*/c", "a/", False)],
+    [
+        ("a/b/*.txt", "a/b/", True),
+        ("a/b*", "a/", True),
+        ("a/**/c", "a/", False),
+        ("*", "", True),
+        ("a/*/c", "a/", False),
+    ],
 )
 def test_literal_prefix_and_level(pattern: str, prefix: str, single: bool) -> None:
     assert literal_prefix(pattern) == prefix

@@ -39,10 +39,14 @@ from batchx.store import EnvFiles, Outcome, StoreError, open_store
 from batchx.store.digestcache import DigestCache, now_ns
 from batchx.store.patterns import has_wildcards, literal_prefix
 
-EnvOption = Annotated[str | None, typer.Option("--env", "-e", envvar="BATCHX_ENV",
-                                               help="Environment (default $BATCHX_ENV).")]
-StoreOption = Annotated[str | None, typer.Option("--store", envvar="BATCHX_STORE",
-                                                 help="Store URL (default $BATCHX_STORE).")]
+EnvOption = Annotated[
+    str | None,
+    typer.Option("--env", "-e", envvar="BATCHX_ENV", help="Environment (default $BATCHX_ENV)."),
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option("--store", envvar="BATCHX_STORE", help="Store URL (default $BATCHX_STORE)."),
+]
 PROGRESS_MIN_BYTES = 8 << 20
 
 err = Console(stderr=True)
@@ -82,8 +86,9 @@ def cp(
     dest: Annotated[str, typer.Argument(help="Local path or bx:// path (folder: end with /).")],
     env: EnvOption = None,
     store: StoreOption = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64,
-                                      help="Files in flight at once.")] = 8,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, max=64, help="Files in flight at once.")
+    ] = 8,
 ) -> None:
     """Copy files: local -> bx://, bx:// -> local, bx:// -> bx:// (an alias, no data moves)."""
     remote_src = [s.startswith(BX_SCHEME) for s in sources]
@@ -110,7 +115,7 @@ def cp(
 
 
 def _rel(bx: str) -> str:
-    return bx[len(BX_SCHEME):]
+    return bx[len(BX_SCHEME) :]
 
 
 def plan_upload(sources: list[str], dest: str) -> list[tuple[Path, str]]:
@@ -121,7 +126,7 @@ def plan_upload(sources: list[str], dest: str) -> list[tuple[Path, str]]:
         if has_wildcards(source):
             base = literal_prefix(source)
             matches = sorted(glob.glob(source, recursive=True))
-            pairs += [(Path(m), m[len(base):]) for m in matches if os.path.isfile(m)]
+            pairs += [(Path(m), m[len(base) :]) for m in matches if os.path.isfile(m)]
             folder_dest = True
         elif os.path.isdir(source):
             pairs += [(p, p.relative_to(source).as_posix()) for p in _walk(Path(source))]
@@ -155,8 +160,12 @@ def _upload(files: EnvFiles, sources: list[str], dest: str, jobs: int, tally: Ta
             try:
                 st = local.stat()
                 started = now_ns()
-                report = files.put_file(rel, local, digest_hint=cache.lookup(st),
-                                        progress=lambda n: progress.advance(task, n))
+                report = files.put_file(
+                    rel,
+                    local,
+                    digest_hint=cache.lookup(st),
+                    progress=lambda n: progress.advance(task, n),
+                )
                 cache.record(local, st, report.entry.digest, started)
             except (StoreError, OSError) as exc:
                 tally.errors.append(f"{local}: {exc}")
@@ -184,11 +193,11 @@ def plan_remote(files: EnvFiles, source: str) -> list[tuple[str, str]]:
     rel = _rel(source)
     if has_wildcards(rel):
         base = literal_prefix(rel)
-        return [(p, p[len(base):]) for p in files.find(rel)]
+        return [(p, p[len(base) :]) for p in files.find(rel)]
     if rel and not rel.endswith("/") and files.stat(rel) is not None:
         return [(rel, rel.rsplit("/", 1)[-1])]
     folder = rel if rel.endswith("/") or not rel else rel + "/"
-    found = [(p, p[len(folder):]) for p in files.find(folder)]
+    found = [(p, p[len(folder) :]) for p in files.find(folder)]
     if not found:
         raise StoreError(f"{source}: no such file or folder in environment {files.name!r}")
     return found
@@ -196,8 +205,13 @@ def plan_remote(files: EnvFiles, source: str) -> list[tuple[str, str]]:
 
 def _is_single(files: EnvFiles, sources: list[str]) -> bool:
     rel = _rel(sources[0])
-    return (len(sources) == 1 and not has_wildcards(rel) and not rel.endswith("/")
-            and bool(rel) and files.stat(rel) is not None)
+    return (
+        len(sources) == 1
+        and not has_wildcards(rel)
+        and not rel.endswith("/")
+        and bool(rel)
+        and files.stat(rel) is not None
+    )
 
 
 def _download(files: EnvFiles, sources: list[str], dest: Path, jobs: int, tally: Tally) -> None:
@@ -210,8 +224,7 @@ def _download(files: EnvFiles, sources: list[str], dest: Path, jobs: int, tally:
 
         def one(path: str) -> None:
             try:
-                entry = files.get_file(path, targets[path],
-                                       lambda n: progress.advance(task, n))
+                entry = files.get_file(path, targets[path], lambda n: progress.advance(task, n))
             except (StoreError, OSError) as exc:
                 tally.errors.append(f"bx://{path}: {exc}")
                 return
@@ -284,8 +297,7 @@ def rm(
     paths: Annotated[list[str], typer.Argument(help="bx:// paths or patterns.")],
     env: EnvOption = None,
     store: StoreOption = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r",
-                                            help="Remove folders.")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Remove folders.")] = False,
 ) -> None:
     """Remove paths (the content goes once nothing references it)."""
     failed = False
@@ -346,9 +358,16 @@ class _progress:
 
     def __init__(self, total: int) -> None:
         show = total >= PROGRESS_MIN_BYTES and sys.stderr.isatty()
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                            TransferSpeedColumn(), TimeRemainingColumn(), console=err,
-                            disable=not show, transient=False)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not show,
+            transient=False,
+        )
         self.task = self.bar.add_task("copying", total=total)
 
     def __enter__(self) -> tuple[Progress, TaskID]:

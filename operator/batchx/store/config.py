@@ -35,7 +35,7 @@ def open_store(url: str | None = None, **options: float) -> Store:
     if url.startswith("s3://"):
         return Store(_s3_backend(url), **options)  # type: ignore[arg-type]
     if url.startswith("file://"):
-        return Store(LocalBackend(Path(url[len("file://"):])), **options)  # type: ignore[arg-type]
+        return Store(LocalBackend(Path(url[len("file://") :])), **options)  # type: ignore[arg-type]
     if "://" in url:
         raise StoreError(f"unsupported store URL {url!r}: use s3://BUCKET[/PREFIX] or file:///DIR")
     return Store(LocalBackend(Path(url)), **options)  # type: ignore[arg-type]
@@ -49,8 +49,14 @@ def _s3_backend(url: str) -> object:
     if not parts.netloc:
         raise StoreError(f"store URL {url!r} names no bucket")
     query = parse_qs(parts.query)
-    endpoint = (query.get("endpoint", [None])[0] or os.environ.get("AWS_ENDPOINT_URL")
-                or os.environ.get("BATCHX_S3_ENDPOINT"))
+    endpoint = (
+        query.get("endpoint", [None])[0]
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or os.environ.get("BATCHX_S3_ENDPOINT")
+    )
     region = query.get("region", [None])[0] or os.environ.get("AWS_DEFAULT_REGION")
-    return S3Backend(S3Settings(bucket=parts.netloc, prefix=parts.path.strip("/"),
-                                endpoint=endpoint, region=region))
+    return S3Backend(
+        S3Settings(
+            bucket=parts.netloc, prefix=parts.path.strip("/"), endpoint=endpoint, region=region
+        )
+    )

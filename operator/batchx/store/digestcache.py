@@ -32,9 +32,11 @@ class DigestCache:
         with contextlib.suppress(OSError, sqlite3.Error):
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, check_same_thread=False, timeout=5)
-            db.execute("CREATE TABLE IF NOT EXISTS digests (dev INTEGER, ino INTEGER, "
-                       "size INTEGER, mtime INTEGER, ctime INTEGER, digest TEXT, "
-                       "PRIMARY KEY (dev, ino))")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS digests (dev INTEGER, ino INTEGER, "
+                "size INTEGER, mtime INTEGER, ctime INTEGER, digest TEXT, "
+                "PRIMARY KEY (dev, ino))"
+            )
             self._db = db
 
     @classmethod
@@ -53,7 +55,8 @@ class DigestCache:
         with self._lock, contextlib.suppress(sqlite3.Error):
             row = self._db.execute(
                 "SELECT size, mtime, ctime, digest FROM digests WHERE dev=? AND ino=?",
-                (st.st_dev, st.st_ino)).fetchone()
+                (st.st_dev, st.st_ino),
+            ).fetchone()
             if row is not None and tuple(row[:3]) == _identity(st)[2:]:
                 return str(row[3])
         return None
@@ -68,8 +71,9 @@ class DigestCache:
         if _identity(after) != _identity(before):
             return
         with self._lock, contextlib.suppress(sqlite3.Error):
-            self._db.execute("INSERT OR REPLACE INTO digests VALUES (?,?,?,?,?,?)",
-                             (*_identity(before), digest))
+            self._db.execute(
+                "INSERT OR REPLACE INTO digests VALUES (?,?,?,?,?,?)", (*_identity(before), digest)
+            )
             self._db.commit()
 
     def close(self) -> None:

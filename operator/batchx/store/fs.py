@@ -114,8 +114,14 @@ def now_iso() -> str:
 class Store:
     """A blob backend plus the environments' indexes. Thread-safe; close() releases the lease."""
 
-    def __init__(self, backend: Backend, *, lease_ttl: float = DEFAULT_TTL,
-                 lease_wait: float = 120.0, workers: int = WORKERS) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        lease_ttl: float = DEFAULT_TTL,
+        lease_wait: float = 120.0,
+        workers: int = WORKERS,
+    ) -> None:
         self.backend = backend
         self.lease_ttl, self.lease_wait = lease_ttl, lease_wait
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="bx-store")
@@ -124,13 +130,18 @@ class Store:
 
     def env(self, name: str) -> EnvFiles:
         if not _ENV.match(name):
-            raise StoreError(f"invalid environment name {name!r}: expected a DNS-1123 label "
-                             "(lowercase letters, digits, '-', at most 63 characters)")
+            raise StoreError(
+                f"invalid environment name {name!r}: expected a DNS-1123 label "
+                "(lowercase letters, digits, '-', at most 63 characters)"
+            )
         return EnvFiles(self, name)
 
     def environments(self) -> list[str]:
-        return [p[len("envs/"):-1] for p in self.backend.list_keys("envs/", delimiter="/")
-                if isinstance(p, str)]
+        return [
+            p[len("envs/") : -1]
+            for p in self.backend.list_keys("envs/", delimiter="/")
+            if isinstance(p, str)
+        ]
 
     def writer_lease(self) -> Lease:
         """The shared lease every write runs under (taken on first use, kept until close)."""
@@ -201,7 +212,7 @@ class Store:
                 if got is None:
                     continue
                 if int(json.loads(got[0]).get("count", 0)) > 0:
-                    referenced.add(item.key[len(prefix):])
+                    referenced.add(item.key[len(prefix) :])
                 else:
                     self.backend.delete(item.key)  # safe: no writer can be counting right now
             report.tombstones += self._drop_tombstones(env)
@@ -233,8 +244,10 @@ class EnvFiles:
         key = f"{self._root}paths/{path}"
         if len(key.encode()) > MAX_KEY_BYTES:
             limit = MAX_KEY_BYTES - len(f"{self._root}paths/".encode())
-            raise StoreError(f"path bx://{path[:40]}... is {len(path.encode())} bytes; the store "
-                             f"holds paths of at most {limit} bytes in environment {self.name!r}")
+            raise StoreError(
+                f"path bx://{path[:40]}... is {len(path.encode())} bytes; the store "
+                f"holds paths of at most {limit} bytes in environment {self.name!r}"
+            )
         return key
 
     def _refs_key(self, digest: str) -> str:
@@ -293,13 +306,20 @@ class EnvFiles:
         base = f"{self._root}paths/"
         for item in self.backend.list_keys(base + prefix, delimiter=delimiter):
             if isinstance(item, str):
-                yield item[len(base):]
+                yield item[len(base) :]
             elif item.size > 0:  # zero-byte objects are tombstones
-                yield item.key[len(base):]
+                yield item.key[len(base) :]
 
     # -- writing ----------------------------------------------------------------------------
-    def put_file(self, path: str, local: Path, *, job: str | None = None,
-                 digest_hint: str | None = None, progress: Progress = no_progress) -> PutReport:
+    def put_file(
+        self,
+        path: str,
+        local: Path,
+        *,
+        job: str | None = None,
+        digest_hint: str | None = None,
+        progress: Progress = no_progress,
+    ) -> PutReport:
         """Store a local file at `path`. With `digest_hint` (a trusted digest of the file, e.g.
         from the CLI's digest cache) nothing is read or sent when the content is already stored.
         """
@@ -318,8 +338,15 @@ class EnvFiles:
     def put_bytes(self, path: str, data: bytes, *, job: str | None = None) -> PutReport:
         return self.put_stream(path, io.BytesIO(data), job=job)
 
-    def put_stream(self, path: str, source: BinaryIO, *, job: str | None = None,
-                   progress: Progress = no_progress, _lease: Lease | None = None) -> PutReport:
+    def put_stream(
+        self,
+        path: str,
+        source: BinaryIO,
+        *,
+        job: str | None = None,
+        progress: Progress = no_progress,
+        _lease: Lease | None = None,
+    ) -> PutReport:
         """Store what `source` yields at `path` (one pass: hashed while uploading)."""
         self._path_key(path)
         lease = _lease or self.store.writer_lease()
@@ -329,8 +356,9 @@ class EnvFiles:
             progress(n)
 
         result = self.backend.put_blob(source, tick)
-        return self._commit_one(NewPath(path, result.digest, result.size, job),
-                                result.size if result.uploaded else 0)
+        return self._commit_one(
+            NewPath(path, result.digest, result.size, job), result.size if result.uploaded else 0
+        )
 
     def link(self, path: str, digest: str, size: int, *, job: str | None = None) -> PutReport:
         """Name an already stored blob (aliasing: no data moves, no quota for known content)."""
@@ -370,8 +398,11 @@ class EnvFiles:
         if fresh:
             self._ensure_blobs_still_there([items[i] for i in fresh])
             self._reference([items[i] for i in fresh])
-            created = list(self.store.pool.map(
-                lambda i: self._write_entry(keys[i], items[i], existing[i]), fresh))
+            created = list(
+                self.store.pool.map(
+                    lambda i: self._write_entry(keys[i], items[i], existing[i]), fresh
+                )
+            )
             undo: list[NewPath] = []
             for i, res in zip(fresh, created, strict=True):
                 results[i] = res
@@ -387,11 +418,14 @@ class EnvFiles:
             return
         for item in items:
             if self.backend.blob_size(item.digest) != item.size:
-                raise StoreError(f"blob sha256:{item.digest} vanished while this writer was "
-                                 "paused past its lease; retry the copy")
+                raise StoreError(
+                    f"blob sha256:{item.digest} vanished while this writer was "
+                    "paused past its lease; retry the copy"
+                )
 
-    def _write_entry(self, key: str, item: NewPath,
-                     seen: tuple[bytes, str] | None) -> tuple[Entry, Outcome] | StoreError:
+    def _write_entry(
+        self, key: str, item: NewPath, seen: tuple[bytes, str] | None
+    ) -> tuple[Entry, Outcome] | StoreError:
         entry = Entry(item.path, item.digest, item.size, now_iso(), item.job)
         try:
             if seen is None:
@@ -507,8 +541,12 @@ class EnvFiles:
         def change(u: Usage) -> Usage:
             if add_bytes > 0 and u.quota is not None and u.bytes + add_bytes > u.quota:
                 raise QuotaExceededError(self.name, u.bytes, add_bytes, u.quota)
-            return Usage(max(0, u.bytes + add_bytes), max(0, u.blobs + add_blobs),
-                         max(0, u.files + add_files), u.quota)
+            return Usage(
+                max(0, u.bytes + add_bytes),
+                max(0, u.blobs + add_blobs),
+                max(0, u.files + add_files),
+                u.quota,
+            )
 
         return self._update_usage(change)
 
@@ -533,8 +571,12 @@ class EnvFiles:
 def _usage(data: bytes) -> Usage:
     raw: dict[str, Any] = json.loads(data)
     quota = raw.get("quota")
-    return Usage(int(raw.get("bytes", 0)), int(raw.get("blobs", 0)), int(raw.get("files", 0)),
-                 None if quota is None else int(quota))
+    return Usage(
+        int(raw.get("bytes", 0)),
+        int(raw.get("blobs", 0)),
+        int(raw.get("files", 0)),
+        None if quota is None else int(quota),
+    )
 
 
 def _compare(current: Entry, item: NewPath) -> tuple[Entry, Outcome] | StoreError:

@@ -106,7 +106,7 @@ class Lease:
         for other in others:
             if other.modified < self.server_now - self.ttl:
                 continue  # a crashed holder's lease
-            name = other.key[len(PREFIX):]
+            name = other.key[len(PREFIX) :]
             if self.kind == "gc" or name.startswith("gc-"):
                 self.release()
                 return name

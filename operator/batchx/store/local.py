@@ -74,8 +74,9 @@ class LocalBackend:
             return None
         return data, _etag(data)
 
-    def put(self, key: str, data: bytes, *, create_only: bool = False,
-            if_match: str | None = None) -> str:
+    def put(
+        self, key: str, data: bytes, *, create_only: bool = False, if_match: str | None = None
+    ) -> str:
         path = self._kv_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._write_temp(data)
@@ -103,8 +104,9 @@ class LocalBackend:
         with self._locked(), contextlib.suppress(FileNotFoundError, NotADirectoryError):
             os.unlink(self._kv_path(key))
 
-    def list_keys(self, prefix: str, *, delimiter: str | None = None,
-             start_after: str | None = None) -> Iterator[ObjectInfo | str]:
+    def list_keys(
+        self, prefix: str, *, delimiter: str | None = None, start_after: str | None = None
+    ) -> Iterator[ObjectInfo | str]:
         # Dev-scale listing: gather, sort, filter. S3 does this server-side.
         base_key = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
         base = self.root / "kv" / encode_key(base_key + "x")[:-1] if base_key else self.root / "kv"
@@ -112,8 +114,12 @@ class LocalBackend:
         for dirpath, dirnames, filenames in os.walk(base):
             rel_dir = Path(dirpath).relative_to(self.root / "kv")
             key_dir = "".join(_decode_segment(p)[0] + "/" for p in rel_dir.parts)
-            dirnames[:] = [d for d in dirnames if _decode_segment(d)[1]
-                           and _could_match(key_dir + _decode_segment(d)[0] + "/", prefix)]
+            dirnames[:] = [
+                d
+                for d in dirnames
+                if _decode_segment(d)[1]
+                and _could_match(key_dir + _decode_segment(d)[0] + "/", prefix)
+            ]
             for name in filenames:
                 key = key_dir + _decode_segment(name)[0]
                 if key.startswith(prefix):
@@ -160,8 +166,9 @@ class LocalBackend:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
-    def read_blob(self, digest: str, size: int, dest: Path,
-                  progress: Progress = no_progress) -> None:
+    def read_blob(
+        self, digest: str, size: int, dest: Path, progress: Progress = no_progress
+    ) -> None:
         _write_verified(dest, self.blob_chunks(digest, size), progress)
 
     def blob_chunks(self, digest: str, size: int) -> Iterator[bytes]:
@@ -218,8 +225,9 @@ def _could_match(dir_prefix: str, prefix: str) -> bool:
     return dir_prefix.startswith(prefix) or prefix.startswith(dir_prefix)
 
 
-def _group(found: list[ObjectInfo], prefix: str, delimiter: str | None,
-           start_after: str | None) -> Iterator[ObjectInfo | str]:
+def _group(
+    found: list[ObjectInfo], prefix: str, delimiter: str | None, start_after: str | None
+) -> Iterator[ObjectInfo | str]:
     seen: set[str] = set()
     for info in found:
         if start_after is not None and info.key.encode() <= start_after.encode():

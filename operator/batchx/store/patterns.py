@@ -46,5 +46,5 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 def single_level(pattern: str) -> bool:
     """True when matches can only sit directly in the literal prefix's folder (no `/` and no
     `**` after it): listing can then use a delimiter instead of descending."""
-    rest = pattern[len(literal_prefix(pattern)):]
+    rest = pattern[len(literal_prefix(pattern)) :]
     return "/" not in rest and "**" not in rest

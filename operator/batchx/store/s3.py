@@ -77,13 +77,16 @@ class S3Backend:
         self._root = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
         self.description = f"s3://{settings.bucket}/{self._root}"
         session = boto3.session.Session(
-            aws_access_key_id=settings.access_key, aws_secret_access_key=settings.secret_key,
-            region_name=settings.region or "us-east-1")
-        config = Config(max_pool_connections=max(32, settings.workers * 2),
-                        retries={"mode": "standard", "max_attempts": 5},
-                        s3={"addressing_style": "path"} if settings.endpoint else None)
-        self.client: S3Client = session.client("s3", endpoint_url=settings.endpoint,
-                                                config=config)
+            aws_access_key_id=settings.access_key,
+            aws_secret_access_key=settings.secret_key,
+            region_name=settings.region or "us-east-1",
+        )
+        config = Config(
+            max_pool_connections=max(32, settings.workers * 2),
+            retries={"mode": "standard", "max_attempts": 5},
+            s3={"addressing_style": "path"} if settings.endpoint else None,
+        )
+        self.client: S3Client = session.client("s3", endpoint_url=settings.endpoint, config=config)
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="bx-s3")
 
     def _k(self, key: str) -> str:
@@ -99,16 +102,16 @@ class S3Backend:
             raise
         return resp["Body"].read(), resp["ETag"]
 
-    def put(self, key: str, data: bytes, *, create_only: bool = False,
-            if_match: str | None = None) -> str:
+    def put(
+        self, key: str, data: bytes, *, create_only: bool = False, if_match: str | None = None
+    ) -> str:
         extra: dict[str, Any] = {}
         if create_only:
             extra["IfNoneMatch"] = "*"
         elif if_match is not None:
             extra["IfMatch"] = if_match
         try:
-            resp = self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data,
-                                          **extra)
+            resp = self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, **extra)
         except ClientError as err:
             if _code(err) in _PRECONDITION or (if_match is not None and _code(err) in _MISSING):
                 raise PreconditionFailed(key) from None
@@ -118,8 +121,9 @@ class S3Backend:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._k(key))
 
-    def list_keys(self, prefix: str, *, delimiter: str | None = None,
-             start_after: str | None = None) -> Iterator[ObjectInfo | str]:
+    def list_keys(
+        self, prefix: str, *, delimiter: str | None = None, start_after: str | None = None
+    ) -> Iterator[ObjectInfo | str]:
         args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._k(prefix)}
         if delimiter:
             args["Delimiter"] = delimiter
@@ -172,9 +176,13 @@ class S3Backend:
         if self.blob_size(digest) == len(data):
             return PutResult(digest, len(data), uploaded=False)
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._k(blob_key(digest)), Body=data,
-                                   IfNoneMatch="*",
-                                   ChecksumSHA256=base64.b64encode(raw).decode())
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._k(blob_key(digest)),
+                Body=data,
+                IfNoneMatch="*",
+                ChecksumSHA256=base64.b64encode(raw).decode(),
+            )
         except ClientError as err:
             if _code(err) in _PRECONDITION:
                 return PutResult(digest, len(data), uploaded=False)  # a concurrent writer won
@@ -185,7 +193,8 @@ class S3Backend:
     def _put_multipart(self, first: bytes, source: BinaryIO, progress: Progress) -> PutResult:
         data_key = f"data/{uuid.uuid4().hex}"
         upload_id = self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=self._k(data_key), ChecksumAlgorithm="CRC32")["UploadId"]
+            Bucket=self.bucket, Key=self._k(data_key), ChecksumAlgorithm="CRC32"
+        )["UploadId"]
         try:
             digest, size, parts = self._send_parts(data_key, upload_id, first, source, progress)
         except BaseException:
@@ -195,12 +204,19 @@ class S3Backend:
             self._abort(data_key, upload_id)
             return PutResult(digest, size, uploaded=False)
         self.client.complete_multipart_upload(
-            Bucket=self.bucket, Key=self._k(data_key), UploadId=upload_id,
-            MultipartUpload={"Parts": parts})
+            Bucket=self.bucket,
+            Key=self._k(data_key),
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
         try:
             self.client.put_object(
-                Bucket=self.bucket, Key=self._k(blob_key(digest)), Body=b"", IfNoneMatch="*",
-                Metadata={"bx-data": data_key, "bx-size": str(size)})
+                Bucket=self.bucket,
+                Key=self._k(blob_key(digest)),
+                Body=b"",
+                IfNoneMatch="*",
+                Metadata={"bx-data": data_key, "bx-size": str(size)},
+            )
         except ClientError as err:
             self.client.delete_object(Bucket=self.bucket, Key=self._k(data_key))
             if _code(err) in _PRECONDITION:
@@ -208,8 +224,9 @@ class S3Backend:
             raise
         return PutResult(digest, size, uploaded=True)
 
-    def _send_parts(self, data_key: str, upload_id: str, first: bytes, source: BinaryIO,
-                    progress: Progress) -> tuple[str, int, list[CompletedPartTypeDef]]:
+    def _send_parts(
+        self, data_key: str, upload_id: str, first: bytes, source: BinaryIO, progress: Progress
+    ) -> tuple[str, int, list[CompletedPartTypeDef]]:
         part_size, hasher, size = self.settings.part_size, hashlib.sha256(), 0
         slots = threading.BoundedSemaphore(self.settings.workers)  # bounds memory in flight
         futures: list[Future[CompletedPartTypeDef]] = []
@@ -218,8 +235,13 @@ class S3Backend:
         def send(number: int, body: bytes) -> CompletedPartTypeDef:
             try:
                 resp = self.client.upload_part(
-                    Bucket=self.bucket, Key=self._k(data_key), UploadId=upload_id,
-                    PartNumber=number, Body=body, ChecksumAlgorithm="CRC32")
+                    Bucket=self.bucket,
+                    Key=self._k(data_key),
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=body,
+                    ChecksumAlgorithm="CRC32",
+                )
                 progress(len(body))
                 done: CompletedPartTypeDef = {"PartNumber": number, "ETag": resp["ETag"]}
                 if "ChecksumCRC32" in resp:
@@ -248,8 +270,9 @@ class S3Backend:
 
     def _abort(self, data_key: str, upload_id: str) -> None:
         with contextlib.suppress(ClientError):
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._k(data_key),
-                                               UploadId=upload_id)
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self._k(data_key), UploadId=upload_id
+            )
 
     # -- blobs: reading ---------------------------------------------------------------------
     def _locate(self, digest: str, size: int) -> str:
@@ -268,8 +291,9 @@ class S3Backend:
         finally:
             body.close()
 
-    def read_blob(self, digest: str, size: int, dest: Path,
-                  progress: Progress = no_progress) -> None:
+    def read_blob(
+        self, digest: str, size: int, dest: Path, progress: Progress = no_progress
+    ) -> None:
         if size <= self.settings.part_size:
             write_verified(dest, self.blob_chunks(digest, size), progress)
             return
@@ -284,8 +308,9 @@ class S3Backend:
                 os.unlink(tmp)
             raise
 
-    def _download_parallel(self, key: str, digest: str, size: int, tmp: Path,
-                           progress: Progress) -> None:
+    def _download_parallel(
+        self, key: str, digest: str, size: int, tmp: Path, progress: Progress
+    ) -> None:
         """Ranged GETs in parallel write their part at its offset; this thread hashes parts in
         order as they land (re-reading them from the page cache), so memory stays at a few
         chunks per worker whatever the size."""
@@ -297,8 +322,9 @@ class S3Backend:
 
             def fetch(i: int) -> None:
                 start, end = i * part, min(size, (i + 1) * part)
-                body = self.client.get_object(Bucket=self.bucket, Key=key,
-                                              Range=f"bytes={start}-{end - 1}")["Body"]
+                body = self.client.get_object(
+                    Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+                )["Body"]
                 offset = start
                 for chunk in body.iter_chunks(CHUNK):
                     if offset + len(chunk) > end:
@@ -349,16 +375,20 @@ class S3Backend:
                     live.add(found[0])
         removed = 0
         for item in self.list_keys("data/"):
-            if (isinstance(item, ObjectInfo) and item.modified < older_than
-                    and self._k(item.key) not in live):
+            if (
+                isinstance(item, ObjectInfo)
+                and item.modified < older_than
+                and self._k(item.key) not in live
+            ):
                 self.client.delete_object(Bucket=self.bucket, Key=self._k(item.key))
                 removed += 1
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=self._k("data/"))
+            Bucket=self.bucket, Prefix=self._k("data/")
+        )
         for page in pages:
             for upload in page.get("Uploads", []):
                 if upload["Initiated"].timestamp() < older_than:
-                    self._abort(upload["Key"][len(self._root):], upload["UploadId"])
+                    self._abort(upload["Key"][len(self._root) :], upload["UploadId"])
                     removed += 1
         return removed
 
