@@ -118,6 +118,11 @@ def test_tags_refused_unless_allowed(start_operator: StartOperator, bx: Bx) -> N
 def test_image_outside_an_environment(operator: KopfRunner, bx: Bx, namespace: str) -> None:
     bx.create_image(namespace, "stray", spec())
     bx.wait_image(namespace, "stray", "False", "EnvironmentNotFound")
+    # an Environment of that name in NamespaceConflict does not make the namespace its own
+    bx.create_environment(namespace)
+    bx.wait_ready(namespace, status="False", reason="NamespaceConflict")
+    image = bx.wait_image(namespace, "stray", "False", "EnvironmentNotFound")
+    assert "coordinates" not in image["status"]
 
 
 def test_latest_per_major_follows_creates_and_deletes(

@@ -21,6 +21,7 @@ RESYNC_SECONDS = Settings.load().resync_seconds
 @kopf.on.update(GROUP, VERSION, "environments")
 async def environment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await _reconcile(body, memo)
+    await _images(body, memo)  # images waiting for their environment can be accepted now
 
 
 @kopf.timer(GROUP, VERSION, "environments", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)

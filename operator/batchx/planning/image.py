@@ -112,8 +112,9 @@ def _judge(
             None,
             False,
             "EnvironmentNotFound",
-            f"namespace {image.namespace} belongs to no Environment: create the Environment "
-            f"{image.namespace} or import the image into an environment's namespace",
+            f"namespace {image.namespace} is not the namespace of a ready Environment: create "
+            f"the Environment {image.namespace} or import the image into an environment's "
+            "namespace",
         )
     manifest = image.spec.get("manifest")
     result = (

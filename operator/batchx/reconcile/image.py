@@ -37,7 +37,8 @@ async def _reconcile(ctx: Context, namespace: str) -> Outcome:
         images,
         check=check_manifest,
         allow_tags=ctx.settings.allow_tags,
-        env_exists=environment is not None,
+        # The Environment must exist *and* own the namespace (not a NamespaceConflict).
+        env_exists=((environment or {}).get("status") or {}).get("namespace") == namespace,
         now=datetime.now(UTC),
     )
     outcome = Outcome()
