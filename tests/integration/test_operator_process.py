@@ -37,7 +37,8 @@ def test_liveness_json_logs_and_batchx_markers(operator_process: OperatorProcess
     env = bx.wait_ready(name)
     assert env["metadata"]["finalizers"] == ["batchx.io/finalizer"]
     annotations = env["metadata"].get("annotations") or {}
-    assert annotations and all(k.startswith("batchx.io/") for k in annotations), annotations
+    assert annotations
+    assert all(k.startswith("batchx.io/") for k in annotations), annotations
 
     lines = operator_process.log.read_text().splitlines()
     records = [json.loads(line) for line in lines if line.startswith("{")]
