@@ -428,14 +428,14 @@ def test_state_table(
 def test_a_succeeded_job_has_output_times_and_its_charge() -> None:
     observed = pod().job_exited(0, start=T0 + seconds(5), end=END).uploaded(UPLOADED, at=DONE)
     status = status_of(observed.finished(), now=DONE + seconds(3))
-    # 2 vCPUs + 0.5 GB: 2.25 credits/hour; 100 s from the pod's start to the upload's end.
+    # 2 vCPUs + 0.5 GB: 2.25 credits/hour; the job container ran 85 s (staging and upload free).
     assert status == JobStatus(
         state=JobState.SUCCEEDED,
         image=request(cpu_job()).image,
         output=OK_OUTPUT,
         exit_code=0,
         message="the job succeeded",
-        credits=JobCredits(reserved=0.375, charged=0.0625),
+        credits=JobCredits(reserved=0.375, charged=0.053125),
         started_at=T0 + seconds(5),
         finished_at=DONE,
         pod_name="bx-align",
@@ -464,7 +464,7 @@ def test_a_succeeded_job_has_output_times_and_its_charge() -> None:
             (JobState.CANCELLING, 0.0),
         ),
         (
-            "cancelled: the pod stopped (deadline lowered to 1 s)",
+            "cancelled: the pod's containers were stopped",
             make_bx_job("tutorial/hello:1.0.0").vcpus(2).timeout(600).input(reads="bx://r.fq"),
             pod().job_exited(143, end=T0 + seconds(160)).finished("Failed", "DeadlineExceeded"),
             (JobState.CANCELLED, 0.1),
@@ -508,3 +508,29 @@ def test_the_charge_never_exceeds_the_reservation() -> None:
     late = pod().job_exited(0, end=T0 + seconds(5000)).uploaded(UPLOADED, at=T0 + seconds(5000))
     status = status_of(late.finished())
     assert status.credits == JobCredits(reserved=0.375, charged=0.375)
+
+
+def test_a_job_running_past_its_deadline_times_out_by_the_clock() -> None:
+    # The kubelet has not reported DeadlineExceeded yet (it waits for the kill to finish).
+    status = status_of(pod().running(), now=T0 + seconds(600))
+    assert (status.state, status.conditions[-1].reason, status.finished_at) == (
+        JobState.FAILED,
+        "Timeout",
+        T0 + seconds(600),
+    )
+    assert status.credits == JobCredits(reserved=0.375, charged=0.375)
+    assert status_of(pod().running(), now=T0 + seconds(599)).state is JobState.RUNNING
+
+
+def test_a_cancelled_job_is_charged_from_its_recorded_start_after_its_pod_is_gone() -> None:
+    job = make_bx_job("tutorial/hello:1.0.0").vcpus(2).timeout(600).input(reads="bx://r.fq")
+    cancelling = job.cancel().status(
+        state="CANCELLING", podName="bx-align", startedAt="2026-01-01T12:00:00Z"
+    )
+    status = status_of(None, cancelling.model(), now=T0 + seconds(160))
+    assert (status.state, status.started_at, status.finished_at) == (
+        JobState.CANCELLED,
+        T0,
+        T0 + seconds(160),
+    )
+    assert status.credits == JobCredits(reserved=0.375, charged=0.1)

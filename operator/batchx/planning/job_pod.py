@@ -60,8 +60,17 @@ Status planning
 ---------------
 `plan_status` is a pure function of the Job, its Pod (or its absence) and the runner's report:
 see its docstring for the state table. The charge is ``rate x run seconds``, where the run time
-is from the Pod's start to the last container's end (resources are held while files move),
-rounded up to whole seconds and capped at the timeout (`batchx.planning.job_admission.charge`).
+is the job container's, from its start (``status.startedAt``) to its end (or to the moment the
+job was found cancelled, timed out or lost), rounded up to whole seconds and capped at the
+timeout (`batchx.planning.job_admission.charge`), at least one second. Staging is the platform's overhead and is not
+charged; since the deadline covers staging too, the charge never exceeds the reservation.
+Because the start is kept in the status, a job whose pod was deleted (cancel) is still charged.
+
+Stopping a pod: a program that runs as PID 1 without a SIGTERM handler ignores SIGTERM, so the
+kubelet's kill (deadline, deletion) waits ``terminationGracePeriodSeconds`` (the upload
+allowance) before SIGKILL. Hence the planner declares ``Timeout`` by the clock at the deadline
+rather than waiting for the kubelet's ``DeadlineExceeded``, and cancellation should delete the
+pod with a short ``gracePeriodSeconds`` (the charge does not need the pod: see above).
 """
 
 from __future__ import annotations
@@ -533,7 +542,7 @@ def plan_status(
     ``spec.cancel``, pod still running      CANCELLING (Cancelling): the reconciler stops it
     no pod, pod was created before          FAILED (PodLost): never recreated, one pod per job
     no pod yet                              STARTING (Admitted): the reconciler creates it
-    pod reason DeadlineExceeded             FAILED (Timeout)
+    DeadlineExceeded, or running past it    FAILED (Timeout)
     stage-in failed                         FAILED (InputStagingFailed)
     job container OOMKilled                 OUT_OF_MEMORY (OOMKilled)
     pod Failed, job container not run       FAILED (pod's reason, e.g. Evicted)
@@ -550,9 +559,10 @@ def plan_status(
     reported) is FAILED (OutputUploadFailed). The output is validated against the output schema
     here, after upload, with ``bx://`` paths (FileMode.BX).
 
-    Cancelling: the reconciler should stop a running pod by lowering its
-    ``activeDeadlineSeconds`` to 1 rather than deleting it, so the Pod and its times stay for
-    the charge; a deleted pod's run time is unknown and is not charged.
+    Cancelling: the reconciler deletes the running pod with a short grace period; CANCELLED
+    follows when the pod is gone, charged from ``status.startedAt`` to that moment.
+    Timeout: declared at ``pod start + timeout`` by the clock (``now``); the kubelet's deadline
+    kill is the backstop when the operator is down.
     `podName` is written only after the pod was created: a status that names a pod that does not
     exist means it was lost, and a job never gets a second pod.
     """
@@ -562,13 +572,20 @@ def plan_status(
     view = None if pod is None else _PodView.of(pod)
     verdict = _judge(job, view, previous, inputs)
     terminal = verdict.state.is_terminal
-    started = view.job.started_at if view is not None else None
+    started = (view.job.started_at if view is not None else None) or previous.started_at
     finished = None
     charged = Decimal(0)
     if terminal:
-        finished = (view.last_finish() if view is not None else None) or inputs.now
-        if view is not None and view.started is not None:
-            seconds = math.ceil(max(0.0, (finished - view.started).total_seconds()))
+        # A pod still running when the job ends (timeout by the clock) ends now.
+        ended_pod = view is not None and (view.finished or view.job.terminated)
+        finished = (view.last_finish() if view is not None and ended_pod else None) or inputs.now
+        if started is not None:
+            # The run time is the job container's: from its start to its end, or to now when
+            # it was stopped (cancel, timeout) or lost before it reported an end.
+            ended = (view.job.finished_at if view is not None else None) or inputs.now
+            # API times have whole-second resolution: a container that ran at all ran for at
+            # least a second (a sub-second job would otherwise show start == end, and be free).
+            seconds = max(1, math.ceil((ended - started).total_seconds()))
             charged = charge(inputs.resources, inputs.prices, seconds)
     condition_status = (
         ConditionStatus.UNKNOWN
@@ -619,7 +636,13 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
                 f"pod {previous.pod_name} was deleted before the job finished",
             )
         return _Verdict(JobState.STARTING, "Admitted", "waiting for the pod to be created")
-    if view.reason == "DeadlineExceeded":
+    past_deadline = (
+        view.started is not None and (inputs.now - view.started).total_seconds() >= timeout
+    )
+    if view.reason == "DeadlineExceeded" or (past_deadline and not view.finished):
+        # The kubelet reports DeadlineExceeded only once every container is dead, which takes
+        # the whole grace period for a program that ignores SIGTERM (any PID 1 without a
+        # handler does); the clock says it at the deadline already.
         return _Verdict(
             JobState.FAILED,
             "Timeout",
