@@ -2,7 +2,7 @@
 # Debian packages the test bed runs on. Kubernetes, etcd and MinIO are not packaged: they are
 # built from their Go modules by testbed/build-*.sh.
 set -euo pipefail
-pkgs=(containerd runc containernetworking-plugins iptables iproute2 openssl busybox-static gcc libc6-dev make)
+pkgs=(containerd runc containernetworking-plugins iptables iproute2 openssl busybox-static gcc libc6-dev make debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

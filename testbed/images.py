@@ -26,6 +26,8 @@ from pathlib import Path
 from testbed import paths
 
 REGISTRY = "batchx.local"
+LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+LAYER_TAR_GZ = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,24 @@ class Entry:
     mode: int = 0o755
 
 
+@dataclass(frozen=True)
+class DirLayer:
+    """A whole directory tree as one layer (e.g. a debootstrap root filesystem).
+
+    `key` names the tree's content (e.g. a hash of what built it); the layer's tar is cached under
+    it, so a large tree is archived once, not at every import.
+    """
+
+    root: Path
+    key: str
+
+
 @dataclass
 class ImageSpec:
     name: str
     tag: str
     entries: list[Entry]
+    base_layers: list[DirLayer] = field(default_factory=list)
     entrypoint: list[str] = field(default_factory=list)
     cmd: list[str] = field(default_factory=list)
     env: list[str] = field(default_factory=lambda: ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"])
@@ -93,6 +108,31 @@ def _tar_layer(entries: Iterable[Entry]) -> bytes:
     return buf.getvalue()
 
 
+def _reset_mtime(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime = 0
+    return info
+
+
+def _tar_dir(layer: DirLayer) -> bytes:
+    """The tree as an uncompressed tar, cached by `layer.key` (names and order deterministic)."""
+    cached = paths.cache_dir() / "layers" / f"{layer.key}.tar"
+    if cached.exists():
+        return cached.read_bytes()
+    names: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(layer.root):
+        rel = os.path.relpath(dirpath, layer.root)
+        names += [os.path.normpath(os.path.join(rel, n)) for n in dirnames + filenames]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(names):
+            tar.add(layer.root / name, arcname=name, recursive=False, filter=_reset_mtime)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".partial")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, cached)
+    return buf.getvalue()
+
+
 def _blob(layout: Path, data: bytes) -> tuple[str, int]:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     (layout / "blobs" / "sha256" / digest[7:]).write_bytes(data)
@@ -104,9 +144,16 @@ def write_archive(spec: ImageSpec, out: Path) -> str:
     layout = out.with_suffix(".d")
     shutil.rmtree(layout, ignore_errors=True)
     (layout / "blobs" / "sha256").mkdir(parents=True)
-    raw = _tar_layer(spec.entries)
-    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
-    layer_digest, layer_size = _blob(layout, gzip.compress(raw, mtime=0))
+    layers, diff_ids = [], []
+    # Directory layers stay uncompressed (gzip of a few hundred MB costs more than it saves on a
+    # local import); the small top layer of single files is gzipped.
+    for raw, media_type, packed in [
+        *((r, LAYER_TAR, r) for r in (_tar_dir(d) for d in spec.base_layers)),
+        *((r, LAYER_TAR_GZ, gzip.compress(r, mtime=0)) for r in [_tar_layer(spec.entries)]),
+    ]:
+        diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
+        digest, size = _blob(layout, packed)
+        layers.append({"mediaType": media_type, "digest": digest, "size": size})
     config = {
         "architecture": "amd64",
         "os": "linux",
@@ -117,7 +164,7 @@ def write_archive(spec: ImageSpec, out: Path) -> str:
             "User": spec.user,
             "WorkingDir": spec.workdir,
         },
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }
     config_digest, config_size = _blob(layout, json.dumps(config, sort_keys=True).encode())
     manifest = {
@@ -128,13 +175,7 @@ def write_archive(spec: ImageSpec, out: Path) -> str:
             "digest": config_digest,
             "size": config_size,
         },
-        "layers": [
-            {
-                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                "digest": layer_digest,
-                "size": layer_size,
-            }
-        ],
+        "layers": layers,
     }
     manifest_digest, manifest_size = _blob(layout, json.dumps(manifest, sort_keys=True).encode())
     index = {
