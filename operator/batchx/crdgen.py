@@ -19,6 +19,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,19 @@ from pydantic import BaseModel
 
 from batchx import GROUP, VERSION
 from batchx.models import Environment, Image, Job
+from batchx.rbac import ROLES_FILE
 
-__all__ = ["CRD_SPECS", "CrdSpec", "build_crd", "main", "render_crds", "structural_schema"]
+ROLES_MANIFEST = "batchx-roles.yaml"
+
+__all__ = [
+    "CRD_SPECS",
+    "CrdSpec",
+    "build_crd",
+    "main",
+    "render_crds",
+    "render_manifests",
+    "structural_schema",
+]
 
 CATEGORY = "batchx"
 CHART = "helm/batchx-operator"
@@ -252,6 +264,15 @@ def render_crds() -> dict[str, str]:
     }
 
 
+def render_manifests() -> dict[str, str]:
+    """Everything shipped with the CRDs: the CRDs and the member ClusterRoles they are used with.
+
+    The roles file is the operator's own copy (batchx/rbac), verbatim, so there is one source.
+    """
+    roles = resources.files("batchx.rbac").joinpath(ROLES_FILE).read_text()
+    return {**render_crds(), ROLES_MANIFEST: roles}
+
+
 def _write(directory: Path, files: Mapping[str, str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
@@ -281,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.dirs:
         args.dirs = ["crds"] + (["helm/batchx-operator/crds"] if Path(CHART).is_dir() else [])
-    files = render_crds()
+    files = render_manifests()
     if args.check:
         drifted = [p for d in args.dirs for p in _drift(Path(d), files)]
         for path in drifted:
@@ -292,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if drifted else 0
     for directory in args.dirs:
         _write(Path(directory), files)
-        print(f"wrote {len(files)} CRDs to {directory}/")
+        print(f"wrote {len(files) - 1} CRDs and the member roles to {directory}/")
     return 0
 
 
