@@ -2,7 +2,7 @@
 
 Configuration comes from `batchx.settings.Settings` (config file + BATCHX_* variables). Logs are
 JSON lines by default (`BATCHX_LOG_FORMAT=text` for humans); the liveness endpoint is
-`BATCHX_LIVENESS_ENDPOINT` (default http://0.0.0.0:8080/healthz, empty to disable).
+`BATCHX_LIVENESS_ENDPOINT` (default http://127.0.0.1:8080/healthz, empty to disable).
 """
 
 from __future__ import annotations

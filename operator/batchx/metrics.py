@@ -41,6 +41,6 @@ def timed(kind: str) -> Iterator[None]:
         RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - start)
 
 
-def serve(port: int) -> None:
+def serve(port: int, address: str = "127.0.0.1") -> None:
     """Start the /metrics endpoint in a daemon thread (never on the event loop)."""
-    start_http_server(port)
+    start_http_server(port, addr=address)

@@ -74,9 +74,14 @@ class Settings(_Model):
     resync_seconds: float = Field(
         60.0, gt=0, description="resyncSeconds: period of the level-triggered full reconcile"
     )
-    liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
+    # Loopback by default: a developer's operator serves nothing to the network. The chart sets
+    # 0.0.0.0 in the pod, where the kubelet and Prometheus must reach these endpoints.
+    liveness_endpoint: str | None = "http://127.0.0.1:8080/healthz"
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="metricsPort: serve Prometheus /metrics on this port"
+    )
+    metrics_address: str = Field(
+        "127.0.0.1", description="metricsAddress: the address /metrics listens on"
     )
     log_format: Literal["json", "text"] = "json"
     kubeconfig: str | None = Field(

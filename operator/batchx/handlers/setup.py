@@ -63,7 +63,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     store = await asyncio.to_thread(open_store, config.store) if config.store else None
     memo["batchx"] = Context(settings=config, kube=kube, store=store)
     if config.metrics_port is not None:
-        metrics.serve(config.metrics_port)
+        metrics.serve(config.metrics_port, config.metrics_address)
 
 
 @kopf.on.cleanup()
