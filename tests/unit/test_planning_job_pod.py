@@ -534,3 +534,60 @@ def test_a_cancelled_job_is_charged_from_its_recorded_start_after_its_pod_is_gon
         T0 + seconds(160),
     )
     assert status.credits == JobCredits(reserved=0.375, charged=0.1)
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (
+            {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/1 nodes are available: 1 node(s) didn't match selector.",
+                    }
+                ],
+            },
+            "the pod is starting: not scheduled yet: 0/1 nodes are available: 1 node(s) "
+            "didn't match selector.",
+        ),
+        (
+            {
+                "phase": "Pending",
+                "startTime": "2026-01-01T12:00:00Z",
+                "initContainerStatuses": [
+                    {"name": "stage-in", "state": {"terminated": {"exitCode": 0}}},
+                    {"name": "stage-out", "state": {"running": {}}},
+                ],
+                "containerStatuses": [
+                    {
+                        "name": "job",
+                        "state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}},
+                    }
+                ],
+            },
+            "the pod is starting: container job is waiting: ErrImagePull not found",
+        ),
+        (
+            {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {"name": "job", "state": {"waiting": {"reason": "PodInitializing"}}}
+                ],
+            },
+            "the pod is starting",
+        ),
+    ],
+)
+def test_a_stuck_start_says_why(status: JSON, message: str) -> None:
+    observed = PodBuilder.of(REF, request(cpu_job()))
+    observed.body["status"] = status
+    body = observed.body
+    job = cpu_job()
+    req = request(job)
+    inputs = StatusInputs(req.resources, PRICES, req.manifest, req.image, T0, req.reservation)
+    result = plan_status(job, REF, body, inputs)
+    assert (result.state, result.message) == (JobState.STARTING, message)

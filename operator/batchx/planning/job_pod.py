@@ -61,9 +61,10 @@ Status planning
 `plan_status` is a pure function of the Job, its Pod (or its absence) and the runner's report:
 see its docstring for the state table. The charge is ``rate x run seconds``, where the run time
 is the job container's, from its start (``status.startedAt``) to its end (or to the moment the
-job was found cancelled, timed out or lost), rounded up to whole seconds and capped at the
-timeout (`batchx.planning.job_admission.charge`), at least one second. Staging is the platform's overhead and is not
-charged; since the deadline covers staging too, the charge never exceeds the reservation.
+job was found cancelled, timed out or lost), rounded up to whole seconds (at least one) and
+capped at the timeout (`batchx.planning.job_admission.charge`). Staging is the platform's
+overhead and is not charged; since the deadline covers staging too, the charge never exceeds
+the reservation.
 Because the start is kept in the status, a job whose pod was deleted (cancel) is still charged.
 
 Stopping a pod: a program that runs as PID 1 without a SIGTERM handler ignores SIGTERM, so the
@@ -450,7 +451,10 @@ class _Container:
             return cls(running=True, started_at=_time((state["running"] or {}).get("startedAt")))
         done = state.get("terminated")
         if done is None:
-            return cls()
+            waiting = state.get("waiting") or {}
+            return cls(
+                reason=str(waiting.get("reason") or ""), message=str(waiting.get("message") or "")
+            )
         return cls(
             terminated=True,
             exit_code=done.get("exitCode"),
@@ -470,6 +474,7 @@ def _time(value: Any) -> datetime | None:
 @dataclass(frozen=True)
 class _PodView:
     phase: str
+    unschedulable: str
     reason: str
     message: str
     started: datetime | None
@@ -487,6 +492,14 @@ class _PodView:
         }
         return cls(
             phase=str(status.get("phase") or "Pending"),
+            unschedulable=next(
+                (
+                    str(c.get("message") or c.get("reason") or "")
+                    for c in status.get("conditions") or []
+                    if c.get("type") == "PodScheduled" and c.get("status") == "False"
+                ),
+                "",
+            ),
             reason=str(status.get("reason") or ""),
             message=str(status.get("message") or ""),
             started=_time(status.get("startTime")),
@@ -664,7 +677,22 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
         return _Verdict(JobState.RUNNING, "Running", "the job's container is running")
     if view.stage_in.running:
         return _Verdict(JobState.DOWNLOADING_INPUT, "DownloadingInput", "staging input files")
-    return _Verdict(JobState.STARTING, "Admitted", "the pod is starting")
+    return _Verdict(JobState.STARTING, "Admitted", "the pod is starting" + _waiting_on(view))
+
+
+def _waiting_on(view: _PodView) -> str:
+    """Why a starting pod does not progress, as the kubelet or scheduler says (or nothing).
+
+    A pod that cannot be scheduled (no node with the gpuType) or whose image cannot be pulled
+    stays STARTING until its deadline: the reason may be transient, but the user sees it.
+    """
+    if view.unschedulable:
+        return f": not scheduled yet: {view.unschedulable}"
+    for name, container in ((STAGE_IN, view.stage_in), (JOB_CONTAINER, view.job)):
+        if container.reason and container.reason not in ("ContainerCreating", "PodInitializing"):
+            detail = f" {container.message}" if container.message else ""
+            return f": container {name} is waiting: {container.reason}{detail}"
+    return ""
 
 
 def _finished(view: _PodView, inputs: StatusInputs) -> _Verdict:
