@@ -30,6 +30,18 @@ from pydantic.alias_generators import to_camel
 ENV_PREFIX = "BATCHX_"
 CONFIG_FILE_VARIABLE = "BATCHX_CONFIG"
 
+# The store credentials the operator hands to job Pods (boto3's standard variables).
+_AWS_VARIABLES = frozenset(
+    {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_CA_BUNDLE",
+    }
+)
+
 PodSecurityLevel = Literal["privileged", "baseline", "restricted"]
 
 
@@ -87,6 +99,34 @@ class Settings(_Model):
     kubeconfig: str | None = Field(
         None, description="kubeconfig: file to log in with (None: in-cluster or $KUBECONFIG)"
     )
+    # Job policy (batchx.planning.job_admission.JobPolicy and job_pod.PodPolicy).
+    default_timeout: int = Field(
+        3600, ge=1, description="defaultTimeout: seconds a job may run when spec.timeout is unset"
+    )
+    max_timeout: int = Field(
+        7 * 24 * 3600, ge=1, description="maxTimeout: the largest spec.timeout accepted, seconds"
+    )
+    runner_image: str | None = Field(
+        None,
+        description="runnerImage: the project's runner image (stage-in/stage-out containers of "
+        "every job Pod), digest-pinned; None: jobs are admitted but get no Pod",
+    )
+    upload_grace_seconds: int = Field(
+        600,
+        ge=1,
+        description="uploadGraceSeconds: the Pod's terminationGracePeriodSeconds, the time "
+        "stage-out has to upload outputs after the job's container exits",
+    )
+    run_as_user: int | None = Field(
+        1000, ge=1, description="runAsUser: uid (and gid) of every container of a job Pod"
+    )
+    store_secret: str = Field(
+        "batchx-store",
+        min_length=1,
+        max_length=253,
+        description="storeSecret: the Secret, in each environment namespace, holding the store "
+        "URL and credentials the runner containers read (written by the operator)",
+    )
 
     @field_validator("store", mode="before")
     @classmethod
@@ -111,6 +151,15 @@ class Settings(_Model):
             + (f"/{prefix}" if prefix else "")
             + (f"?{urlencode(query)}" if query else "")
         )
+
+    def store_credentials(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """What the runner containers need to reach the store: ``BATCHX_STORE`` and the
+        operator's own ``AWS_*`` variables (empty when no store is configured)."""
+        if not self.store:
+            return {}
+        env = os.environ if environ is None else environ
+        data = {k: v for k, v in env.items() if k in _AWS_VARIABLES and v}
+        return {"BATCHX_STORE": self.store, **data}
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -227,6 +227,53 @@ class Kube:
             return None
         return result
 
+    async def get_secret(self, namespace: str, name: str) -> JSON | None:
+        try:
+            result: JSON = await self._call(self.core.read_namespaced_secret, name, namespace)
+        except NotFound:
+            return None
+        return result
+
+    async def apply_secret(self, body: JSON) -> JSON:
+        meta = body["metadata"]
+        result: JSON = await self._call(
+            self.core.patch_namespaced_secret,
+            meta["name"],
+            meta["namespace"],
+            body,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=_APPLY,
+        )
+        return result
+
+    async def delete_secret(self, namespace: str, name: str) -> None:
+        with suppress(NotFound):
+            await self._call(self.core.delete_namespaced_secret, name, namespace)
+
+    async def get_pod(self, namespace: str, name: str) -> JSON | None:
+        try:
+            result: JSON = await self._call(self.core.read_namespaced_pod, name, namespace)
+        except NotFound:
+            return None
+        return result
+
+    async def create_pod(self, body: JSON) -> JSON:
+        result: JSON = await self._call(
+            self.core.create_namespaced_pod,
+            body["metadata"]["namespace"],
+            body,
+            field_manager=FIELD_MANAGER,
+        )
+        return result
+
+    async def delete_pod(self, namespace: str, name: str, grace_seconds: int | None = None) -> None:
+        kwargs: dict[str, Any] = {}
+        if grace_seconds is not None:
+            kwargs["grace_period_seconds"] = grace_seconds
+        with suppress(NotFound):
+            await self._call(self.core.delete_namespaced_pod, name, namespace, **kwargs)
+
     # -- rbac --------------------------------------------------------------------------------
 
     async def list_role_bindings(self, namespace: str, selector: str) -> list[JSON]:
@@ -264,6 +311,23 @@ class Kube:
             return None
         return result
 
+    async def get_object(self, plural: str, namespace: str, name: str) -> JSON | None:
+        try:
+            result: JSON = await self._call(
+                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+            )
+        except NotFound:
+            return None
+        return result
+
+    async def list_all_namespaces(self, plural: str, selector: str | None = None) -> list[JSON]:
+        kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
+        result: JSON = await self._call(
+            self.custom.list_cluster_custom_object, GROUP, VERSION, plural, **kwargs
+        )
+        items: list[JSON] = result.get("items") or []
+        return items
+
     async def list_objects(
         self, plural: str, namespace: str, selector: str | None = None
     ) -> list[JSON]:
@@ -287,8 +351,22 @@ class Kube:
         )
         return result
 
-    async def patch_status(self, plural: str, namespace: str, name: str, status: JSON) -> JSON:
-        """Merge-patch `status` (the status subresource) of a namespaced object."""
+    async def patch_status(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: JSON,
+        resource_version: str | None = None,
+    ) -> JSON:
+        """Merge-patch `status` (the status subresource) of a namespaced object.
+
+        With `resource_version`, the write succeeds only if the object is still at that version
+        (Conflict otherwise): a decision made from a read is never applied to a newer object.
+        """
+        body: JSON = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         result: JSON = await self._call(
             self.custom.patch_namespaced_custom_object_status,
             GROUP,
@@ -296,7 +374,7 @@ class Kube:
             namespace,
             plural,
             name,
-            {"status": status},
+            body,
             _content_type=_MERGE,
         )
         return result

@@ -4,6 +4,6 @@ Importing this package registers every handler (`kopf run -m batchx.handlers`, o
 `python -m batchx`, which imports it).
 """
 
-from batchx.handlers import environment, image, ledger, setup
+from batchx.handlers import environment, image, job, ledger, setup
 
-__all__ = ["environment", "image", "ledger", "setup"]
+__all__ = ["environment", "image", "job", "ledger", "setup"]

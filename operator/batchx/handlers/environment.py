@@ -10,6 +10,7 @@ from batchx import GROUP, VERSION
 from batchx.handlers.setup import context, post
 from batchx.reconcile.environment import NamespaceRace, reconcile_environment
 from batchx.reconcile.image import reconcile_images
+from batchx.reconcile.job import admit
 from batchx.settings import Settings
 
 # Kopf fixes a timer's interval when the handler is registered (at import), so it is read here.
@@ -22,6 +23,8 @@ RESYNC_SECONDS = Settings.load().resync_seconds
 async def environment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await _reconcile(body, memo)
     await _images(body, memo)  # images waiting for their environment can be accepted now
+    # Credits topped up or quota raised: queued jobs may start now.
+    post((await admit(context(memo), str(body["metadata"]["name"]))).notices)
 
 
 @kopf.timer(GROUP, VERSION, "environments", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)

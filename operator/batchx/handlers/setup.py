@@ -61,7 +61,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     # The store is opened only when configured: without it, status.storage stays at zero.
     store = await asyncio.to_thread(open_store, config.store) if config.store else None
-    memo["batchx"] = Context(settings=config, kube=kube, store=store)
+    memo["batchx"] = Context(
+        settings=config, kube=kube, store=store, store_credentials=config.store_credentials()
+    )
     if config.metrics_port is not None:
         metrics.serve(config.metrics_port, config.metrics_address)
 

@@ -4,7 +4,9 @@ An Environment owns, in the Namespace of its own name:
 - the Namespace itself (owner reference to the Environment, so deleting the Environment lets the
   garbage collector delete the namespace and everything in it), with Pod Security labels;
 - the ResourceQuota ``batchx-quota`` from ``spec.quota``;
-- one RoleBinding per role in use, ``batchx-<role>`` -> ClusterRole ``batchx-<role>``.
+- one RoleBinding per role in use, ``batchx-<role>`` -> ClusterRole ``batchx-<role>``;
+- the Secret ``batchx-store`` (``storeSecret``): the operator's store URL and credentials, read
+  by the runner containers of job Pods only (never by the user's container).
 
 A namespace of that name that the Environment does not own is never touched: the plan is then
 only a ``Ready=False, NamespaceConflict`` status, re-evaluated on every resync.
@@ -12,6 +14,8 @@ only a ``Ready=False, NamespaceConflict`` status, re-evaluated on every resync.
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -204,6 +208,26 @@ def desired_role_bindings(env: EnvironmentObject) -> list[JSON]:
     return bindings
 
 
+def desired_store_secret(
+    env: EnvironmentObject, name: str, credentials: Mapping[str, str]
+) -> JSON | None:
+    """The Secret job Pods' runner containers load (``envFrom``); None without a store."""
+    if not credentials:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": env.name,
+            "labels": _child_labels(env),
+            "ownerReferences": [owner_reference(env)],
+        },
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(credentials.items())},
+    }
+
+
 # -- actions ---------------------------------------------------------------------------------
 
 
@@ -235,6 +259,7 @@ class Observed:
     namespace: JSON | None
     quota: JSON | None = None
     role_bindings: list[JSON] = field(default_factory=list)
+    store_secret: JSON | None = None
 
 
 def _subset_differs(desired: JSON, observed: JSON | None, keys: tuple[str, ...]) -> bool:
@@ -254,7 +279,10 @@ def _namespace_drifted(desired: JSON, observed: JSON) -> bool:
 
 
 def plan_children(
-    env: EnvironmentObject, observed: Observed, pod_security_level: str
+    env: EnvironmentObject,
+    observed: Observed,
+    pod_security_level: str,
+    store_secret: tuple[str, Mapping[str, str]] | None = None,
 ) -> list[Action]:
     """The writes that bring the environment's children to the desired state (none if there)."""
     actions: list[Action] = []
@@ -286,6 +314,20 @@ def plan_children(
         actions.append(
             Delete("RoleBinding", env.name, name, "MembersRemoved", f"{name}: no members left")
         )
+    if store_secret is not None:
+        secret_name, credentials = store_secret
+        secret = desired_store_secret(env, secret_name, credentials)
+        if secret is not None:
+            if _subset_differs(secret, observed.store_secret, ("data",)):
+                # The message names the keys only: Events are readable by every member.
+                keys = ", ".join(sorted(credentials))
+                actions.append(
+                    Apply(secret, "StoreSecretApplied", f"{secret_name}: store access ({keys})")
+                )
+        elif observed.store_secret is not None:
+            actions.append(
+                Delete("Secret", env.name, secret_name, "StoreSecretRemoved", "no store configured")
+            )
     return actions
 
 

@@ -86,6 +86,7 @@ __all__ = [
     "Wait",
     "admission_status",
     "admit_fifo",
+    "cancelled_status",
     "charge",
     "hourly_rate",
     "judge_job",
@@ -110,6 +111,7 @@ class Reason(StrEnum):
     INVALID_RESOURCES = "InvalidResources"
     QUOTA_EXCEEDED = "QuotaExceeded"
     INSUFFICIENT_CREDITS = "InsufficientCredits"
+    POD_REJECTED = "PodRejected"  # the API server refused the planned Pod (not quota)
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -602,6 +604,29 @@ def admission_status(
             status=status,
             reason=reason,
             message=message[:32768],
+            generation=generation,
+            now=now,
+        ),
+        observed_generation=generation,
+    )
+
+
+def cancelled_status(job: Job, *, generation: int, now: datetime) -> JobStatus:
+    """CANCELLED for a job cancelled before it was admitted: it never ran, nothing is charged."""
+    previous = job.status or JobStatus()
+    message = "cancelled (spec.cancel) before it started"
+    return JobStatus(
+        state=JobState.CANCELLED,
+        image=previous.image,
+        message=message,
+        credits=JobCredits(reserved=0, charged=0),
+        finished_at=now,
+        conditions=set_condition(
+            previous.conditions,
+            type=SUCCEEDED_CONDITION,
+            status=ConditionStatus.FALSE,
+            reason="Cancelled",
+            message=message,
             generation=generation,
             now=now,
         ),

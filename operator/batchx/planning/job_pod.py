@@ -119,8 +119,10 @@ __all__ = [
     "plan_config_map",
     "plan_pod",
     "plan_status",
+    "pod_finished",
     "pod_name",
     "result_path",
+    "stage_out_report",
     "staging_plan",
 ]
 
@@ -406,6 +408,22 @@ class RunnerReport:
         if self.files:
             data |= {"files": self.files, "bytes": self.bytes}
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def stage_out_report(pod: Mapping[str, Any]) -> RunnerReport | None:
+    """The stage-out sidecar's report in `pod`'s status, if it has reported."""
+    return parse_report(_Container.of(_container_status(pod, STAGE_OUT)).message)
+
+
+def pod_finished(pod: Mapping[str, Any]) -> bool:
+    """Whether every container of `pod` has ended (phase Succeeded or Failed)."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def _container_status(pod: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    status = pod.get("status") or {}
+    every = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    return next((s for s in every if s.get("name") == name), None)
 
 
 def parse_report(text: str | None) -> RunnerReport | None:

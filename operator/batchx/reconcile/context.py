@@ -82,5 +82,7 @@ class Context:
     settings: Settings
     kube: Kube
     store: Store | None = None
+    # BATCHX_STORE + AWS_* for the runner containers (Settings.store_credentials), read once.
+    store_credentials: dict[str, str] = field(default_factory=dict)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     coalescer: Coalescer = field(default_factory=Coalescer)

@@ -60,8 +60,12 @@ async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
                 if namespace
                 else []
             ),
+            store_secret=(
+                await kube.get_secret(env.name, ctx.settings.store_secret) if namespace else None
+            ),
         )
-        for action in plan.plan_children(env, observed, ctx.settings.pod_security_level):
+        secret = (ctx.settings.store_secret, ctx.store_credentials)
+        for action in plan.plan_children(env, observed, ctx.settings.pod_security_level, secret):
             await _execute(ctx, action)
             outcome.notices.append(Notice(_ref(env), "Normal", action.reason, action.message))
         jobs, records = await ledger.settle(ctx, env.name)
@@ -110,10 +114,14 @@ async def _execute(ctx: Context, action: Action) -> None:
             await kube.apply_resource_quota(action.body)
         elif kind == "RoleBinding":
             await kube.apply_role_binding(action.body)
+        elif kind == "Secret":
+            await kube.apply_secret(action.body)
         else:  # pragma: no cover - the planner only plans the kinds above
             raise ValueError(f"cannot apply {kind}")
     elif action.kind == "ResourceQuota":
         await kube.delete_resource_quota(action.namespace, action.name)
+    elif action.kind == "Secret":
+        await kube.delete_secret(action.namespace, action.name)
     else:
         await kube.delete_role_binding(action.namespace, action.name)
 

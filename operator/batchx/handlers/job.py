@@ -1,0 +1,64 @@
+"""Job handlers: every trigger runs the same level-triggered reconcile of one job.
+
+Triggers: the Job's create/update (a cancel)/resume, its Pod's watch events, and a periodic
+resync of unfinished jobs (it also notices a timeout by the clock and re-runs admission for
+queued jobs). Admission of an environment's queue also re-runs when a job ends and when the
+Environment changes (credits topped up, quota raised).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from batchx import GROUP, VERSION
+from batchx.handlers.setup import context, post
+from batchx.handlers.setup import required as _required
+from batchx.models import TERMINAL_STATES
+from batchx.planning import labels
+from batchx.reconcile.context import Outcome
+from batchx.reconcile.job import owner_job, reconcile_job
+from batchx.settings import Settings
+
+# Kopf fixes a timer's interval when the handler is registered (at import), so it is read here.
+RESYNC_SECONDS = Settings.load().resync_seconds
+_TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
+
+
+def _unfinished(status: kopf.Status, **_: Any) -> bool:
+    return status.get("state") not in _TERMINAL
+
+
+def _raise_retry(outcome: Outcome) -> None:
+    if outcome.retry_after is not None:
+        raise kopf.TemporaryError(outcome.retry_reason, delay=outcome.retry_after)
+
+
+@kopf.on.resume(GROUP, VERSION, "jobs", when=_unfinished)
+@kopf.on.create(GROUP, VERSION, "jobs")
+@kopf.on.update(GROUP, VERSION, "jobs", when=_unfinished)
+async def job_changed(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    outcome = await reconcile_job(context(memo), _required(namespace), name)
+    post(outcome.notices)
+    _raise_retry(outcome)
+
+
+@kopf.timer(
+    GROUP, VERSION, "jobs", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS, when=_unfinished
+)
+async def job_resync(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    post((await reconcile_job(context(memo), _required(namespace), name)).notices)
+
+
+@kopf.on.event(
+    "",
+    "v1",
+    "pods",
+    labels={labels.MANAGED_BY: labels.MANAGED_BY_VALUE, labels.LEDGER_JOB: kopf.PRESENT},
+)
+async def pod_event(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """A job's Pod changed: its status moves the job's state."""
+    job = owner_job(dict(body))
+    if job is not None:
+        post((await reconcile_job(context(memo), _required(namespace), job)).notices)
