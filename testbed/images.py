@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,6 @@ class ImageSpec:
 class BuiltImage:
     ref: str
     digest: str
-    archive: Path
 
     @property
     def pinned(self) -> str:
@@ -127,8 +127,9 @@ def _tar_dir(layer: DirLayer) -> bytes:
         for name in sorted(names):
             tar.add(layer.root / name, arcname=name, recursive=False, filter=_reset_mtime)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".partial")
-    tmp.write_bytes(buf.getvalue())
+    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".partial")
+    with os.fdopen(fd, "wb") as f:
+        f.write(buf.getvalue())
     os.replace(tmp, cached)
     return buf.getvalue()
 
@@ -141,8 +142,7 @@ def _blob(layout: Path, data: bytes) -> tuple[str, int]:
 
 def write_archive(spec: ImageSpec, out: Path) -> str:
     """Write `spec` as an OCI image-layout tar at `out`; return the manifest digest."""
-    layout = out.with_suffix(".d")
-    shutil.rmtree(layout, ignore_errors=True)
+    layout = Path(tempfile.mkdtemp(dir=out.parent, suffix=".layout"))
     (layout / "blobs" / "sha256").mkdir(parents=True)
     layers, diff_ids = [], []
     # Directory layers stay uncompressed (gzip of a few hundred MB costs more than it saves on a
@@ -205,18 +205,25 @@ def ctr(*args: str, sock: Path | None = None) -> str:
 
 
 def import_image(spec: ImageSpec, sock: Path | None = None) -> BuiltImage:
-    """Build `spec` (cached by content) and import it into the kubelet's containerd."""
-    out = paths.cache_dir() / "images" / f"{spec.name.replace('/', '_')}-{spec.tag}.tar"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".partial.tar")
-    digest = write_archive(spec, tmp)
-    os.replace(tmp, out)
-    ctr("images", "import", "--no-unpack", str(out), sock=sock)
-    image = BuiltImage(spec.ref, digest, out)
+    """Build `spec` and import it into the kubelet's containerd; safe to run concurrently.
+
+    The archive is written under a private temporary name (two builders never share a file,
+    even when they build different content under the same reference) and removed once imported:
+    containerd keeps the content, and large directory layers stay cached by their own key.
+    """
+    images_dir = paths.cache_dir() / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=images_dir, suffix=".partial.tar")
+    os.close(fd)
+    archive = Path(tmp_name)
+    try:
+        digest = write_archive(spec, archive)
+        ctr("images", "import", "--no-unpack", str(archive), sock=sock)
+    finally:
+        archive.unlink(missing_ok=True)
+    image = BuiltImage(spec.ref, digest)
     # CRI looks images up by every name they carry; name it by digest too for pinned references.
-    existing = ctr("images", "ls", "-q", sock=sock).split()
-    if image.pinned not in existing:
-        ctr("images", "tag", spec.ref, image.pinned, sock=sock)
+    ctr("images", "tag", "--force", spec.ref, image.pinned, sock=sock)
     return image
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,11 +44,10 @@ class Cluster:
         """Build an image and make it runnable on the node (no registry involved)."""
         if self.kind is None:
             return images.import_image(spec)
-        archive = paths.cache_dir() / "images" / f"{spec.name}-{spec.tag}.tar"
-        archive.parent.mkdir(parents=True, exist_ok=True)
+        archive = Path(tempfile.mkdtemp(prefix="batchx-kind-")) / "image.tar"
         digest = images.write_archive(spec, archive)
         self.kind.kind("load", "image-archive", str(archive), "--name", self.kind.name)
-        return images.BuiltImage(spec.ref, digest, archive)
+        return images.BuiltImage(spec.ref, digest)
 
     def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         kubectl = testbed_cluster.build_binaries() / "kubectl" if self.kind is None else "kubectl"
