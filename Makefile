@@ -32,6 +32,9 @@ cluster-up: venv testbed-build ## start the local cluster; prints the kubeconfig
 cluster-down: ## stop the local cluster and remove every trace of it
 	$(PY) -m testbed.cluster down
 
+demo: setup ## the main job end to end: cluster, S3, operator, Environment, Image, input file, Job
+	$(PY) -m testbed.demo
+
 lint: venv ## ruff, formatting, mypy --strict, import layers, CRD drift
 	$(VENV)/bin/ruff check operator tests testbed benchmarks
 	$(VENV)/bin/ruff format --check operator tests testbed benchmarks
@@ -51,4 +54,4 @@ test: setup lint ## the whole suite on the real test bed (what CI runs)
 bench: venv testbed-build ## benchmarks (not tests): print numbers against a peer
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-.PHONY: help setup system-deps venv testbed-build cluster-up cluster-down lint crds unit test bench
+.PHONY: help demo setup system-deps venv testbed-build cluster-up cluster-down lint crds unit test bench

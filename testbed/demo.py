@@ -1,0 +1,240 @@
+"""`make demo`: the product's main job, end to end, on the local test bed.
+
+Brings up the cluster (or reuses a running one), starts MinIO where pods can reach it, builds the
+runner and an example image, starts the operator, creates an Environment, imports the image,
+uploads an input file, runs a Job and prints its state, output JSON (with `bx://` paths), the
+output file's content and the credits charged. The operator and MinIO are stopped at the end; the
+cluster keeps running for the next demo (`make cluster-down` stops it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from testbed import cluster, example_images, images, paths, runner_image
+from testbed import s3 as s3bed
+
+REPO = Path(__file__).resolve().parent.parent
+BX = str(Path(sys.executable).parent / "bx")  # the console script of this environment
+ENV = "demo"
+GROUP, VERSION = "batchx.io", "v1alpha1"
+TERMINAL = {
+    "SUCCEEDED", "WARNING", "FAILED", "CANCELLED", "OUT_OF_MEMORY", "INVALID_OUTPUT",
+}  # fmt: skip
+TEXT = "the quick brown fox\njumps over the lazy dog\nthe end\n"
+
+
+def say(msg: str) -> None:
+    print(f"\033[1m==> {msg}\033[0m", flush=True)
+
+
+def wait(what: str, probe: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not reached within {timeout:.0f}s")
+
+
+def apply_crds(api: client.ApiClient) -> None:
+    kubectl = cluster.build_binaries() / "kubectl"
+    subprocess.run(
+        [str(kubectl), f"--kubeconfig={paths.kubeconfig()}", "apply", "-f", "crds/"],
+        check=True,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+    )
+    ext = client.ApiextensionsV1Api(api)
+
+    def established() -> bool:
+        for plural in ("environments", "images", "jobs"):
+            crd = ext.read_custom_resource_definition(f"{plural}.{GROUP}")
+            conditions = {c.type: c.status for c in crd.status.conditions or []}
+            if conditions.get("Established") != "True":
+                return False
+        return True
+
+    wait("CRDs established", established, 60)
+
+
+def create_or_replace(custom: client.CustomObjectsApi, plural: str, body: dict[str, Any]) -> None:
+    ns = body["metadata"].get("namespace")
+    name = body["metadata"]["name"]
+    try:
+        if ns:
+            custom.create_namespaced_custom_object(GROUP, VERSION, ns, plural, body)
+        else:
+            custom.create_cluster_custom_object(GROUP, VERSION, plural, body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        print(f"   {plural}/{name} already exists: kept")
+
+
+def env_ready(custom: client.CustomObjectsApi) -> bool:
+    env = custom.get_cluster_custom_object(GROUP, VERSION, "environments", ENV)
+    conditions = {c["type"]: c["status"] for c in env.get("status", {}).get("conditions", [])}
+    return conditions.get("Ready") == "True"
+
+
+def image_coordinates(custom: client.CustomObjectsApi) -> str | None:
+    image = custom.get_namespaced_custom_object(GROUP, VERSION, ENV, "images", "wordcount-1.0.0")
+    coordinates: str | None = image.get("status", {}).get("coordinates")
+    return coordinates
+
+
+def start_store(workdir: Path) -> tuple[s3bed.S3Server, dict[str, str]]:
+    """MinIO on the bridge gateway (pods reach it there), a bucket, and the store settings."""
+    import boto3  # noqa: PLC0415 - only the demo's setup needs a raw client
+
+    s3 = s3bed.start(workdir / "s3", host=cluster.GATEWAY)
+    boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+        region_name=s3.region,
+    ).create_bucket(Bucket="batchx")
+    return s3, {
+        "BATCHX_STORE": f"s3://batchx?endpoint={s3.endpoint}",
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_DEFAULT_REGION": s3.region,
+    }
+
+
+def start_operator(
+    kubeconfig: Path, store_env: dict[str, str], runner: str, log: Path
+) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "batchx"],
+            env={
+                **os.environ,
+                **store_env,
+                "KUBECONFIG": str(kubeconfig),
+                "BATCHX_LOG_FORMAT": "text",
+                "BATCHX_LIVENESS_ENDPOINT": "",
+                "BATCHX_RUNNER_IMAGE": runner,
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def run_job(custom: client.CustomObjectsApi, name: str) -> dict[str, Any]:
+    create_or_replace(custom, "jobs", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Job",
+        "metadata": {"name": name, "namespace": ENV},
+        "spec": {"image": "examples/wordcount:1.0.0",
+                 "input": {"text": "bx://inputs/text.txt"}, "timeout": 120},
+    })  # fmt: skip
+    seen: list[str] = []
+
+    def finished() -> dict[str, Any] | None:
+        obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, ENV, "jobs", name)
+        state = obj.get("status", {}).get("state")
+        if state and (not seen or seen[-1] != state):
+            seen.append(state)
+            print(f"   state: {state}")
+        return obj if state in TERMINAL else None
+
+    result: dict[str, Any] = wait("Job finished", finished, 180)
+    return result
+
+
+def show_result(
+    custom: client.CustomObjectsApi, status: dict[str, Any], workdir: Path, bx_env: dict[str, str]
+) -> None:
+    say(f"result: {status['state']}")
+    shown = ("state", "exitCode", "message", "output", "credits", "podName")
+    print(json.dumps({k: status[k] for k in shown if k in status}, indent=2))
+    for value in (status.get("output") or {}).values():
+        if isinstance(value, str) and value.startswith("bx://"):
+            say(f"output file {value}")
+            fetched = workdir / "out" / value.rsplit("/", 1)[-1]
+            fetched.parent.mkdir(exist_ok=True)
+            subprocess.run([BX, "cp", value, str(fetched)], check=True, env=bx_env)
+            print(fetched.read_text(), end="")
+    credits = custom.get_cluster_custom_object(GROUP, VERSION, "environments", ENV)["status"][
+        "credits"
+    ]
+    say(f"credits charged: {status.get('credits', {}).get('charged')}")
+    print(f"   environment {ENV}: {json.dumps(credits)}")
+
+
+def main() -> int:
+    t0 = time.monotonic()
+    say("test bed: cluster")
+    kubeconfig = paths.kubeconfig() if cluster.status_quiet() else cluster.up()
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    custom = client.CustomObjectsApi(api)
+    workdir = Path(tempfile.mkdtemp(prefix="batchx-demo-"))
+    say("test bed: S3 server (MinIO) on the pod bridge gateway")
+    s3, store_env = start_store(workdir)
+    operator: subprocess.Popen[bytes] | None = None
+    try:
+        say("images: runner (stages files) and examples/wordcount, built here without a registry")
+        runner = images.import_image(runner_image.runner_spec())
+        example = example_images.build_example("wordcount")
+        print(f"   {runner.pinned}\n   {example.image.pinned}")
+
+        say("operator: CRDs applied, `python -m batchx` started")
+        apply_crds(api)
+        operator = start_operator(kubeconfig, store_env, runner.pinned, workdir / "operator.log")
+        print(f"   logs: {workdir / 'operator.log'}")
+
+        say(f"Environment {ENV}: 4 vCPU, 4 GiB, 2 jobs at once, 1 GiB storage, 100 credits")
+        create_or_replace(custom, "environments", {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "Environment",
+            "metadata": {"name": ENV},
+            "spec": {"quota": {"cpu": "4", "memory": "4Gi", "gpus": 0, "jobs": 2,
+                               "storage": "1Gi"}, "credits": 100},
+        })  # fmt: skip
+        wait("Environment Ready", lambda: env_ready(custom), 90)
+
+        say("Image examples/wordcount:1.0.0")
+        create_or_replace(custom, "images", {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "Image",
+            "metadata": {"name": "wordcount-1.0.0", "namespace": ENV},
+            "spec": {"image": example.image.pinned, "manifest": example.manifest},
+        })  # fmt: skip
+        print(f"   coordinates: {wait('Image Ready', lambda: image_coordinates(custom), 60)}")
+
+        say("input: bx cp text.txt bx://inputs/text.txt")
+        local = workdir / "text.txt"
+        local.write_text(TEXT)
+        bx_env = {**os.environ, **store_env, "BATCHX_ENV": ENV}
+        subprocess.run([BX, "cp", str(local), "bx://inputs/text.txt"], check=True, env=bx_env)
+
+        job = f"wordcount-{int(time.time())}"
+        say(f"Job {job}: examples/wordcount:1.0.0 on bx://inputs/text.txt")
+        status = run_job(custom, job)["status"]
+        show_result(custom, status, workdir, bx_env)
+        say(f"done in {time.monotonic() - t0:.0f}s; `make cluster-down` stops the cluster")
+        return 0 if status["state"] in ("SUCCEEDED", "WARNING") else 1
+    finally:
+        if operator is not None:
+            operator.send_signal(signal.SIGTERM)
+            try:
+                operator.wait(20)
+            except subprocess.TimeoutExpired:
+                operator.kill()
+        s3bed.stop(s3)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
