@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures_cluster",
     "tests.fixtures_operator",
     "tests.fixtures_s3",
+    "tests.fixtures_jobs",
 ]

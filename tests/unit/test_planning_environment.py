@@ -16,6 +16,7 @@ from batchx.planning.environment import (
     desired_namespace,
     desired_quota,
     desired_role_bindings,
+    desired_store_secret,
     judge_namespace,
     plan_children,
     plan_status,
@@ -217,3 +218,27 @@ def test_transition_time_kept_while_status_unchanged() -> None:
     assert not ready_changed(env, readiness(env, NamespaceVerdict.OURS))
     flipped = plan_status(env, readiness(env, NamespaceVerdict.FOREIGN), None, None, later)
     assert flipped.conditions[0].last_transition_time == later
+
+
+STORE = ("batchx-store", {"BATCHX_STORE": "s3://bx", "AWS_ACCESS_KEY_ID": "key"})
+
+
+def test_store_secret_written_owned_and_kept_in_sync() -> None:
+    env = EnvironmentObject.from_body(make_environment("lab").build())
+    observed = Observed(namespace=desired_namespace(env, "restricted"))
+    actions = plan_children(env, observed, "restricted", STORE)
+    assert _reasons(actions) == ["StoreSecretApplied"]
+    secret = actions[0].body  # type: ignore[union-attr]
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "uid-lab"
+    assert secret["data"] == {"AWS_ACCESS_KEY_ID": "a2V5", "BATCHX_STORE": "czM6Ly9ieA=="}
+    # The Event names the keys, never the values.
+    assert "key" not in actions[0].message.replace("AWS_ACCESS_KEY_ID", "")
+    converged = Observed(namespace=observed.namespace, store_secret=secret)
+    assert plan_children(env, converged, "restricted", STORE) == []
+    rotated = ("batchx-store", {**STORE[1], "AWS_ACCESS_KEY_ID": "new"})
+    assert _reasons(plan_children(env, converged, "restricted", rotated)) == ["StoreSecretApplied"]
+    unset = plan_children(env, converged, "restricted", ("batchx-store", {}))
+    assert unset == [
+        Delete("Secret", "lab", "batchx-store", "StoreSecretRemoved", "no store configured")
+    ]
+    assert desired_store_secret(env, "batchx-store", {}) is None

@@ -29,6 +29,7 @@ from batchx.planning.job_admission import (
     Wait,
     admission_status,
     admit_fifo,
+    cancelled_status,
     charge,
     judge_job,
     parse_quantity,
@@ -502,3 +503,25 @@ def test_status_of_a_wait_and_then_an_admission() -> None:
 def test_requests_compare_without_their_compiled_manifest() -> None:
     a = req("a", "t1")
     assert replace(a, manifest=req("b", "t2").manifest) == a
+
+
+def test_status_of_a_job_cancelled_while_queued() -> None:
+    status = cancelled_status(make_bx_job().model(), generation=2, now=NOW)
+    message = "cancelled (spec.cancel) before it started"
+    assert status == JobStatus(
+        state=JobState.CANCELLED,
+        message=message,
+        credits=JobCredits(reserved=0, charged=0),
+        finished_at=NOW,
+        conditions=[
+            Condition(
+                type="Succeeded",
+                status=ConditionStatus.FALSE,
+                reason="Cancelled",
+                message=message,
+                last_transition_time=NOW,
+                observed_generation=2,
+            )
+        ],
+        observed_generation=2,
+    )

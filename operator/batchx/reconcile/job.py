@@ -70,6 +70,7 @@ WAITING = frozenset({None, JobState.SUBMITTED, JobState.QUEUED})
 STOP_GRACE_SECONDS = 1
 QUOTA_RETRY_SECONDS = 2.0
 NO_RUNNER_RETRY_SECONDS = 30.0
+_ATTEMPTS = 3
 _FAILURES = frozenset({JobState.FAILED, JobState.OUT_OF_MEMORY, JobState.INVALID_OUTPUT})
 
 
@@ -245,12 +246,12 @@ async def _admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> lis
         ref = job.ref
         if job.model.spec.cancel:
             status = cancelled_status(job.model, generation=ref.generation, now=now)
-            await _write(ctx, job, status, outcome)
+            await _write_or_retry(ctx, job, status, outcome)
             continue
         verdict = job.judge(images, policy)
         if isinstance(verdict, Refusal):
             status = admission_status(job.model, verdict, generation=ref.generation, now=now)
-            await _write(ctx, job, status, outcome)
+            await _write_or_retry(ctx, job, status, outcome)
             continue
         requests[job.name] = (job, verdict)
 
@@ -265,9 +266,19 @@ async def _admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> lis
         status = admission_status(job.model, decision, generation=job.ref.generation, now=now)
         if isinstance(decision, Wait) and _same_wait(job.status, status):
             continue
-        if await _write(ctx, job, status, outcome) and isinstance(decision, Admit):
+        if await _write_or_retry(ctx, job, status, outcome) and isinstance(decision, Admit):
             admitted.append(job.name)
     return admitted
+
+
+async def _write_or_retry(ctx: Context, job: _Read, status: JobStatus, outcome: Outcome) -> bool:
+    """An admission write; a job that changed meanwhile is decided again by another pass."""
+    try:
+        return await _write(ctx, job, status, outcome, precondition=False)
+    except _Stale:
+        # Its update event (or the resync) triggers the next pass, which reads it afresh.
+        outcome.retry_after, outcome.retry_reason = 1.0, f"job {job.name} changed; admit again"
+        return False
 
 
 def _same_wait(previous: JobStatus, status: JobStatus) -> bool:
@@ -287,15 +298,24 @@ async def reconcile_job(
     """Bring one job forward from what the API says now (level-triggered)."""
     outcome = Outcome()
     async with ctx.locks.hold(f"job/{namespace}/{name}"):
-        body = await ctx.kube.get_object(PLURAL, namespace, name)
-        if body is None:
-            return outcome
-        job = _Read(body)
-        if job.deleting or (job.state is not None and job.state.is_terminal):
-            return outcome
-        ended = False
-        if job.state not in WAITING:
-            ended = await _track(ctx, job, outcome)
+        for attempt in range(_ATTEMPTS):
+            body = await ctx.kube.get_object(PLURAL, namespace, name)
+            if body is None:
+                return outcome
+            job = _Read(body)
+            if job.deleting or (job.state is not None and job.state.is_terminal):
+                return outcome
+            ended = False
+            if job.state in WAITING:
+                break
+            try:
+                ended = await _track(ctx, job, outcome)
+                break
+            except _Stale as exc:
+                # Kopf's own annotations or a cancel changed the job since we read it: read
+                # again and decide again (the write that failed changed nothing).
+                if attempt == _ATTEMPTS - 1:
+                    outcome.retry_after, outcome.retry_reason = 1.0, str(exc)
     if admission and (ended or job.state in WAITING):
         _merge(outcome, await admit(ctx, namespace))
     return outcome
@@ -398,24 +418,25 @@ async def _stored_report(ctx: Context, namespace: str, pod: JSON | None) -> Runn
 # ------------------------------------------------------------------------------ writes
 
 
-async def _write(ctx: Context, job: _Read, status: JobStatus, outcome: Outcome) -> bool:
-    """Write `status` if the job is still as read; post an Event when its state changes."""
+async def _write(
+    ctx: Context, job: _Read, status: JobStatus, outcome: Outcome, *, precondition: bool = True
+) -> bool:
+    """Write `status` if the job is still as read; post an Event when its state changes.
+
+    Admission writes go without the precondition: only the admission pass (serialised per
+    environment) writes a waiting job's status, so a concurrent change can only be Kopf's
+    annotations or a cancel, which the job's own reconcile handles after admission.
+    """
     patch = status.to_json()
+    version = str(job.meta.get("resourceVersion") or "") if precondition else ""
     try:
         updated = await ctx.kube.patch_status(
-            PLURAL,
-            job.namespace,
-            job.name,
-            patch,
-            resource_version=str(job.meta.get("resourceVersion") or "") or None,
+            PLURAL, job.namespace, job.name, patch, resource_version=version or None
         )
     except NotFound:
         return False
-    except Conflict:
-        # Changed since we read it (a cancel, our own earlier write): decide again, soon.
-        outcome.retry_after = min(outcome.retry_after or 1.0, 1.0)
-        outcome.retry_reason = f"job {job.name} changed while being reconciled"
-        return False
+    except Conflict as exc:
+        raise _Stale(f"job {job.name} changed while being reconciled") from exc
     previous = job.status.state
     job.body = updated
     job.model = Job.model_validate(
@@ -429,6 +450,10 @@ async def _write(ctx: Context, job: _Read, status: JobStatus, outcome: Outcome) 
         kind = "Warning" if status.state in _FAILURES else "Normal"
         outcome.notices.append(Notice(job_ref_body(job.ref), kind, reason, message))
     return True
+
+
+class _Stale(Exception):
+    """The job changed since it was read: its status was not written."""
 
 
 def _merge(into: Outcome, other: Outcome) -> None:
