@@ -11,6 +11,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from batchx.settings import Settings
 from tests.fixtures_cluster import Cluster
 
 pytestmark = pytest.mark.cluster
@@ -93,3 +94,14 @@ def test_api_server_accepts_the_chart_and_its_pod_meets_restricted_security(
     out = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
     assert out.returncode == 0, out.stderr
     assert "violate" not in out.stderr
+
+
+def test_the_operator_accepts_the_rendered_configuration(tmp_path: Path) -> None:
+    config_map = next(d for d in render() if d["kind"] == "ConfigMap")
+    path = tmp_path / "config.yaml"
+    path.write_text(config_map["data"]["config.yaml"])
+    settings = Settings.load({"BATCHX_CONFIG": str(path)})
+    assert settings.pod_security_level == "restricted"
+    assert settings.store == "s3://batchx"
+    assert settings.prices.gpu_hour == 10.0
+    assert settings.upload_grace_seconds == 600
