@@ -11,9 +11,11 @@ import pytest
 
 from batchx.store import (
     IntegrityError,
+    LocalFile,
     NotFoundError,
     Outcome,
     PathExistsError,
+    PutReport,
     QuotaExceededError,
     Store,
     StoreError,
@@ -140,3 +142,49 @@ def corrupted_download_leaves_no_file(store: Store, tmp_path: Path, digest: str)
         store.env("dev").get_file("victim", dest)
     assert not dest.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def batch_put_files_is_exact(store: Store, tmp_path: Path) -> None:
+    """`put_files` (what `bx cp` of a folder uses): listing-based existence, one usage update
+    per batch, create-only reference counts, per-file answers."""
+    files = store.env("dev")
+    files.put_bytes("b/f00", b"content 0")  # same content already there: unchanged
+    files.put_bytes("b/f01", b"something else")  # different content: refused, not uploaded
+    files.put_bytes("elsewhere", b"content 2")  # known blob, new path: no transfer
+    batch = []
+    for i in range(40):  # above LIST_MIN: existence comes from one listing
+        local = tmp_path / f"f{i:02d}"
+        local.write_bytes(b"duplicate" if i >= 30 else f"content {i}".encode())
+        batch.append(LocalFile(f"b/f{i:02d}", local))
+    results = files.put_files(batch)
+    assert isinstance(results[1], PathExistsError)
+    reports = [r for r in results if isinstance(r, PutReport)]
+    assert len(reports) == 39
+    assert isinstance(results[0], PutReport)
+    assert results[0].outcome is Outcome.UNCHANGED
+    assert isinstance(results[2], PutReport)
+    assert results[2].uploaded_bytes == 0
+    assert files.read_bytes("b/f01") == b"something else"
+    assert files.read_bytes("b/f35") == b"duplicate"
+    distinct = {f"content {i}".encode() for i in range(30) if i != 1}
+    expected = sum(map(len, distinct)) + len(b"something else") + len(b"duplicate")
+    usage = files.usage()
+    assert (usage.bytes, usage.blobs, usage.files) == (expected, len(distinct) + 2, 41)
+    again = files.put_files(batch)
+    assert all(isinstance(r, PutReport) and r.outcome is Outcome.UNCHANGED for r in again[2:])
+    assert files.usage() == usage
+
+
+def batch_quota_answers_per_file(store: Store, tmp_path: Path) -> None:
+    files = store.env("dev")
+    files.set_quota(250)
+    batch = []
+    for i in range(5):
+        local = tmp_path / f"q{i}"
+        local.write_bytes(bytes([65 + i]) * 100)
+        batch.append(LocalFile(f"q/{i}", local))
+    results = files.put_files(batch)
+    assert [type(r).__name__ for r in results].count("QuotaExceededError") == 3
+    assert [type(r).__name__ for r in results].count("PutReport") == 2
+    assert files.usage().bytes == 200
+    assert len(list(files.find("q/"))) == 2

@@ -13,15 +13,9 @@ from typer.testing import CliRunner
 from batchx.cli.app import app
 from batchx.store import IntegrityError, Store, open_store
 from batchx.store.s3 import S3Backend
-from tests import fixtures_s3
 from tests import store_contract as contract
 
 pytestmark = pytest.mark.s3
-# Until tests/conftest.py lists tests.fixtures_s3 in pytest_plugins, borrow the fixtures.
-s3_bucket = fixtures_s3.s3_bucket
-s3_client = fixtures_s3.s3_client
-s3_server = fixtures_s3.s3_server
-s3_store_url = fixtures_s3.s3_store_url
 MiB = 1 << 20
 
 
@@ -57,6 +51,14 @@ def test_gc_collects_only_unreferenced_blobs(store: Store) -> None:
 
 def test_gc_and_writers_exclude_each_other(store: Store, s3_store_url: str) -> None:
     contract.gc_and_writers_exclude_each_other(store, open_store(s3_store_url, lease_wait=0.5))
+
+
+def test_batch_put_files_is_exact(store: Store, tmp_path: Path) -> None:
+    contract.batch_put_files_is_exact(store, tmp_path)
+
+
+def test_batch_quota_answers_per_file(store: Store, tmp_path: Path) -> None:
+    contract.batch_quota_answers_per_file(store, tmp_path)
 
 
 def test_concurrent_writers_of_same_content(store: Store) -> None:

@@ -10,13 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests import fixtures_s3
-
 pytestmark = pytest.mark.s3
-# Until tests/conftest.py lists tests.fixtures_s3 in pytest_plugins, borrow the fixtures.
-s3_bucket = fixtures_s3.s3_bucket
-s3_client = fixtures_s3.s3_client
-s3_server = fixtures_s3.s3_server
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:

@@ -48,6 +48,14 @@ def test_gc_and_writers_exclude_each_other(store: Store, tmp_path: Path) -> None
     contract.gc_and_writers_exclude_each_other(store, other)
 
 
+def test_batch_put_files_is_exact(store: Store, tmp_path: Path) -> None:
+    contract.batch_put_files_is_exact(store, tmp_path)
+
+
+def test_batch_quota_answers_per_file(store: Store, tmp_path: Path) -> None:
+    contract.batch_quota_answers_per_file(store, tmp_path)
+
+
 def test_concurrent_writers_of_same_content(store: Store) -> None:
     contract.concurrent_writers_of_same_content(store)
 

@@ -35,7 +35,7 @@ from rich.progress import (
 from rich.table import Table
 
 from batchx.domain.paths import BX_SCHEME
-from batchx.store import EnvFiles, Outcome, StoreError, open_store
+from batchx.store import EnvFiles, LocalFile, Outcome, StoreError, open_store
 from batchx.store.digestcache import DigestCache, now_ns
 from batchx.store.patterns import has_wildcards, literal_prefix
 
@@ -150,32 +150,30 @@ def _walk(root: Path) -> Iterator[Path]:
 
 
 def _upload(files: EnvFiles, sources: list[str], dest: str, jobs: int, tally: Tally) -> None:
+    """One batch through `EnvFiles.put_files`: existence by listing, quota and usage once per
+    batch of files, per file only the blob and its two small index records."""
     pairs = plan_upload(sources, dest)
-    total = sum(p.stat().st_size for p, _ in pairs)
+    started = now_ns()  # before anything is read: the digest cache's racy-file check
+    stats = [local.stat() for local, _ in pairs]
+    total = sum(st.st_size for st in stats)
     cache = DigestCache.default()
-    with _progress(total) as (progress, task), ThreadPoolExecutor(jobs) as pool:
-
-        def one(pair: tuple[Path, str]) -> None:
-            local, rel = pair
-            try:
-                st = local.stat()
-                started = now_ns()
-                report = files.put_file(
-                    rel,
-                    local,
-                    digest_hint=cache.lookup(st),
-                    progress=lambda n: progress.advance(task, n),
-                )
-                cache.record(local, st, report.entry.digest, started)
-            except (StoreError, OSError) as exc:
-                tally.errors.append(f"{local}: {exc}")
-                return
-            _count(tally, report.outcome, report.uploaded_bytes)
-            if report.uploaded_bytes == 0:
-                progress.advance(task, st.st_size)
-
-        list(pool.map(one, pairs))
-    cache.close()
+    batch = [
+        LocalFile(rel, local, cache.lookup(st))
+        for (local, rel), st in zip(pairs, stats, strict=True)
+    ]
+    try:
+        with _progress(total) as (progress, task):
+            results = files.put_files(
+                batch, progress=lambda n: progress.advance(task, n), workers=jobs
+            )
+        for (local, _), st, result in zip(pairs, stats, results, strict=True):
+            if isinstance(result, (StoreError, OSError)):
+                tally.errors.append(f"{local}: {result}")
+                continue
+            cache.record(local, st, result.entry.digest, started)
+            _count(tally, result.outcome, result.uploaded_bytes)
+    finally:
+        cache.close()
 
 
 def _count(tally: Tally, outcome: Outcome, sent: int) -> None:

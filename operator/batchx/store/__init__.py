@@ -14,16 +14,18 @@ from batchx.store.errors import (
     StoreBusyError,
     StoreError,
 )
-from batchx.store.fs import Entry, EnvFiles, GcReport, Outcome, Store, Usage
+from batchx.store.fs import Entry, EnvFiles, GcReport, LocalFile, Outcome, PutReport, Store, Usage
 
 __all__ = [
     "Entry",
     "EnvFiles",
     "GcReport",
     "IntegrityError",
+    "LocalFile",
     "NotFoundError",
     "Outcome",
     "PathExistsError",
+    "PutReport",
     "QuotaExceededError",
     "Store",
     "StoreBusyError",

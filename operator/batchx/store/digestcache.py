@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 
 RACY_NS = 1_000_000_000
+COMMIT_EVERY = 500
+"""Records are committed in batches (and on close): one transaction per file was the slowest
+part of copying many small files."""
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -27,6 +30,7 @@ class DigestCache:
     def __init__(self, path: Path | None) -> None:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._uncommitted = 0
         if path is None:
             return
         with contextlib.suppress(OSError, sqlite3.Error):
@@ -74,12 +78,18 @@ class DigestCache:
             self._db.execute(
                 "INSERT OR REPLACE INTO digests VALUES (?,?,?,?,?,?)", (*_identity(before), digest)
             )
-            self._db.commit()
+            self._uncommitted += 1
+            if self._uncommitted >= COMMIT_EVERY:
+                self._db.commit()
+                self._uncommitted = 0
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.commit()
+                self._db.close()
+                self._db = None
 
 
 def now_ns() -> int:

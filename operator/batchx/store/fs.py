@@ -17,13 +17,15 @@ so a crash leaves a count too high (a leaked blob, never a collected one in use)
 from __future__ import annotations
 
 import enum
+import hashlib
 import io
 import json
+import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +48,11 @@ from batchx.store.leases import DEFAULT_TTL, Lease
 _ENV = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 MAX_KEY_BYTES = 1024  # S3's key limit
 WORKERS = 16
+BATCH = 256
+"""put_files commits this many files at once: one usage update (compare-and-swap) per batch."""
+LIST_MIN = 32
+"""From this many paths on, existence is checked by listing the index rather than a GET each."""
+_UNKNOWN: Any = object()
 
 
 class Outcome(enum.Enum):
@@ -86,6 +93,16 @@ class NewPath:
     digest: str
     size: int
     job: str | None = None
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """One file for `EnvFiles.put_files`."""
+
+    path: str
+    local: Path
+    digest_hint: str | None = None
+    """A trusted digest of the file (the CLI's digest cache): lets known content skip reading."""
 
 
 @dataclass
@@ -323,17 +340,144 @@ class EnvFiles:
         """Store a local file at `path`. With `digest_hint` (a trusted digest of the file, e.g.
         from the CLI's digest cache) nothing is read or sent when the content is already stored.
         """
-        self._path_key(path)
+        result = self.put_files([LocalFile(path, local, digest_hint)], job=job, progress=progress)
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
+
+    def put_files(
+        self,
+        files: Sequence[LocalFile],
+        *,
+        job: str | None = None,
+        progress: Progress = no_progress,
+        workers: int = 8,
+    ) -> list[PutReport | StoreError | OSError]:
+        """Store many local files; a result (report or error) per file, in order.
+
+        Per file at most: a blob HEAD (only when a digest hint or a big inline blob asks for
+        it), the blob upload, a reference count write and the index entry write. Everything
+        else is per batch: existence of the paths is one listing, quota/usage is one
+        compare-and-swap per `BATCH` files, the writer lease is the store's. A path that
+        exists is never uploaded to: its content is compared by digest (hashed locally when
+        no hint is given). `progress` also receives the size of files that moved no bytes,
+        so that a bar reaches its total.
+        """
+        results: list[PutReport | StoreError | OSError | None] = [None] * len(files)
+        keys: dict[int, str] = {}
+        for i, item in enumerate(files):
+            try:
+                keys[i] = self._path_key(item.path)
+            except StoreError as exc:
+                results[i] = exc
+        if not keys:
+            return [r for r in results if r is not None]
         lease = self.store.writer_lease()
-        size = local.stat().st_size
-        existing = self.stat(path)
-        if digest_hint is not None:
-            if existing is not None and existing.digest == digest_hint and existing.size == size:
-                return PutReport(existing, Outcome.UNCHANGED, 0)
-            if existing is None and self.backend.blob_size(digest_hint) == size:
-                return self._commit_one(NewPath(path, digest_hint, size, job), 0)
-        with local.open("rb", buffering=0) as source:
-            return self.put_stream(path, source, job=job, progress=progress, _lease=lease)
+
+        def tick(n: int) -> None:
+            lease.keepalive()
+            progress(n)
+
+        seen = dict(zip(keys, self._lookup(list(keys.values())), strict=True))
+        pending: list[tuple[int, NewPath, int, bool]] = []
+        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="bx-put") as pool:
+            running: dict[Future[PutReport | tuple[NewPath, int, bool]], int] = {
+                pool.submit(self._prepare, files[i], seen[i], job, tick): i for i in keys
+            }
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i = running.pop(future)
+                    try:
+                        got = future.result()
+                    except (StoreError, OSError) as exc:
+                        results[i] = exc
+                        continue
+                    if isinstance(got, PutReport):
+                        results[i] = got
+                    else:
+                        pending.append((i, *got))
+                if len(pending) >= BATCH or (pending and not running):
+                    self._commit_batch(pending, seen, results)
+                    pending = []
+        return [r for r in results if r is not None]
+
+    def _prepare(
+        self, item: LocalFile, seen: tuple[bytes, str] | None, job: str | None, tick: Progress
+    ) -> PutReport | tuple[NewPath, int, bool]:
+        """A final report (the path exists), or (what to commit, bytes sent, blob is new)."""
+        size = os.stat(item.local).st_size
+        if seen is not None and seen[0]:
+            current = Entry.from_bytes(item.path, seen[0])
+            digest = item.digest_hint or _hash_file(item.local)
+            result = _compare(current, NewPath(item.path, digest, size, job))
+            if isinstance(result, StoreError):
+                raise result
+            tick(size)
+            return PutReport(result[0], result[1], 0)
+        hint = item.digest_hint
+        if hint is not None and self.backend.blob_size(hint) == size:
+            tick(size)
+            return NewPath(item.path, hint, size, job), 0, False
+        with open(item.local, "rb", buffering=0) as source:
+            put = self.backend.put_blob(source, tick)
+        if not put.uploaded:
+            tick(put.size)
+        new = NewPath(item.path, put.digest, put.size, job)
+        return new, (put.size if put.uploaded else 0), put.uploaded
+
+    def _commit_batch(
+        self,
+        pending: list[tuple[int, NewPath, int, bool]],
+        seen: dict[int, tuple[bytes, str] | None],
+        results: list[PutReport | StoreError | OSError | None],
+    ) -> None:
+        items = [p[1] for p in pending]
+        fresh = {p[1].digest for p in pending if p[3]}
+        try:
+            outcomes = self._add(items, [seen[p[0]] for p in pending], fresh)
+        except QuotaExceededError:
+            if len(pending) == 1:
+                raise
+            # Some of the batch may fit: commit one by one so each file gets its own answer.
+            for one in pending:
+                try:
+                    self._commit_batch([one], seen, results)
+                except QuotaExceededError as exc:
+                    results[one[0]] = exc
+            return
+        for (i, _, sent, _), outcome in zip(pending, outcomes, strict=True):
+            results[i] = (
+                outcome
+                if isinstance(outcome, StoreError)
+                else PutReport(outcome[0], outcome[1], sent)
+            )
+
+    def _lookup(self, keys: list[str]) -> list[tuple[bytes, str] | None]:
+        """The current index objects at `keys` (None: absent). Many keys: list the range they
+        span once and GET only those that exist (a bounded listing; GETs if the range is full
+        of other paths)."""
+        if len(keys) >= LIST_MIN:
+            order = sorted(keys, key=str.encode)
+            present: set[str] = set()
+            budget = 2 * len(keys) + 1000
+            prefix = os.path.commonprefix(order)  # noqa: RUF071 - S3 key prefixes are per character
+            last = order[-1].encode()
+            complete = True
+            for n, item in enumerate(self.backend.list_keys(prefix, start_after=order[0][:-1])):
+                if isinstance(item, str):
+                    continue
+                if item.key.encode() > last:
+                    break
+                if n >= budget:
+                    complete = False
+                    break
+                present.add(item.key)
+            if complete:
+                found = [k for k in keys if k in present]
+                got = dict(zip(found, self.store.pool.map(self.backend.get, found), strict=True))
+                return [got.get(k) for k in keys]
+        return list(self.store.pool.map(self.backend.get, keys))
 
     def put_bytes(self, path: str, data: bytes, *, job: str | None = None) -> PutReport:
         return self.put_stream(path, io.BytesIO(data), job=job)
@@ -356,9 +500,11 @@ class EnvFiles:
             progress(n)
 
         result = self.backend.put_blob(source, tick)
-        return self._commit_one(
-            NewPath(path, result.digest, result.size, job), result.size if result.uploaded else 0
-        )
+        item = NewPath(path, result.digest, result.size, job)
+        outcome = self._add([item], None, {result.digest} if result.uploaded else set())[0]
+        if isinstance(outcome, StoreError):
+            raise outcome
+        return PutReport(outcome[0], outcome[1], result.size if result.uploaded else 0)
 
     def link(self, path: str, digest: str, size: int, *, job: str | None = None) -> PutReport:
         """Name an already stored blob (aliasing: no data moves, no quota for known content)."""
@@ -386,25 +532,36 @@ class EnvFiles:
     def add(self, items: list[NewPath]) -> list[tuple[Entry, Outcome] | StoreError]:
         """Record paths for blobs that are stored; per-item result (conflicts are returned, a
         quota refusal is raised for the whole batch before anything is written)."""
+        return self._add(items, None, set())
+
+    def _add(
+        self,
+        items: list[NewPath],
+        seen: list[tuple[bytes, str] | None] | None,
+        fresh: set[str],
+    ) -> list[tuple[Entry, Outcome] | StoreError]:
+        """`add`, given what the index held at the paths (None: look now) and which blobs this
+        writer has just created (no environment can hold those yet: their reference count is
+        written create-only without reading it first)."""
         keys = [self._path_key(item.path) for item in items]
-        existing = list(self.store.pool.map(self.backend.get, keys))
+        existing = seen if seen is not None else self._lookup(keys)
         results: list[tuple[Entry, Outcome] | StoreError | None] = [None] * len(items)
-        fresh: list[int] = []
+        new: list[int] = []
         for i, (item, got) in enumerate(zip(items, existing, strict=True)):
             if got is not None and got[0]:
                 results[i] = _compare(Entry.from_bytes(item.path, got[0]), item)
             else:
-                fresh.append(i)
-        if fresh:
-            self._ensure_blobs_still_there([items[i] for i in fresh])
-            self._reference([items[i] for i in fresh])
+                new.append(i)
+        if new:
+            self._ensure_blobs_still_there([items[i] for i in new])
+            self._reference([items[i] for i in new], fresh)
             created = list(
                 self.store.pool.map(
-                    lambda i: self._write_entry(keys[i], items[i], existing[i]), fresh
+                    lambda i: self._write_entry(keys[i], items[i], existing[i]), new
                 )
             )
             undo: list[NewPath] = []
-            for i, res in zip(fresh, created, strict=True):
+            for i, res in zip(new, created, strict=True):
                 results[i] = res
                 if not (isinstance(res, tuple) and res[1] is Outcome.CREATED):
                     undo.append(items[i])  # lost a race: another writer named the path first
@@ -461,43 +618,67 @@ class EnvFiles:
             return entry
 
     # -- references and quota ---------------------------------------------------------------
-    def _reference(self, items: list[NewPath]) -> None:
+    def _reference(self, items: list[NewPath], fresh: set[str]) -> None:
         counts = _count_by_digest(items)
-        current = dict(zip(counts, self.store.pool.map(self._get_refs, counts), strict=True))
+        look = [d for d in counts if d not in fresh]
+        current: dict[str, tuple[int, str] | None] = dict.fromkeys(counts)
+        current.update(zip(look, self.store.pool.map(self._get_refs, look), strict=True))
         unheld = {d: counts[d][0] for d, got in current.items() if got is None or got[0] == 0}
         # Reserve quota for blobs the env does not hold yet, before counting: a refusal then
-        # leaves nothing to undo.
-        self._change_usage(sum(unheld.values()), len(unheld), len(items))
+        # leaves nothing to undo. One compare-and-swap for the whole batch.
+        try:
+            self._change_usage(sum(unheld.values()), len(unheld), len(items))
+        except QuotaExceededError:
+            if look == list(counts):
+                raise
+            # Assumed new blobs might be held after all (a concurrent writer): decide exactly.
+            self._reference(items, set())
+            return
         reserved = set(unheld)
+        refunds: dict[str, int] = {}
 
         def count(digest: str) -> None:
             size, n = counts[digest]
-            self._cas_refs(digest, size, n, reserved)
+            self._cas_refs(digest, size, n, current[digest], reserved=reserved, refunds=refunds)
 
         # A failure part-way leaves counts and usage too high: the safe direction (see top).
         list(self.store.pool.map(count, counts))
+        if refunds:
+            self._change_usage(-sum(refunds.values()), -len(refunds), 0)
 
-    def _cas_refs(self, digest: str, size: int, n: int, reserved: set[str]) -> None:
-        # `reserved` is only touched for this digest by this thread.
+    def _cas_refs(
+        self,
+        digest: str,
+        size: int,
+        n: int,
+        got: tuple[int, str] | None,
+        *,
+        reserved: set[str],
+        refunds: dict[str, int],
+    ) -> None:
+        """Add `n` to the count, starting from `got` (what was read, or None: assumed absent).
+        `reserved` and `refunds` are only touched for this digest by this thread; refunds of a
+        reservation someone else's count made redundant are applied after the batch (usage
+        is too high meanwhile: the safe direction)."""
         while True:
-            got = self._get_refs(digest)
             count, etag = (0, None) if got is None else got
             held = count > 0
             if held and digest in reserved:
-                self._change_usage(-size, -1, 0)  # someone else charged it meanwhile
-                reserved.discard(digest)
+                reserved.discard(digest)  # someone else charged it meanwhile
+                refunds[digest] = size
             if not held and digest not in reserved:
-                self._change_usage(size, 1, 0)
+                if refunds.pop(digest, None) is None:
+                    self._change_usage(size, 1, 0)
                 reserved.add(digest)
             body = json.dumps({"size": size, "count": count + n}).encode()
             try:
-                if got is None:
+                if etag is None:
                     self.backend.put(self._refs_key(digest), body, create_only=True)
                 else:
                     self.backend.put(self._refs_key(digest), body, if_match=etag)
                 return
             except PreconditionFailed:
-                continue
+                got = self._get_refs(digest)
 
     def _unreference(self, items: list[NewPath]) -> None:
         counts = _count_by_digest(items)
@@ -566,6 +747,11 @@ class EnvFiles:
             except PreconditionFailed:
                 time.sleep(delay)  # back off under contention: CAS retries would otherwise spin
                 delay = min(delay * 2, 0.05)
+
+
+def _hash_file(path: Path) -> str:
+    with open(path, "rb", buffering=0) as source:
+        return hashlib.file_digest(source, "sha256").hexdigest()
 
 
 def _usage(data: bytes) -> Usage:
