@@ -272,7 +272,7 @@ def down() -> None:
 def _healthy(server: S3Server) -> bool:
     try:
         with urllib.request.urlopen(f"{server.endpoint}/minio/health/live", timeout=2) as resp:
-            return resp.status == 200
+            return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
