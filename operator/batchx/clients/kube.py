@@ -151,192 +151,129 @@ class Kube:
         # Typed models (core/rbac APIs) back to the wire format: camelCase JSON.
         return self._api.sanitize_for_serialization(result)
 
-    # -- core --------------------------------------------------------------------------------
+    # -- shapes every object call takes ------------------------------------------------------
 
-    async def get_namespace(self, name: str) -> JSON | None:
+    async def _get(self, fn: Callable[..., Any], *args: Any) -> JSON | None:
+        """A read that answers None for a missing object."""
         try:
-            result: JSON = await self._call(self.core.read_namespace, name)
+            result: JSON = await self._call(fn, *args)
         except NotFound:
             return None
         return result
 
-    async def create_namespace(self, body: JSON) -> JSON:
-        result: JSON = await self._call(
-            self.core.create_namespace, body, field_manager=FIELD_MANAGER
-        )
+    async def _create(self, fn: Callable[..., Any], body: JSON) -> JSON:
+        args = (body["metadata"]["namespace"],) if "namespace" in body["metadata"] else ()
+        result: JSON = await self._call(fn, *args, body, field_manager=FIELD_MANAGER)
         return result
 
-    async def apply_namespace(self, body: JSON) -> JSON:
-        """Server-side apply of the fields we manage (labels, owner reference)."""
-        result: JSON = await self._call(
-            self.core.patch_namespace,
-            body["metadata"]["name"],
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type=_APPLY,
-        )
-        return result
-
-    async def apply_resource_quota(self, body: JSON) -> JSON:
+    async def _apply(self, fn: Callable[..., Any], body: JSON) -> JSON:
+        """Server-side apply of the fields this operator manages, taking them over if needed."""
         meta = body["metadata"]
+        args = (meta["name"], meta["namespace"]) if "namespace" in meta else (meta["name"],)
         result: JSON = await self._call(
-            self.core.patch_namespaced_resource_quota,
-            meta["name"],
-            meta["namespace"],
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type=_APPLY,
+            fn, *args, body, field_manager=FIELD_MANAGER, force=True, _content_type=_APPLY
         )
         return result
 
-    async def get_resource_quota(self, namespace: str, name: str) -> JSON | None:
-        try:
-            result: JSON = await self._call(
-                self.core.read_namespaced_resource_quota, name, namespace
-            )
-        except NotFound:
-            return None
-        return result
-
-    async def delete_resource_quota(self, namespace: str, name: str) -> None:
+    async def _delete(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """A delete that is done when the object is already gone."""
         with suppress(NotFound):
-            await self._call(self.core.delete_namespaced_resource_quota, name, namespace)
+            await self._call(fn, *args, **kwargs)
 
-    async def list_config_maps(self, namespace: str, selector: str) -> list[JSON]:
-        result: JSON = await self._call(
-            self.core.list_namespaced_config_map, namespace, label_selector=selector
-        )
+    async def _items(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[JSON]:
+        result: JSON = await self._call(fn, *args, **kwargs)
         items: list[JSON] = result.get("items") or []
         return items
 
-    async def create_config_map(self, body: JSON) -> JSON:
-        result: JSON = await self._call(
-            self.core.create_namespaced_config_map,
-            body["metadata"]["namespace"],
-            body,
-            field_manager=FIELD_MANAGER,
+    # -- core --------------------------------------------------------------------------------
+
+    async def get_namespace(self, name: str) -> JSON | None:
+        return await self._get(self.core.read_namespace, name)
+
+    async def create_namespace(self, body: JSON) -> JSON:
+        return await self._create(self.core.create_namespace, body)
+
+    async def apply_namespace(self, body: JSON) -> JSON:
+        """Server-side apply of the fields we manage (labels, owner reference)."""
+        return await self._apply(self.core.patch_namespace, body)
+
+    async def apply_resource_quota(self, body: JSON) -> JSON:
+        return await self._apply(self.core.patch_namespaced_resource_quota, body)
+
+    async def get_resource_quota(self, namespace: str, name: str) -> JSON | None:
+        return await self._get(self.core.read_namespaced_resource_quota, name, namespace)
+
+    async def delete_resource_quota(self, namespace: str, name: str) -> None:
+        await self._delete(self.core.delete_namespaced_resource_quota, name, namespace)
+
+    async def list_config_maps(self, namespace: str, selector: str) -> list[JSON]:
+        return await self._items(
+            self.core.list_namespaced_config_map, namespace, label_selector=selector
         )
-        return result
+
+    async def create_config_map(self, body: JSON) -> JSON:
+        return await self._create(self.core.create_namespaced_config_map, body)
 
     async def get_config_map(self, namespace: str, name: str) -> JSON | None:
-        try:
-            result: JSON = await self._call(self.core.read_namespaced_config_map, name, namespace)
-        except NotFound:
-            return None
-        return result
+        return await self._get(self.core.read_namespaced_config_map, name, namespace)
 
     async def get_secret(self, namespace: str, name: str) -> JSON | None:
-        try:
-            result: JSON = await self._call(self.core.read_namespaced_secret, name, namespace)
-        except NotFound:
-            return None
-        return result
+        return await self._get(self.core.read_namespaced_secret, name, namespace)
 
     async def apply_secret(self, body: JSON) -> JSON:
-        meta = body["metadata"]
-        result: JSON = await self._call(
-            self.core.patch_namespaced_secret,
-            meta["name"],
-            meta["namespace"],
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type=_APPLY,
-        )
-        return result
+        return await self._apply(self.core.patch_namespaced_secret, body)
 
     async def delete_secret(self, namespace: str, name: str) -> None:
-        with suppress(NotFound):
-            await self._call(self.core.delete_namespaced_secret, name, namespace)
+        await self._delete(self.core.delete_namespaced_secret, name, namespace)
 
     async def get_pod(self, namespace: str, name: str) -> JSON | None:
-        try:
-            result: JSON = await self._call(self.core.read_namespaced_pod, name, namespace)
-        except NotFound:
-            return None
-        return result
+        return await self._get(self.core.read_namespaced_pod, name, namespace)
 
     async def create_pod(self, body: JSON) -> JSON:
-        result: JSON = await self._call(
-            self.core.create_namespaced_pod,
-            body["metadata"]["namespace"],
-            body,
-            field_manager=FIELD_MANAGER,
-        )
-        return result
+        return await self._create(self.core.create_namespaced_pod, body)
 
     async def delete_pod(self, namespace: str, name: str, grace_seconds: int | None = None) -> None:
         kwargs: dict[str, Any] = {}
         if grace_seconds is not None:
             kwargs["grace_period_seconds"] = grace_seconds
-        with suppress(NotFound):
-            await self._call(self.core.delete_namespaced_pod, name, namespace, **kwargs)
+        await self._delete(self.core.delete_namespaced_pod, name, namespace, **kwargs)
 
     # -- rbac --------------------------------------------------------------------------------
 
     async def list_role_bindings(self, namespace: str, selector: str) -> list[JSON]:
-        result: JSON = await self._call(
+        return await self._items(
             self.rbac.list_namespaced_role_binding, namespace, label_selector=selector
         )
-        items: list[JSON] = result.get("items") or []
-        return items
 
     async def apply_role_binding(self, body: JSON) -> JSON:
-        meta = body["metadata"]
-        result: JSON = await self._call(
-            self.rbac.patch_namespaced_role_binding,
-            meta["name"],
-            meta["namespace"],
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type=_APPLY,
-        )
-        return result
+        return await self._apply(self.rbac.patch_namespaced_role_binding, body)
 
     async def delete_role_binding(self, namespace: str, name: str) -> None:
-        with suppress(NotFound):
-            await self._call(self.rbac.delete_namespaced_role_binding, name, namespace)
+        await self._delete(self.rbac.delete_namespaced_role_binding, name, namespace)
 
     # -- batchx custom resources ---------------------------------------------------------------
 
     async def get_cluster_object(self, plural: str, name: str) -> JSON | None:
-        try:
-            result: JSON = await self._call(
-                self.custom.get_cluster_custom_object, GROUP, VERSION, plural, name
-            )
-        except NotFound:
-            return None
-        return result
+        return await self._get(self.custom.get_cluster_custom_object, GROUP, VERSION, plural, name)
 
     async def get_object(self, plural: str, namespace: str, name: str) -> JSON | None:
-        try:
-            result: JSON = await self._call(
-                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
-            )
-        except NotFound:
-            return None
-        return result
+        return await self._get(
+            self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+        )
 
     async def list_all_namespaces(self, plural: str, selector: str | None = None) -> list[JSON]:
         kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
-        result: JSON = await self._call(
+        return await self._items(
             self.custom.list_cluster_custom_object, GROUP, VERSION, plural, **kwargs
         )
-        items: list[JSON] = result.get("items") or []
-        return items
 
     async def list_objects(
         self, plural: str, namespace: str, selector: str | None = None
     ) -> list[JSON]:
         kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
-        result: JSON = await self._call(
+        return await self._items(
             self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural, **kwargs
         )
-        items: list[JSON] = result.get("items") or []
-        return items
 
     async def patch_cluster_status(self, plural: str, name: str, status: JSON) -> JSON:
         """Merge-patch `status` (the status subresource) of a cluster-scoped object."""
