@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import random
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,10 +27,8 @@ from typing import Any
 import pytest
 
 from batchx.models import TERMINAL_STATES
-from testbed import cluster as testbed_cluster
-from testbed import example_images, runner_image
-from testbed import s3 as s3bed
-from tests.fixtures_cluster import Cluster
+from testbed import example_images
+from tests.fixtures_jobs import JobBed
 from tests.fixtures_operator import OperatorProcess
 from tests.helpers import eventually
 from tests.integration.bx import GROUP, VERSION, Bx, condition
@@ -70,42 +67,7 @@ CASES = [
 ]
 LATE = {"sleep-0", "hello-4"}
 JOB_LABEL = "batchx.io/job"  # on every pod the operator makes for a job (planning.labels)
-
-
-@pytest.fixture(scope="module")
-def job_operator_env(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    """Settings of an operator whose job pods work: MinIO where pods reach it (the bridge
-    gateway), a bucket, and the runner image imported."""
-    import boto3  # noqa: PLC0415 - only S3 tests pay for importing boto3
-
-    runner = cluster.load_image(runner_image.runner_spec())
-    server = s3bed.start(tmp_path_factory.mktemp("pod-s3"), host=testbed_cluster.GATEWAY)
-    try:
-        bucket = f"bx-{uuid.uuid4().hex[:12]}"
-        boto3.client(
-            "s3",
-            endpoint_url=server.endpoint,
-            region_name=server.region,
-            aws_access_key_id=server.access_key,
-            aws_secret_access_key=server.secret_key,
-        ).create_bucket(Bucket=bucket)
-        yield {
-            "BATCHX_STORE": f"s3://{bucket}/store?endpoint={server.endpoint}",
-            "AWS_ACCESS_KEY_ID": server.access_key,
-            "AWS_SECRET_ACCESS_KEY": server.secret_key,
-            "AWS_DEFAULT_REGION": server.region,
-            "BATCHX_RUNNER_IMAGE": runner.pinned,
-        }
-    finally:
-        s3bed.stop(server)
-
-
-@pytest.fixture(scope="module")
-def examples() -> dict[str, example_images.Example]:
-    names = sorted({case.example for case in CASES})
-    return {name: example_images.build_example(name) for name in names}
+LEDGER_RECORDS = "batchx.io/ledger=charge"  # the ledger's record of one charge
 
 
 @pytest.fixture
@@ -171,9 +133,8 @@ def _all_final(bx: Bx, env: str) -> list[JSON] | None:
 
 def test_jobs_end_right_with_one_pod_each_under_a_killed_operator(
     operator_process: OperatorProcess,
-    job_operator_env: dict[str, str],
+    job_bed: JobBed,
     bx: Bx,
-    examples: dict[str, example_images.Example],
     pods_of: list[Recorder],
 ) -> None:
     seed = int(os.environ.get("BATCHX_KILL_SEED") or random.randrange(2**32))
@@ -182,7 +143,8 @@ def test_jobs_end_right_with_one_pod_each_under_a_killed_operator(
     print(f"kill schedule: seed {seed} (BATCHX_KILL_SEED={seed} replays it), {kills} kills")
 
     op = operator_process
-    op.env.update(job_operator_env)
+    op.env.update(job_bed.operator_env())
+    examples = {case.example: job_bed.examples[case.example] for case in CASES}
     op.start()
     env = bx.create_environment(quota={"cpu": "2", "memory": "2Gi"}, credits=CREDITS)
     bx.wait_ready(env, timeout=90)
@@ -267,6 +229,9 @@ def _assert_credits_add_up(bx: Bx, env: str, by_name: dict[str, JSON]) -> JSON:
     ran = {n for n, j in by_name.items() if j["status"].get("startedAt")}
     free = sorted(n for n in ran if charged[n] <= 0)
     assert not free, f"jobs whose container ran must cost something: {free} of {charged}"
+    reserved = {n: float(j["status"]["credits"]["reserved"]) for n, j in by_name.items()}
+    over = sorted(n for n in charged if charged[n] > reserved[n])
+    assert not over, f"charged more than reserved: {over}: {charged} vs {reserved}"
     print(f"charged: {charged}")
 
     def settled() -> JSON | None:
@@ -277,6 +242,10 @@ def _assert_credits_add_up(bx: Bx, env: str, by_name: dict[str, JSON]) -> JSON:
     credits: JSON = eventually(
         settled, timeout=60, what=f"spent = {sum(charged.values())}, the sum of {charged}"
     )
+    # The ledger's records (one ConfigMap per charged job) hold each charge exactly once.
+    records = bx.core.list_namespaced_config_map(env, label_selector=LEDGER_RECORDS).items
+    recorded = sorted((m.data["job"], float(m.data["charged"])) for m in records)
+    assert recorded == sorted(charged.items())
     assert float(credits["granted"]) == CREDITS
     assert float(credits["balance"]) == pytest.approx(
         float(credits["granted"]) - float(credits["reserved"]) - float(credits["spent"]),
