@@ -98,22 +98,9 @@ def image_coordinates(custom: client.CustomObjectsApi) -> str | None:
 
 def start_store(workdir: Path) -> tuple[s3bed.S3Server, dict[str, str]]:
     """MinIO on the bridge gateway (pods reach it there), a bucket, and the store settings."""
-    import boto3  # noqa: PLC0415 - only the demo's setup needs a raw client
-
     s3 = s3bed.start(workdir / "s3", host=cluster.GATEWAY)
-    boto3.client(
-        "s3",
-        endpoint_url=s3.endpoint,
-        aws_access_key_id=s3.access_key,
-        aws_secret_access_key=s3.secret_key,
-        region_name=s3.region,
-    ).create_bucket(Bucket="batchx")
-    return s3, {
-        "BATCHX_STORE": f"s3://batchx?endpoint={s3.endpoint}",
-        "AWS_ACCESS_KEY_ID": s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-        "AWS_DEFAULT_REGION": s3.region,
-    }
+    s3.make_bucket("batchx")
+    return s3, {"BATCHX_STORE": f"s3://batchx?endpoint={s3.endpoint}", **s3.credentials()}
 
 
 def start_operator(

@@ -34,6 +34,7 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from testbed import paths
 
@@ -53,6 +54,30 @@ class S3Server:
     data_dir: str
     log_file: str
     region: str = "us-east-1"
+
+    def client(self) -> Any:
+        """A boto3 S3 client for this server (boto3 imported here: only its callers pay for it)."""
+        import boto3  # noqa: PLC0415
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
+
+    def make_bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def credentials(self) -> dict[str, str]:
+        """The AWS_* variables boto3 (the store, the bx CLI, the runner) reads for this server."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": self.region,
+        }
 
     def env_lines(self) -> list[str]:
         """Shell `export`-able lines; AWS_* so that boto3 and the bx CLI pick them up as-is."""

@@ -84,16 +84,7 @@ class JobBed:
 
 @pytest.fixture(scope="session")
 def job_bed(cluster: Cluster, pod_s3: s3bed.S3Server) -> JobBed:
-    import boto3  # noqa: PLC0415 - only job tests pay for importing boto3
-
-    bucket = f"bx-jobs-{uuid.uuid4().hex[:10]}"
-    boto3.client(
-        "s3",
-        endpoint_url=pod_s3.endpoint,
-        region_name=pod_s3.region,
-        aws_access_key_id=pod_s3.access_key,
-        aws_secret_access_key=pod_s3.secret_key,
-    ).create_bucket(Bucket=bucket)
+    bucket = pod_s3.make_bucket(f"bx-jobs-{uuid.uuid4().hex[:10]}")
     return JobBed(
         s3=pod_s3,
         store_url=f"s3://{bucket}/store?endpoint={pod_s3.endpoint}",

@@ -44,15 +44,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3bed.S3Serv
 
 @pytest.fixture(scope="session")
 def s3_client(s3_server: s3bed.S3Server) -> Any:
-    import boto3  # noqa: PLC0415 - only S3 tests pay for importing boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=s3_server.endpoint,
-        region_name=s3_server.region,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key=s3_server.secret_key,
-    )
+    return s3_server.client()
 
 
 @pytest.fixture(scope="session")

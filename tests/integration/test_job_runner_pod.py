@@ -54,19 +54,9 @@ def pod_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3bed.S3Server]
 
 @pytest.fixture
 def store_url(pod_s3: s3bed.S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    import boto3  # noqa: PLC0415
-
-    bucket = f"bx-{uuid.uuid4().hex[:12]}"
-    boto3.client(
-        "s3",
-        endpoint_url=pod_s3.endpoint,
-        region_name=pod_s3.region,
-        aws_access_key_id=pod_s3.access_key,
-        aws_secret_access_key=pod_s3.secret_key,
-    ).create_bucket(Bucket=bucket)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", pod_s3.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", pod_s3.secret_key)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", pod_s3.region)
+    bucket = pod_s3.make_bucket(f"bx-{uuid.uuid4().hex[:12]}")
+    for key, value in pod_s3.credentials().items():
+        monkeypatch.setenv(key, value)
     return f"s3://{bucket}/store?endpoint={pod_s3.endpoint}"
 
 
