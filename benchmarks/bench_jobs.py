@@ -109,22 +109,11 @@ def apply_crds() -> None:
 
 def start_store(workdir: Path) -> tuple[s3bed.S3Server, dict[str, str]]:
     """MinIO on the bridge gateway, a bucket, and the operator's store settings for it."""
-    import boto3  # noqa: PLC0415 - boto3 is slow to import; only this setup needs it
-
     server = s3bed.start(workdir / "s3", host=cluster.GATEWAY)
-    bucket = f"bench-{uuid.uuid4().hex[:8]}"
-    boto3.client(
-        "s3",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name=server.region,
-    ).create_bucket(Bucket=bucket)
+    bucket = server.make_bucket(f"bench-{uuid.uuid4().hex[:8]}")
     return server, {
         "BATCHX_STORE": f"s3://{bucket}?endpoint={server.endpoint}",
-        "AWS_ACCESS_KEY_ID": server.access_key,
-        "AWS_SECRET_ACCESS_KEY": server.secret_key,
-        "AWS_DEFAULT_REGION": server.region,
+        **server.credentials(),
     }
 
 
