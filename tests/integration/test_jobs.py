@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -197,9 +198,17 @@ def test_sleeper_past_its_timeout_fails_with_reason_timeout(batch: Lab) -> None:
     cond = condition(job, "Succeeded")
     assert cond is not None
     assert cond["reason"] == "Timeout"
+    # Declared at the deadline (pod start + 8 s, a wake-up), not at the next pod event or resync:
+    # the job container starts after the pod (staging), and the API's times are whole seconds.
+    ran = _seconds(status["finishedAt"]) - _seconds(status["startedAt"])
+    assert 8 - 5 <= ran <= 8 + 2, (status["startedAt"], status["finishedAt"])
     # Charged for at most its timeout (8 s at 1 vCPU + 32 MB), never beyond the reservation.
     assert 0 < status["credits"]["charged"] <= status["credits"]["reserved"]
     eventually(lambda: batch.pod("slow") is None or _pod_done(batch.pod("slow")), timeout=60)
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def _pod_done(pod: client.V1Pod | None) -> bool:

@@ -1,9 +1,11 @@
 """Job handlers: every trigger runs the same level-triggered reconcile of one job.
 
 Triggers: the Job's create/update (a cancel)/resume, its Pod's watch events, and a periodic
-resync of unfinished jobs (it also notices a timeout by the clock and re-runs admission for
-queued jobs). Admission of an environment's queue also re-runs when a job ends and when the
-Environment changes (credits topped up, quota raised).
+resync of unfinished jobs (it re-runs admission for queued jobs, and heals anything missed). A
+started job's deadline is not left to the resync: its reconcile arms a wake-up for the moment
+(`batchx.reconcile.context.Wakeups`), so ``Timeout`` is declared within a second of it.
+Admission of an environment's queue also re-runs when a job ends and when the Environment changes
+(credits topped up, quota raised).
 """
 
 from __future__ import annotations

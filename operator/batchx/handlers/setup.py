@@ -62,7 +62,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # The store is opened only when configured: without it, status.storage stays at zero.
     store = await asyncio.to_thread(open_store, config.store) if config.store else None
     memo["batchx"] = Context(
-        settings=config, kube=kube, store=store, store_credentials=config.store_credentials()
+        settings=config,
+        kube=kube,
+        store=store,
+        store_credentials=config.store_credentials(),
+        post=post,
     )
     if config.metrics_port is not None:
         metrics.serve(config.metrics_port, config.metrics_address)
@@ -72,6 +76,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctx = memo.get("batchx")
     if isinstance(ctx, Context):
+        ctx.wakeups.close()
         await ctx.kube.close()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +77,59 @@ class Coalescer:
             self._dirty.discard(key)
 
 
+class Wakeups:
+    """One pending wake-up per key: `at` (re)arms it, `cancel` drops it.
+
+    For what no watch event announces, like a job's deadline: the reconcile that learns the
+    moment arms a call of itself then, instead of waiting for the periodic resync. The call
+    runs as a task of its own (a copy of the arming task's context, so Kopf's Event posting
+    works in it); a wake-up armed again for the same moment is left as it is.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[float, asyncio.TimerHandle]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def at(self, key: str, delay: float, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        loop = asyncio.get_running_loop()
+        when = loop.time() + max(0.0, delay)
+        pending = self._pending.get(key)
+        if pending is not None:
+            if abs(pending[0] - when) < 0.5:
+                return
+            pending[1].cancel()
+
+        def fire() -> None:
+            self._pending.pop(key, None)
+            task = loop.create_task(fn())
+            self._tasks.add(task)  # a reference, or the task may be collected mid-run
+            task.add_done_callback(self._tasks.discard)
+
+        self._pending[key] = (when, loop.call_at(when, fire))
+
+    def cancel(self, key: str) -> None:
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            pending[1].cancel()
+
+    def close(self) -> None:
+        """Drop every pending wake-up and cancel the running ones (operator shutdown)."""
+        for _, handle in self._pending.values():
+            handle.cancel()
+        self._pending.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def pending(self, key: str) -> float | None:
+        """The loop time `key` wakes at, or None."""
+        pending = self._pending.get(key)
+        return None if pending is None else pending[0]
+
+
+def _ignore(_notices: list[Notice]) -> None:
+    """The default of `Context.post`: reconciles called outside an operator post nothing."""
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -86,3 +139,6 @@ class Context:
     store_credentials: dict[str, str] = field(default_factory=dict)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     coalescer: Coalescer = field(default_factory=Coalescer)
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    # How Events of reconciles that no handler awaits (a wake-up) are posted.
+    post: Callable[[list[Notice]], None] = _ignore

@@ -71,6 +71,8 @@ STOP_GRACE_SECONDS = 1
 QUOTA_RETRY_SECONDS = 2.0
 NO_RUNNER_RETRY_SECONDS = 30.0
 _ATTEMPTS = 3
+# A deadline wake-up comes this long after pod start + timeout, so the clock is surely past it.
+DEADLINE_MARGIN_SECONDS = 0.25
 _FAILURES = frozenset({JobState.FAILED, JobState.OUT_OF_MEMORY, JobState.INVALID_OUTPUT})
 
 
@@ -212,8 +214,12 @@ async def admit(ctx: Context, namespace: str) -> Outcome:
             admitted.extend(await _admission_pass(ctx, namespace, outcome))
 
     await ctx.coalescer.run(f"admission/{namespace}", one_pass)
-    for name in admitted:
-        _merge(outcome, await reconcile_job(ctx, namespace, name, admission=False))
+    # Started concurrently: each creates a ConfigMap and a Pod, and the API client's limiter
+    # (qps, burst, concurrency) bounds how many requests are in flight, not this loop.
+    for started in await asyncio.gather(
+        *(reconcile_job(ctx, namespace, name, admission=False) for name in admitted)
+    ):
+        _merge(outcome, started)
     return outcome
 
 
@@ -304,6 +310,7 @@ async def reconcile_job(
                 return outcome
             job = _Read(body)
             if job.deleting or (job.state is not None and job.state.is_terminal):
+                ctx.wakeups.cancel(_key(namespace, name))
                 return outcome
             ended = False
             if job.state in WAITING:
@@ -329,8 +336,12 @@ async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
         status = admission_status(job.model, verdict, generation=ref.generation, now=now)
         await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
         return await _write(ctx, job, status, outcome)
-    pod = await kube.get_pod(ref.namespace, pod_name(ref.name))
-    if pod is None and not job.status.pod_name and not job.model.spec.cancel:
+    fresh = not job.status.pod_name and not job.model.spec.cancel
+    # A job that never recorded its pod goes straight to creating it (one round trip less on
+    # the way to the pod): a pod made before (by an operator that died before writing
+    # podName) answers AlreadyExists, and `_create_pod` reads that one instead.
+    pod = None if fresh else await kube.get_pod(ref.namespace, pod_name(ref.name))
+    if pod is None and fresh:
         created = await _create_pod(ctx, job, verdict, outcome)
         if isinstance(created, Refusal):
             status = admission_status(job.model, created, generation=ref.generation, now=now)
@@ -348,6 +359,7 @@ async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
         stored_report=await _stored_report(ctx, ref.namespace, pod),
     )
     status = plan_status(job.model, ref, pod, inputs)
+    _arm_deadline(ctx, ref, pod, status, timeout=verdict.resources.timeout, now=now)
     if pod is not None and not pod_finished(pod):
         stopping = status.state is JobState.CANCELLING or (
             status.state is not None and status.state.is_terminal
@@ -358,6 +370,43 @@ async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
         return False
     written = await _write(ctx, job, status, outcome)
     return written and status.state is not None and status.state.is_terminal
+
+
+def _key(namespace: str, name: str) -> str:
+    return f"job/{namespace}/{name}"
+
+
+def _arm_deadline(
+    ctx: Context, ref: JobRef, pod: JSON | None, status: JobStatus, *, timeout: int, now: datetime
+) -> None:
+    """Reconcile the job again at its deadline (pod start + timeout), not at the next resync.
+
+    No watch event marks a deadline: a program that ignores SIGTERM keeps its pod running
+    through the kubelet's grace period, and the resync may be a minute away. The wake-up lands
+    a moment after the deadline (`plan_status` then says Timeout); it is armed only for a
+    deadline still ahead, so a stopping job is never woken in a loop.
+    """
+    key = _key(ref.namespace, ref.name)
+    started = ((pod or {}).get("status") or {}).get("startTime")
+    if (
+        not started
+        or status.state is None
+        or status.state.is_terminal
+        or status.state is JobState.CANCELLING
+    ):
+        if status.state is not None and status.state.is_terminal:
+            ctx.wakeups.cancel(key)
+        return
+    deadline = datetime.fromisoformat(str(started).replace("Z", "+00:00"))
+    left = (deadline - now).total_seconds() + timeout
+    if left <= 0:
+        return
+
+    async def wake() -> None:
+        outcome = await reconcile_job(ctx, ref.namespace, ref.name)
+        ctx.post(outcome.notices)
+
+    ctx.wakeups.at(key, left + DEADLINE_MARGIN_SECONDS, wake)
 
 
 async def _create_pod(
