@@ -17,6 +17,7 @@ from batchx.planning.job_pod import (
     Outcome,
     RunnerReport,
     StatusInputs,
+    lists_files,
     parse_report,
     plan_config_map,
     plan_pod,
@@ -48,6 +49,7 @@ IMAGE = candidate(
     warningCodes={"3": "some reads were skipped"},
     errorCodes={"2": "bad reference"},
 )
+PLAIN_IMAGE = candidate(schema={"input": {"type": "object"}, "output": FILE_OUTPUT_SCHEMA})
 
 
 def request(job: Job) -> Request:
@@ -243,6 +245,7 @@ def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
             {"pointer": ["more", 1], "local": "/batchx/input/files/refs/"},
         ],
         "outputSchema": FILE_OUTPUT_SCHEMA,
+        "outputFiles": True,
         "outputPrefix": "jobs/align/output/",
         "resultPath": "jobs/align/result.json",
         "timeout": 3600,
@@ -251,6 +254,43 @@ def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
     assert config_map["metadata"]["name"] == "bx-align-plan"
     assert config_map["immutable"] is True
     assert json.loads(config_map["data"]["plan.json"]) == plan
+    assert set(config_map["data"]) == {"plan.json"}  # stage-in writes input.json
+
+
+def test_a_job_without_input_files_has_no_stage_in_and_reads_input_json_from_the_plan() -> None:
+    model = make_bx_job("tutorial/hello:1.0.0").input(label="ada", n=2).model()
+    req = request_for(model, PLAIN_IMAGE, name="align")
+    pod = plan_pod(REF, req, POD_POLICY)
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["stage-out"]
+    assert pod["spec"]["volumes"][0] == {
+        "name": "input",
+        "configMap": {
+            "name": "bx-align-plan",
+            "items": [{"key": "input.json", "path": "input.json"}],
+        },
+    }
+    assert {"name": "input", "mountPath": "/batchx/input", "readOnly": True} in pod["spec"][
+        "containers"
+    ][0]["volumeMounts"]
+    plan = staging_plan(REF, req, model.spec.input)
+    config_map = plan_config_map(REF, plan)
+    assert json.loads(config_map["data"]["input.json"]) == {"label": "ada", "n": 2}
+
+
+@pytest.mark.parametrize(
+    ("schema", "lists"),
+    [
+        ({"type": "object", "properties": {"n": {"type": "integer"}}}, False),
+        ({}, False),
+        (FILE_OUTPUT_SCHEMA, True),
+        ({"anyOf": [{"type": "null"}, {"type": "string", "format": "file"}]}, True),
+        ({"properties": {"a": {"items": {"format": "file"}}}}, True),
+    ],
+)
+def test_an_output_schema_lists_files_when_format_file_is_anywhere(
+    schema: JSON, lists: bool
+) -> None:
+    assert lists_files(schema) is lists
 
 
 # --------------------------------------------------------------------------------- reports

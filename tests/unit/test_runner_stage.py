@@ -15,6 +15,7 @@ import pytest
 
 from batchx.planning.job_pod import JobRef, Outcome, RunnerReport, parse_report, staging_plan
 from batchx.runner.__main__ import main
+from batchx.runner.output import invalid_report, read_output, uploaded_report
 from batchx.runner.stage import Dirs, Plan, StageError, stage_in, stage_out
 from batchx.store import EnvFiles, Store, open_store
 from tests.job_builders import FILE_INPUT_SCHEMA, candidate, make_bx_job, request_for
@@ -277,3 +278,60 @@ def test_stage_out_command_waits_for_sigterm_then_uploads(tmp_path: Path, dirs: 
     assert parse_report(log.read_text()) == RunnerReport(
         Outcome.UPLOADED, output={"report": "bx://jobs/align/output/report.txt"}, files=1, bytes=4
     )
+
+
+def test_stage_out_of_an_output_without_files_never_imports_the_store(
+    tmp_path: Path, dirs: Dirs
+) -> None:
+    write_output(dirs, {"note": "hi", "n": 2})
+    data = plan_json(reads="bx://r")
+    data["outputFiles"] = False
+    plan = write_plan(tmp_path, data)
+    env = runner_env(tmp_path, dirs) | {"BATCHX_STORE": "unusable://nowhere"}
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['batchx.runner', 'stage-out', sys.argv[1]]\n"
+        "try:\n"
+        "    runpy.run_module('batchx.runner', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(m for m in sys.modules if m.startswith(('batchx.store', 'boto', "
+        "'pydantic', 'batchx.planning')))\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", probe, str(plan)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    assert "waiting for the job to end" in process.stderr.readline()
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert "HEAVY []" in err
+    assert parse_report((tmp_path / "termination-log").read_text()) == RunnerReport(
+        Outcome.UPLOADED, output={"note": "hi", "n": 2}
+    )
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (None, RunnerReport(Outcome.UPLOADED)),
+        ("not json", None),
+        ("[1]", None),
+    ],
+)
+def test_the_storeless_reports_read_like_the_full_ones(
+    dirs: Dirs, output: str | None, expected: RunnerReport | None
+) -> None:
+    path = dirs.output / "output.json"
+    if output is not None:
+        path.write_text(output)
+    document = read_output(path)
+    text = invalid_report(document) if isinstance(document, str) else uploaded_report(document)
+    report = parse_report(text)
+    assert report is not None
+    if expected is not None:
+        assert report == expected
+    else:
+        assert report.outcome is Outcome.INVALID_OUTPUT
+        assert report.message.startswith("/batchx/output/output.json")

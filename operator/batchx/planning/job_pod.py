@@ -12,16 +12,24 @@ containers of the project's own **runner image**, next to it in the same Pod, th
     ``/batchx/input/files/<bx path>`` and writes ``/batchx/input/input.json``: the job input with
     each ``format: file`` value (in arrays and nested objects too) replaced by that absolute
     path. A missing or corrupt file fails the container with a report (``InputStagingFailed``).
+    A job whose input names **no file** has no stage-in at all: ``input.json`` is a key of the
+    plan ConfigMap, projected read-only as ``/batchx/input/input.json`` (the input is used as
+    written), so the job's container starts without waiting for a runner to start and finish;
+    its state goes from ``STARTING`` straight to ``RUNNING`` (no ``DOWNLOADING_INPUT``).
 
 ``stage-out`` (an init container with ``restartPolicy: Always``: a native sidecar, GA in
 Kubernetes 1.33)
-    starts before the job and idles, holding no memory worth mentioning (the store client is
-    imported only when needed). When the user's container exits, the kubelet sends the sidecar
-    SIGTERM (sidecars are terminated after all regular containers, in reverse order, KEP-753);
-    it then reads ``/batchx/output/output.json``, finds the files it lists with the output
-    schema (files, arrays of files, folders), uploads them to ``bx://jobs/<job>/output/<path>``,
-    rewrites the paths to ``bx://`` and reports (see `RunnerReport`). The pod's
-    ``terminationGracePeriodSeconds`` is the upload allowance, so large outputs have time.
+    starts before the job and idles. When the user's container exits, the kubelet sends the
+    sidecar SIGTERM (sidecars are terminated after all regular containers, in reverse order,
+    KEP-753); it then reads ``/batchx/output/output.json``, finds the files it lists with the
+    output schema (files, arrays of files, folders), uploads them to
+    ``bx://jobs/<job>/output/<path>``, rewrites the paths to ``bx://`` and reports (see
+    `RunnerReport`). The pod's ``terminationGracePeriodSeconds`` is the upload allowance, so
+    large outputs have time. When the output schema can list no file (``outputFiles`` false in
+    the plan: no ``format: file`` anywhere in it) the sidecar needs no store: it reads
+    output.json and reports it. Otherwise it imports the store and its dependencies in a
+    background thread as soon as it starts, so the upload begins at SIGTERM, not after seconds
+    of imports (memory cost: see `batchx.runner.__main__`).
 
 ``job`` (the only regular container)
     the user's image with its own entrypoint, ``/batchx/input`` (read-only) and
@@ -114,6 +122,8 @@ __all__ = [
     "PodPolicy",
     "RunnerReport",
     "input_local_path",
+    "lists_files",
+    "needs_stage_in",
     "output_prefix",
     "parse_report",
     "plan_config_map",
@@ -133,6 +143,7 @@ OUTPUT_DIR = "/batchx/output"
 FILES_DIR = f"{INPUT_DIR}/files"
 PLAN_DIR = "/var/run/batchx/plan"
 PLAN_FILE = "plan.json"
+INPUT_FILE = "input.json"
 JOB_CONTAINER = "job"
 STAGE_IN = "stage-in"
 STAGE_OUT = "stage-out"
@@ -211,6 +222,7 @@ def staging_plan(job: JobRef, request: Request, input_document: Mapping[str, Any
     files: dict[str, str] = {}
     for ref in request.files:
         files.setdefault(ref.target, input_local_path(ref))
+    output_schema = request.manifest.manifest.output_schema
     return {
         "version": PLAN_VERSION,
         "job": job.name,
@@ -221,15 +233,40 @@ def staging_plan(job: JobRef, request: Request, input_document: Mapping[str, Any
         "inputFiles": [
             {"pointer": list(ref.pointer), "local": input_local_path(ref)} for ref in request.files
         ],
-        "outputSchema": request.manifest.manifest.output_schema,
+        "outputSchema": output_schema,
+        "outputFiles": lists_files(output_schema),
         "outputPrefix": output_prefix(job.name),
         "resultPath": result_path(job.name),
         "timeout": request.resources.timeout,
     }
 
 
+def lists_files(schema: Any) -> bool:
+    """Whether a document of `schema` may hold a file: ``format: file`` anywhere in it.
+
+    Over-approximates on purpose (a ``format`` key anywhere counts): a false "yes" costs the
+    stage-out sidecar its store imports, a false "no" would lose the job's output files.
+    """
+    if isinstance(schema, Mapping):
+        return schema.get("format") == "file" or any(lists_files(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(lists_files(v) for v in schema)
+    return False
+
+
+def needs_stage_in(plan: Mapping[str, Any]) -> bool:
+    """Whether the job's input names files to download (else input.json comes from the plan)."""
+    return bool(plan.get("files"))
+
+
 def plan_config_map(job: JobRef, plan: JSON) -> JSON:
-    """The immutable ConfigMap holding the staging plan, owned by the Job."""
+    """The immutable ConfigMap holding the staging plan (and input.json when nothing is staged).
+
+    Owned by the Job.
+    """
+    data = {PLAN_FILE: json.dumps(plan, sort_keys=True, separators=(",", ":"))}
+    if not needs_stage_in(plan):
+        data[INPUT_FILE] = json.dumps(plan["input"], ensure_ascii=False, separators=(",", ":"))
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -240,7 +277,7 @@ def plan_config_map(job: JobRef, plan: JSON) -> JSON:
             "ownerReferences": [_owner(job)],
         },
         "immutable": True,
-        "data": {PLAN_FILE: json.dumps(plan, sort_keys=True, separators=(",", ":"))},
+        "data": data,
     }
 
 
@@ -261,6 +298,7 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
     """The Pod of an admitted job (see the module docstring for the design)."""
     res = request.resources
     name = pod_name(job.name)
+    stage_in = bool(request.files)
     env = [
         {"name": "BX_VCPUS", "value": str(res.vcpus)},
         {"name": "BX_MEMORY", "value": str(res.memory_mb)},
@@ -292,10 +330,23 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": _pod_security(policy),
-        "initContainers": [_runner(STAGE_IN, job, policy), _runner(STAGE_OUT, job, policy)],
+        "initContainers": (
+            [_runner(STAGE_IN, job, policy), _runner(STAGE_OUT, job, policy)]
+            if stage_in
+            else [_runner(STAGE_OUT, job, policy)]
+        ),
         "containers": [user],
         "volumes": [
-            {"name": "input", "emptyDir": {}},
+            {"name": "input", "emptyDir": {}}
+            if stage_in
+            # Nothing to download: input.json is the plan ConfigMap's key, as written.
+            else {
+                "name": "input",
+                "configMap": {
+                    "name": f"{name}-plan",
+                    "items": [{"key": INPUT_FILE, "path": INPUT_FILE}],
+                },
+            },
             {"name": "output", "emptyDir": {}},
             {"name": "plan", "configMap": {"name": f"{name}-plan"}},
         ],

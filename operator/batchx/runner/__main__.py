@@ -10,17 +10,29 @@ stage-out
 
 The report is the termination message (``$BATCHX_TERMINATION_LOG``, default
 /dev/termination-log); the store is ``$BATCHX_STORE`` with credentials from the environment.
-Heavy imports (pydantic, the store, boto3) happen only once there is work, so the idle sidecar
-holds a bare interpreter.
+
+What the idle sidecar holds depends on the plan's ``outputFiles``:
+
+- false (the output schema has no ``format: file``): only the standard library is ever imported;
+  at SIGTERM it reads output.json and reports it (`batchx.runner.output`). The store is opened
+  only for an output too big for a termination message.
+- true: a background thread imports the steps, the store and boto3 and opens the store as soon
+  as the sidecar starts, while the job runs, so the upload starts the moment SIGTERM arrives
+  (before: a second or more of imports and client set-up after the job had ended, longer under
+  the runner's CPU limit). The cost is memory held while idle: measured in a pod of the runner
+  image (VmRSS of the sidecar's process), about 12 MiB idle without the preload and about
+  60 MiB with it; the runner containers request no memory and are limited to 512 MiB.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 USAGE = "usage: python -m batchx.runner stage-in|stage-out PLAN"
 
@@ -34,7 +46,36 @@ def _report(text: str) -> None:
     print(f"runner: {text}", file=sys.stderr)
 
 
-def _run(step: str, plan_path: Path) -> int:
+def _output_dir() -> Path:
+    return Path(os.environ.get("BATCHX_OUTPUT_DIR", "/batchx/output"))
+
+
+class _Preload:
+    """The store (and every import the upload needs), opened in a background thread."""
+
+    def __init__(self, environment: str) -> None:
+        self.files: Any = None
+        self.store: Any = None
+        self._environment = environment
+        self._thread = threading.Thread(target=self._load, name="preload", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            import batchx.runner.stage  # noqa: F401, PLC0415
+            from batchx.store import open_store  # noqa: PLC0415
+
+            self.store = open_store()
+            self.files = self.store.env(self._environment)
+        except Exception as err:
+            print(f"runner: preload failed, retrying at upload: {err}", file=sys.stderr)
+
+    def result(self) -> Any:
+        self._thread.join()
+        return self.files
+
+
+def _run(step: str, plan_path: Path, files: Any = None) -> int:
     from batchx.planning.job_pod import Outcome, RunnerReport  # noqa: PLC0415
     from batchx.runner.stage import Dirs, Plan, StageError, stage_in, stage_out  # noqa: PLC0415
     from batchx.store import open_store  # noqa: PLC0415
@@ -43,18 +84,61 @@ def _run(step: str, plan_path: Path) -> int:
     try:
         plan = Plan.load(plan_path)
         dirs = Dirs(
-            input=Path(os.environ.get("BATCHX_INPUT_DIR", "/batchx/input")),
-            output=Path(os.environ.get("BATCHX_OUTPUT_DIR", "/batchx/output")),
+            input=Path(os.environ.get("BATCHX_INPUT_DIR", "/batchx/input")), output=_output_dir()
         )
-        with open_store() as store:
-            files = store.env(plan.environment)
-            report = (stage_in if step == "stage-in" else stage_out)(plan, files, dirs)
+        step_fn = stage_in if step == "stage-in" else stage_out
+        if files is not None:
+            report = step_fn(plan, files, dirs)
+        else:
+            with open_store() as store:
+                report = step_fn(plan, store.env(plan.environment), dirs)
     except StageError as err:
         report = RunnerReport(failed, message=str(err)[:2048])
     except Exception as err:  # anything else still gets a report, never a silent death
         report = RunnerReport(failed, message=f"{type(err).__name__}: {err}"[:2048])
     _report(report.to_json())
     return 0 if report.outcome in (Outcome.STAGED, Outcome.UPLOADED, Outcome.INVALID_OUTPUT) else 1
+
+
+def _without_store() -> bool:
+    """Stage-out of an output that lists no file: report it; False when the store is needed."""
+    from batchx.runner.output import (  # noqa: PLC0415 - stdlib only
+        MAX_MESSAGE_BYTES,
+        invalid_report,
+        read_output,
+        uploaded_report,
+    )
+
+    document = read_output(_output_dir() / "output.json")
+    if isinstance(document, str):
+        _report(invalid_report(document))
+        return True
+    text = uploaded_report(document)
+    if len(text.encode()) > MAX_MESSAGE_BYTES:
+        return False  # the full report goes to the store
+    _report(text)
+    return True
+
+
+def _stage_out(plan_path: Path) -> int:
+    try:
+        plan = json.loads(plan_path.read_text())
+        lists_files = bool(plan.get("outputFiles", True))
+        environment = str(plan["environment"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        lists_files, environment = True, ""  # the step itself reports the broken plan
+    preload = _Preload(environment) if lists_files and environment else None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print("runner: stage-out waiting for the job to end (SIGTERM)", file=sys.stderr, flush=True)
+    while not stop.wait(60):  # a timeout keeps the wait interruptible everywhere
+        pass
+    if not lists_files and _without_store():
+        return 0
+    _run("stage-out", plan_path, preload.result() if preload else None)
+    if preload is not None and preload.store is not None:
+        preload.store.close()
+    return 0  # the report decides; a sidecar's exit code is ignored anyway
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,13 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     step, plan_path = args[0], Path(args[1])
     if step == "stage-out":
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        print("runner: stage-out waiting for the job to end (SIGTERM)", file=sys.stderr, flush=True)
-        while not stop.wait(60):  # a timeout keeps the wait interruptible everywhere
-            pass
-        _run(step, plan_path)
-        return 0  # the report decides; a sidecar's exit code is ignored anyway
+        return _stage_out(plan_path)
     return _run(step, plan_path)
 
 

@@ -27,12 +27,11 @@ from typing import Any
 from batchx.domain.paths import BX_SCHEME, BxPathError, parse_bx_path
 from batchx.domain.validation import FileMode, FileRef, compile_schema, rewrite_files
 from batchx.planning.job_pod import INPUT_DIR, OUTPUT_DIR, Outcome, RunnerReport
+from batchx.runner.output import MAX_MESSAGE_BYTES, read_output
 from batchx.store import EnvFiles, StoreError
 
 __all__ = ["MAX_MESSAGE_BYTES", "Dirs", "Plan", "StageError", "stage_in", "stage_out"]
 
-# The kubelet keeps at most 4096 bytes of a termination message; leave room for the envelope.
-MAX_MESSAGE_BYTES = 3584
 _WORKERS = 8
 
 
@@ -197,34 +196,9 @@ def stage_out(plan: Plan, files: EnvFiles, dirs: Dirs) -> RunnerReport:
 
 
 def _read_output(path: Path) -> dict[str, Any] | RunnerReport:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return {}
-    except OSError as err:
-        return RunnerReport(Outcome.INVALID_OUTPUT, message=f"{OUTPUT_DIR}/output.json: {err}")
-    with os.fdopen(fd, "rb") as source:
-        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
-            return RunnerReport(
-                Outcome.INVALID_OUTPUT, message=f"{OUTPUT_DIR}/output.json is not a regular file"
-            )
-        raw = source.read(4 * 1024 * 1024 + 1)
-    if len(raw) > 4 * 1024 * 1024:
-        return RunnerReport(
-            Outcome.INVALID_OUTPUT, message=f"{OUTPUT_DIR}/output.json is larger than 4 MiB"
-        )
-    try:
-        document = json.loads(raw)
-    except ValueError as err:
-        return RunnerReport(
-            Outcome.INVALID_OUTPUT, message=f"{OUTPUT_DIR}/output.json is not JSON: {err}"
-        )
-    if not isinstance(document, dict):
-        return RunnerReport(
-            Outcome.INVALID_OUTPUT,
-            message=f"{OUTPUT_DIR}/output.json must hold a JSON object, "
-            f"got {type(document).__name__}",
-        )
+    document = read_output(path)
+    if isinstance(document, str):
+        return RunnerReport(Outcome.INVALID_OUTPUT, message=document)
     return document
 
 
