@@ -231,14 +231,21 @@ class Proc:
         return proc.pid
 
 
+def _argv0(pid: int) -> str | None:
+    """The program `pid` runs, or None once it has exited (a pid can vanish between any two reads)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
+    except OSError:
+        return None
+
+
 def _alive(pid: int, exe: str) -> bool:
     """True if `pid` runs `exe` (guards against a recycled pid from a crashed earlier run)."""
     try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+    except (OSError, IndexError):
         return False
-    return argv0 == exe and state != "Z"
+    return _argv0(pid) == exe and state != "Z"
 
 
 def stop_pid(pid: int, exe: str, grace: float = 10.0) -> None:
@@ -612,8 +619,8 @@ def down(quiet: bool = False) -> None:
             # Containers first: their shims and processes outlive containerd otherwise.
             _kill_pods_cgroups()
             for pid in _pids_with_arg(str(paths.containerd_socket())):
-                exe = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-                if "containerd-shim" in exe:
+                exe = _argv0(pid)
+                if exe is not None and "containerd-shim" in exe:
                     stop_pid(pid, exe, grace=2)
         pidfile = run / f"{name}.pid"
         if pidfile.exists():

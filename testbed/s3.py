@@ -207,12 +207,10 @@ def _is_minio(pid: int) -> bool:
     # signal it if it is still a MinIO server.
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    if b"minio" not in cmdline:
-        return False
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    return state != "Z"
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return False  # exited between the two reads
+    return b"minio" in cmdline and state != "Z"
 
 
 def _clean_env() -> dict[str, str]:

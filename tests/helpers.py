@@ -32,3 +32,20 @@ def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout:.0f}s; last: {last!r}")
         time.sleep(interval)
+
+
+def eventually_equal(
+    read: Callable[[], T], expected: T, timeout: float = 60.0, what: str = "value"
+) -> T:
+    """`eventually` for a value that must become `expected`; a timeout shows the last value read."""
+    seen: list[T] = []
+
+    def probe() -> bool:
+        seen[:] = [read()]
+        return seen[0] == expected
+
+    try:
+        eventually(probe, timeout=timeout, what=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last {what}: {seen[0] if seen else None!r}") from None
+    return expected

@@ -10,12 +10,14 @@ from kubernetes.client.rest import ApiException
 
 from batchx.store.config import open_store
 from batchx.store.errors import QuotaExceededError
+from tests.builders import DIGEST, manifest
 from tests.fixtures_operator import OperatorProcess, StartOperator
-from tests.helpers import eventually
+from tests.helpers import eventually, eventually_equal
 from tests.integration.bx import Bx, condition
 
 pytestmark = pytest.mark.cluster
 
+PINNED = f"registry.example/tools/hello@{DIGEST}"
 QUOTA = {"cpu": "4", "memory": "8Gi", "gpus": 1, "jobs": 3, "storage": "10Gi"}
 
 
@@ -170,26 +172,39 @@ def _records(bx: Bx, env: str) -> dict[str, str]:
     return {m.data["job"]: m.data["charged"] for m in maps}
 
 
+def _state(bx: Bx, env: str, name: str) -> str | None:
+    for job in bx.jobs(env):
+        if job["metadata"]["name"] == name:
+            return (job.get("status") or {}).get("state")
+    return None
+
+
 def test_ledger_counts_each_charge_once_under_a_killed_operator(
     operator_process: OperatorProcess, bx: Bx
 ) -> None:
-    """The job controller's part is played by the test (it writes job statuses); the operator is
-    a real `python -m batchx` process, SIGKILLed at different points of its work."""
+    """The operator is a real `python -m batchx` process, SIGKILLed at different points of its
+    work. Its job controller admits the jobs (their image exists) but, with no runner image
+    configured, creates no pods: the test plays the pods' part by writing the states and charges
+    a job's end would write, so every kill point is chosen, not left to timing."""
     op = operator_process
     op.start()
     env = bx.create_environment(credits=1000)
     bx.wait_ready(env, timeout=90)
+    bx.create_image(env, "hello", {"image": PINNED, "manifest": manifest()})
+    bx.wait_image(env, "hello", "True", "Ready")
     names = [f"job-{i}" for i in range(6)]
     for name in names:
         bx.create_job(env, name)
-    # The ledger's finalizer is on every job before any is charged: none can vanish unrecorded.
+    # Admitted, and the ledger's finalizer on every job before any is charged: none can vanish
+    # unrecorded.
     eventually(
         lambda: (
-            all(FINALIZER in (j["metadata"].get("finalizers") or []) for j in bx.jobs(env))
-            and len(bx.jobs(env)) == 6
+            len(bx.jobs(env)) == 6
+            and all(FINALIZER in (j["metadata"].get("finalizers") or []) for j in bx.jobs(env))
+            and all(_state(bx, env, n) == "STARTING" for n in names)
         ),
         timeout=60,
-        what="ledger finalizer on every job",
+        what="every job admitted with the ledger finalizer",
     )
     for name in names:
         bx.set_job_status(env, name, {"state": "RUNNING", "credits": {"reserved": 10}})
@@ -216,7 +231,7 @@ def test_ledger_counts_each_charge_once_under_a_killed_operator(
 
     spent = sum(amounts.values())
     expected = {"granted": 1000, "reserved": 20, "spent": spent, "balance": 1000 - 20 - spent}
-    eventually(lambda: _credits(bx, env) == expected, timeout=90, what=f"credits {expected}")
+    eventually_equal(lambda: _credits(bx, env), expected, timeout=90, what="credits")
     assert {k: float(v) for k, v in _records(bx, env).items()} == amounts
     eventually(
         lambda: "job-3" not in [j["metadata"]["name"] for j in bx.jobs(env)],
@@ -236,7 +251,7 @@ def test_ledger_counts_each_charge_once_under_a_killed_operator(
     # A deleted job's charge stays spent, and charged jobs deleted now stay counted too.
     bx.custom.delete_namespaced_custom_object("batchx.io", "v1alpha1", env, "jobs", "job-0")
     op.start()
-    eventually(lambda: _credits(bx, env) == expected, timeout=90, what="credits rebuilt")
+    eventually_equal(lambda: _credits(bx, env), expected, timeout=90, what="credits rebuilt")
     assert len(_records(bx, env)) == 4
 
     # Deleting the Environment with a charge not yet recorded does not leave the namespace

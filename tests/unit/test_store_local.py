@@ -10,7 +10,7 @@ import pytest
 
 from batchx.store import IntegrityError, Store, StoreError, open_store
 from batchx.store.local import LocalBackend
-from tests import store_contract as contract
+from tests.store_contract import Reopen, StoreContract, corrupted_download_leaves_no_file
 
 
 @pytest.fixture
@@ -19,45 +19,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield opened
 
 
-def test_same_content_is_a_noop_and_different_is_refused(store: Store) -> None:
-    contract.same_content_is_a_noop_and_different_is_refused(store)
+@pytest.fixture
+def reopen(tmp_path: Path) -> Reopen:
+    return lambda: open_store(f"file://{tmp_path / 'store'}", lease_wait=0.5)
 
 
-def test_duplicates_and_aliases_count_once(store: Store) -> None:
-    contract.duplicates_and_aliases_count_once(store)
-
-
-def test_quota_refuses_with_numbers(store: Store) -> None:
-    contract.quota_refuses_with_numbers(store)
-
-
-def test_environments_are_isolated(store: Store) -> None:
-    contract.environments_are_isolated(store)
-
-
-def test_listing_with_patterns_and_folders(store: Store) -> None:
-    contract.listing_with_patterns_and_folders(store)
-
-
-def test_gc_collects_only_unreferenced_blobs(store: Store) -> None:
-    contract.gc_collects_only_unreferenced_blobs(store)
-
-
-def test_gc_and_writers_exclude_each_other(store: Store, tmp_path: Path) -> None:
-    other = open_store(f"file://{tmp_path / 'store'}", lease_wait=0.5)
-    contract.gc_and_writers_exclude_each_other(store, other)
-
-
-def test_batch_put_files_is_exact(store: Store, tmp_path: Path) -> None:
-    contract.batch_put_files_is_exact(store, tmp_path)
-
-
-def test_batch_quota_answers_per_file(store: Store, tmp_path: Path) -> None:
-    contract.batch_quota_answers_per_file(store, tmp_path)
-
-
-def test_concurrent_writers_of_same_content(store: Store) -> None:
-    contract.concurrent_writers_of_same_content(store)
+class TestLocalStore(StoreContract):
+    """The backend contract on a local directory."""
 
 
 def test_flipped_byte_is_an_integrity_error(store: Store, tmp_path: Path) -> None:
@@ -72,7 +40,7 @@ def test_flipped_byte_is_an_integrity_error(store: Store, tmp_path: Path) -> Non
         store.env("dev").read_bytes("victim")
     out = tmp_path / "out"
     out.mkdir()
-    contract.corrupted_download_leaves_no_file(store, out, entry.digest)
+    corrupted_download_leaves_no_file(store, out, entry.digest)
 
 
 @pytest.mark.parametrize("bad", ["../x", "/abs", "", "a//b", "a/./b", "a\\b"])
