@@ -232,7 +232,7 @@ class Proc:
 
 
 def _argv0(pid: int) -> str | None:
-    """The program `pid` runs, or None once it has exited (a pid can vanish between any two reads)."""
+    """The program `pid` runs, or None once it exited (a pid can vanish between two reads)."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
     except OSError:
