@@ -560,28 +560,24 @@ def up() -> Path:
 
 
 def _kill_pods_cgroups() -> None:
-    """SIGKILL every process the kubelet placed in its pod cgroups, then remove the cgroups."""
-    root = Path("/sys/fs/cgroup")
-    for ctrl in sorted(root.iterdir()):
-        kubepods = ctrl / "kubepods"
-        if not kubepods.is_dir():
-            continue
-        for procs_file in kubepods.rglob("cgroup.procs"):
-            for pid in procs_file.read_text().split():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-    for ctrl in sorted(root.iterdir()):
-        kubepods = ctrl / "kubepods"
-        if kubepods.is_dir():
-            for d in sorted(
-                (p for p in kubepods.rglob("*") if p.is_dir()),
-                key=lambda p: len(p.parts),
-                reverse=True,
-            ):
-                with contextlib.suppress(OSError):  # still busy: the next `down` retries
-                    d.rmdir()
+    """SIGKILL every process the kubelet placed in its pod cgroups, then remove the cgroups.
+
+    The kubelet and containerd may still be removing cgroups meanwhile: os.walk skips a folder
+    that vanishes under it (pathlib's rglob raises), and one that goes before we read it is done.
+    """
+    groups = [c / "kubepods" for c in sorted(Path("/sys/fs/cgroup").iterdir())]
+    for kubepods in groups:
+        for folder, _, files in os.walk(kubepods):
+            if "cgroup.procs" not in files:
+                continue
             with contextlib.suppress(OSError):
-                kubepods.rmdir()
+                for pid in (Path(folder) / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+    for kubepods in groups:
+        for folder, _, _ in os.walk(kubepods, topdown=False):  # children before parents
+            with contextlib.suppress(OSError):  # still busy: the next `down` retries
+                os.rmdir(folder)
 
 
 def _unmount_under(prefixes: list[str]) -> None:

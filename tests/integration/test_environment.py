@@ -191,7 +191,7 @@ def test_ledger_counts_each_charge_once_under_a_killed_operator(
     env = bx.create_environment(credits=1000)
     bx.wait_ready(env, timeout=90)
     bx.create_image(env, "hello", {"image": PINNED, "manifest": manifest()})
-    bx.wait_image(env, "hello", "True", "Ready")
+    bx.wait_image(env, "hello", "True", "Accepted")
     names = [f"job-{i}" for i in range(6)]
     for name in names:
         bx.create_job(env, name)
