@@ -36,8 +36,12 @@ def test_liveness_json_logs_and_batchx_markers(operator_process: OperatorProcess
     name = bx.create_environment()
     env = bx.wait_ready(name)
     assert env["metadata"]["finalizers"] == ["batchx.io/finalizer"]
-    annotations = env["metadata"].get("annotations") or {}
-    assert annotations
+    # Kopf writes its last-handled marker after the handlers' status patch: it may come later.
+    annotations = eventually(
+        lambda: bx.environment(name)["metadata"].get("annotations"),
+        timeout=30,
+        what="Kopf's annotations on the Environment",
+    )
     assert all(k.startswith("batchx.io/") for k in annotations), annotations
 
     lines = operator_process.log.read_text().splitlines()
