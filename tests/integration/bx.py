@@ -75,6 +75,15 @@ class Bx:
 
         return eventually(probe, timeout=timeout, what=f"Environment {name} Ready={status}")
 
+    def namespace_exists(self, name: str) -> bool:
+        try:
+            self.core.read_namespace(name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     # -- images --------------------------------------------------------------------------
 
     def create_image(self, namespace: str, name: str, spec: JSON) -> JSON:

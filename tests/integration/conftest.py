@@ -20,7 +20,7 @@ def bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
         helper.delete_environment(name)
         # Jobs carry the ledger's finalizer; with no operator left they would hold the
         # namespace in Terminating forever.
-        for job in helper.jobs(name) if _exists(helper, name) else []:
+        for job in helper.jobs(name) if helper.namespace_exists(name) else []:
             helper.custom.patch_namespaced_custom_object(
                 GROUP,
                 VERSION,
@@ -37,13 +37,3 @@ def bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
         except ApiException as exc:
             if exc.status != 404:
                 raise
-
-
-def _exists(helper: Bx, namespace: str) -> bool:
-    try:
-        helper.core.read_namespace(namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True

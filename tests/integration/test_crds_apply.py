@@ -7,17 +7,13 @@ itself (not a re-implementation): immutable Image specs, Job specs immutable exc
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-
-from batchx.crdgen import render_crds
 
 pytestmark = pytest.mark.cluster
 
@@ -41,40 +37,9 @@ MANIFEST: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def crds(kube_api: client.ApiClient) -> None:
-    """Install (or update) the generated CRDs and wait until they are established."""
-    ext = client.ApiextensionsV1Api(kube_api)
-    for text in render_crds().values():
-        body = yaml.safe_load(text)
-        name = body["metadata"]["name"]
-        try:
-            ext.create_custom_resource_definition(body)
-        except ApiException as err:
-            if err.status != 409:
-                raise
-            current = ext.read_custom_resource_definition(name)
-            body["metadata"]["resourceVersion"] = current.metadata.resource_version
-            ext.replace_custom_resource_definition(name, body)
-        _eventually(lambda n=name: _established(ext, n), f"CRD {name} established")
-
-
-def _established(ext: client.ApiextensionsV1Api, name: str) -> bool:
-    crd = ext.read_custom_resource_definition(name)
-    return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
-
-
-def _eventually(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
-def objects(kube_api: client.ApiClient, crds: None) -> client.CustomObjectsApi:
+def objects(kube_api: client.ApiClient, batchx_crds: list[str]) -> client.CustomObjectsApi:
+    """The API with the generated CRDs installed (the session's `batchx_crds`)."""
     return client.CustomObjectsApi(kube_api)
 
 

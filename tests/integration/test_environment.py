@@ -152,7 +152,7 @@ def test_deleting_environment_deletes_namespace(operator: KopfRunner, bx: Bx) ->
     bx.delete_environment(name)
 
     eventually(
-        lambda: not _namespace_exists(bx, name),
+        lambda: not bx.namespace_exists(name),
         timeout=120,
         what=f"namespace {name} garbage-collected",
     )
@@ -260,7 +260,7 @@ def test_ledger_counts_each_charge_once_under_a_killed_operator(
     bx.set_job_status(env, "job-4", {"state": "FAILED", "credits": {"charged": 5}})
     bx.delete_environment(env)
     op.start()
-    eventually(lambda: not _namespace_exists(bx, env), timeout=120, what="namespace deleted")
+    eventually(lambda: not bx.namespace_exists(env), timeout=120, what="namespace deleted")
 
 
 def test_storage_quota_and_usage_with_the_store(
@@ -281,13 +281,3 @@ def test_storage_quota_and_usage_with_the_store(
             timeout=30,
             what="storage usage in status (periodic resync)",
         )
-
-
-def _namespace_exists(bx: Bx, name: str) -> bool:
-    try:
-        bx.core.read_namespace(name)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
