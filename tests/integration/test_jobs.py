@@ -64,6 +64,19 @@ class Lab:
     def wait_done(self, name: str, timeout: float = JOB_TIMEOUT) -> JSON:
         return self.wait_state(name, *TERMINAL, timeout=timeout)
 
+    def runner_logs(self, name: str) -> str:
+        """What the runner containers of the job's pod said (for a failure's message)."""
+        logs = []
+        for container in ("stage-in", "stage-out"):
+            try:
+                text = self.bx.core.read_namespaced_pod_log(
+                    f"bx-{name}", self.name, container=container
+                )
+            except ApiException as exc:
+                text = f"<{exc.status} {exc.reason}>"
+            logs.append(f"--- {container}:\n{text}")
+        return "\n".join(logs)
+
     def pod(self, name: str) -> client.V1Pod | None:
         try:
             return self.bx.core.read_namespaced_pod(f"bx-{name}", self.name)
@@ -135,7 +148,7 @@ def test_wordcount_reads_an_input_file_and_writes_an_output_file(
 ) -> None:
     job = batch.wait_done("wc")
     status = job["status"]
-    assert status["state"] == "SUCCEEDED", status
+    assert status["state"] == "SUCCEEDED", (status.get("conditions"), batch.runner_logs("wc"))
     assert status["output"] == {"counts": "bx://jobs/wc/output/counts.txt", "lines": 2, "words": 7}
     assert status["exitCode"] == 0
     assert status["image"]["coordinates"] == f"{batch.name}@examples/wordcount:1.0.0"
