@@ -352,6 +352,16 @@ DONE = T0 + seconds(100)
             (JobState.DOWNLOADING_INPUT, "DownloadingInput", None, "staging input files"),
         ),
         (
+            "staged, job container not started",
+            pod().staged(),
+            (
+                JobState.DOWNLOADING_INPUT,
+                "DownloadingInput",
+                None,
+                "input files staged; starting the job",
+            ),
+        ),
+        (
             "running",
             pod().running(),
             (JobState.RUNNING, "Running", None, "the job's container is running"),
@@ -609,7 +619,9 @@ def test_a_cancelled_job_is_charged_from_its_recorded_start_after_its_pod_is_gon
                     }
                 ],
             },
-            "the pod is starting: container job is waiting: ErrImagePull not found",
+            # Inputs were staged already: the state does not go back to STARTING.
+            "input files staged; starting the job: container job is waiting: ErrImagePull not "
+            "found",
         ),
         (
             {
@@ -630,4 +642,6 @@ def test_a_stuck_start_says_why(status: JSON, message: str) -> None:
     req = request(job)
     inputs = StatusInputs(req.resources, PRICES, req.manifest, req.image, T0, req.reservation)
     result = plan_status(job, REF, body, inputs)
-    assert (result.state, result.message) == (JobState.STARTING, message)
+    staged = message.startswith("input files staged")
+    state = JobState.DOWNLOADING_INPUT if staged else JobState.STARTING
+    assert (result.state, result.message) == (state, message)

@@ -633,7 +633,7 @@ def plan_status(
     other exit code                         FAILED (ExitCode), errorCodes text as message
     pod not finished, job exited            UPLOADING_OUTPUT
     job container running                   RUNNING
-    stage-in running                        DOWNLOADING_INPUT
+    stage-in running or done                DOWNLOADING_INPUT (never back to STARTING)
     otherwise                               STARTING (Admitted)
     ======================================  =================================================
 
@@ -746,6 +746,13 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
         return _Verdict(JobState.RUNNING, "Running", "the job's container is running")
     if view.stage_in.running:
         return _Verdict(JobState.DOWNLOADING_INPUT, "DownloadingInput", "staging input files")
+    if view.stage_in.terminated:
+        # Staged, the job's container not started yet: stay here (STARTING would go backwards).
+        return _Verdict(
+            JobState.DOWNLOADING_INPUT,
+            "DownloadingInput",
+            "input files staged; starting the job" + _waiting_on(view),
+        )
     return _Verdict(JobState.STARTING, "Admitted", "the pod is starting" + _waiting_on(view))
 
 
@@ -758,7 +765,8 @@ def _waiting_on(view: _PodView) -> str:
     if view.unschedulable:
         return f": not scheduled yet: {view.unschedulable}"
     for name, container in ((STAGE_IN, view.stage_in), (JOB_CONTAINER, view.job)):
-        if container.reason and container.reason not in ("ContainerCreating", "PodInitializing"):
+        waiting = not (container.running or container.terminated)
+        if waiting and container.reason not in ("", "ContainerCreating", "PodInitializing"):
             detail = f" {container.message}" if container.message else ""
             return f": container {name} is waiting: {container.reason}{detail}"
     return ""
