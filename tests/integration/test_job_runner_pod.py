@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,17 +37,6 @@ from tests.helpers import eventually
 from tests.job_builders import PRICES, T0
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
-GATEWAY = "10.87.0.1"  # the node's address on the pod bridge: where pods reach host services
-
-
-@pytest.fixture(scope="module")
-def pod_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3bed.S3Server]:
-    """A MinIO that pods can reach (the session one listens on 127.0.0.1 only)."""
-    server = s3bed.start(Path(tmp_path_factory.mktemp("pod-s3")), host=GATEWAY)
-    try:
-        yield server
-    finally:
-        s3bed.stop(server)
 
 
 @pytest.fixture
