@@ -21,6 +21,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+from batchx.planning.job_pod import RUNNER_COMMAND
 from testbed import images, paths
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,7 +149,7 @@ def runner_spec() -> images.ImageSpec:
             images.DirLayer(base, f"rootfs-{base.name}"),
             images.DirLayer(site, f"site-{site_key}"),
         ],
-        entrypoint=["python3", "-m", "batchx.runner"],
+        entrypoint=list(RUNNER_COMMAND),
         env=[
             "PATH=/usr/local/bin:/usr/bin:/bin",
             f"PYTHONPATH=/{SRC}:/{SITE}",

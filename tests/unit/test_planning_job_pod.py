@@ -108,6 +108,8 @@ def runner(role: str, mount: JSON) -> JSON:
     }
     if role == "stage-out":
         container["restartPolicy"] = "Always"
+        nudge = ["python3", "-m", "batchx.runner", "nudge"]
+        container["lifecycle"] = {"preStop": {"exec": {"command": nudge}}}
     return container
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from batchx.planning.job_pod import JobRef, Outcome, RunnerReport, parse_report, staging_plan
-from batchx.runner.__main__ import main
+from batchx.runner.__main__ import _nudge, main
 from batchx.runner.output import invalid_report, read_output, uploaded_report
 from batchx.runner.stage import Dirs, Plan, StageError, stage_in, stage_out
 from batchx.store import EnvFiles, Store, open_store
@@ -278,6 +278,37 @@ def test_stage_out_command_waits_for_sigterm_then_uploads(tmp_path: Path, dirs: 
     assert parse_report(log.read_text()) == RunnerReport(
         Outcome.UPLOADED, output={"report": "bx://jobs/align/output/report.txt"}, files=1, bytes=4
     )
+
+
+LATE_HANDLER = """
+import signal, sys, time
+time.sleep(float(sys.argv[1]))  # an interpreter still starting: no handler yet
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(42))
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.5])
+def test_nudge_sends_sigterm_only_once_it_is_caught(delay: float) -> None:
+    """Sent before the handler, a SIGTERM would end (or, as PID 1, be lost on) the target; the
+    nudge waits for the handler, so the target always exits through it."""
+    target = subprocess.Popen([sys.executable, "-c", LATE_HANDLER, str(delay)])
+    try:
+        assert _nudge(target.pid, wait=30) == 0
+        assert target.wait(timeout=30) == 42
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_nudge_gives_up_on_a_target_that_never_catches_sigterm() -> None:
+    target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert _nudge(target.pid, wait=0.3) == 1
+        assert target.poll() is None  # not signalled: the kubelet's own SIGTERM comes next
+    finally:
+        target.kill()
+        target.wait()
 
 
 def test_stage_out_of_an_output_without_files_never_imports_the_store(

@@ -147,6 +147,8 @@ INPUT_FILE = "input.json"
 JOB_CONTAINER = "job"
 STAGE_IN = "stage-in"
 STAGE_OUT = "stage-out"
+# The runner image's entrypoint (testbed.runner_image); exec hooks need the whole command.
+RUNNER_COMMAND = ("python3", "-m", "batchx.runner")
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 PLAN_VERSION = 1
@@ -399,6 +401,9 @@ def _runner(role: str, job: JobRef, policy: PodPolicy) -> JSON:
     }
     if role == STAGE_OUT:
         container["restartPolicy"] = "Always"
+        # Run before the kubelet's SIGTERM: delivers it once the sidecar can catch it (a trivial
+        # job may end while the sidecar's interpreter is still starting; batchx.runner._nudge).
+        container["lifecycle"] = {"preStop": {"exec": {"command": [*RUNNER_COMMAND, "nudge"]}}}
     return container
 
 

@@ -8,6 +8,10 @@ stage-out
     exited), then uploads the outputs and reports; always exits 0 (the report says what
     happened, and a sidecar's exit code does not decide the Pod's phase).
 
+nudge
+    the stage-out sidecar's ``preStop`` hook: waits until the sidecar (PID 1 of its container)
+    catches SIGTERM, then sends it (see `_nudge`).
+
 The report is the termination message (``$BATCHX_TERMINATION_LOG``, default
 /dev/termination-log); the store is ``$BATCHX_STORE`` with credentials from the environment.
 
@@ -31,10 +35,12 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-USAGE = "usage: python -m batchx.runner stage-in|stage-out PLAN"
+USAGE = "usage: python -m batchx.runner stage-in|stage-out PLAN | nudge"
+NUDGE_WAIT_SECONDS = 20.0
 
 
 def _report(text: str) -> None:
@@ -131,7 +137,9 @@ def _stage_out(plan_path: Path) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("runner: stage-out waiting for the job to end (SIGTERM)", file=sys.stderr, flush=True)
-    while not stop.wait(60):  # a timeout keeps the wait interruptible everywhere
+    # Short timeouts: a signal that lands on the preload thread runs its Python handler only when
+    # the main thread wakes up.
+    while not stop.wait(1):
         pass
     if not lists_files and _without_store():
         return 0
@@ -141,8 +149,41 @@ def _stage_out(plan_path: Path) -> int:
     return 0  # the report decides; a sidecar's exit code is ignored anyway
 
 
+def _catches_sigterm(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+def _nudge(pid: int = 1, wait: float = NUDGE_WAIT_SECONDS) -> int:
+    """The stage-out sidecar's preStop hook: SIGTERM it once it can catch SIGTERM.
+
+    The kubelet runs this hook and then sends SIGTERM itself. The sidecar is PID 1 of its
+    container, and the kernel drops a signal that PID 1 has no handler for: a trivial job can
+    end before the sidecar's interpreter has installed its handler, and that SIGTERM would be
+    lost (the sidecar would idle until SIGKILL at the end of the grace period and report
+    nothing). So this waits until the sidecar catches SIGTERM (``SigCgt`` in /proc) and sends
+    it; the kubelet's own SIGTERM that follows is then a harmless repeat.
+    """
+    deadline = time.monotonic() + wait
+    while not _catches_sigterm(pid):
+        if time.monotonic() > deadline:
+            print(f"runner: pid {pid} does not catch SIGTERM", file=sys.stderr)
+            return 1
+        time.sleep(0.01)  # polling /proc: there is nothing to wait on
+    os.kill(pid, signal.SIGTERM)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args == ["nudge"]:
+        return _nudge()
     if len(args) != 2 or args[0] not in ("stage-in", "stage-out"):
         print(USAGE, file=sys.stderr)
         return 2
