@@ -29,7 +29,10 @@ Kubernetes 1.33)
     the plan: no ``format: file`` anywhere in it) the sidecar needs no store: it reads
     output.json and reports it. Otherwise it imports the store and its dependencies in a
     background thread as soon as it starts, so the upload begins at SIGTERM, not after seconds
-    of imports (memory cost: see `batchx.runner.__main__`).
+    of imports (memory cost: see `batchx.runner.__main__`). The sidecar is PID 1 of its
+    container, and a SIGTERM that arrives before its interpreter has installed a handler would
+    be dropped by the kernel (a trivial job can end that soon): its ``preStop`` hook, which the
+    kubelet runs before the SIGTERM, waits until the sidecar catches SIGTERM and sends it then.
 
 ``job`` (the only regular container)
     the user's image with its own entrypoint, ``/batchx/input`` (read-only) and
