@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed import images, paths
+from testbed import images, paths, procs
 
 HERE = Path(__file__).resolve().parent
 NODE = "batchx-node"
@@ -231,21 +231,10 @@ class Proc:
         return proc.pid
 
 
-def _argv0(pid: int) -> str | None:
-    """The program `pid` runs, or None once it exited (a pid can vanish between two reads)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
-    except OSError:
-        return None
-
-
 def _alive(pid: int, exe: str) -> bool:
     """True if `pid` runs `exe` (guards against a recycled pid from a crashed earlier run)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return _argv0(pid) == exe and state != "Z"
+    argv = procs.live_argv(pid)
+    return argv is not None and argv[0] == exe
 
 
 def stop_pid(pid: int, exe: str, grace: float = 10.0) -> None:
@@ -615,9 +604,9 @@ def down(quiet: bool = False) -> None:
             # Containers first: their shims and processes outlive containerd otherwise.
             _kill_pods_cgroups()
             for pid in _pids_with_arg(str(paths.containerd_socket())):
-                exe = _argv0(pid)
-                if exe is not None and "containerd-shim" in exe:
-                    stop_pid(pid, exe, grace=2)
+                argv = procs.live_argv(pid)
+                if argv is not None and "containerd-shim" in argv[0]:
+                    stop_pid(pid, argv[0], grace=2)
         pidfile = run / f"{name}.pid"
         if pidfile.exists():
             pid_text, exe = pidfile.read_text().split()

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed import paths
+from testbed import paths, procs
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_HOST = os.environ.get("BATCHX_S3_HOST", "127.0.0.1")
@@ -205,12 +205,8 @@ def _alive(pid: int) -> bool:
 def _is_minio(pid: int) -> bool:
     # A PID from a stale state file may have been reused by an unrelated process: only ever
     # signal it if it is still a MinIO server.
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except (OSError, IndexError):
-        return False  # exited between the two reads
-    return b"minio" in cmdline and state != "Z"
+    argv = procs.live_argv(pid)
+    return argv is not None and any("minio" in arg for arg in argv)
 
 
 def _clean_env() -> dict[str, str]:
