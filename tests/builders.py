@@ -7,6 +7,7 @@ from typing import Any, Self
 
 JSON = dict[str, Any]
 DIGEST = "sha256:" + "ab" * 32
+PINNED = f"registry.example/tools/hello@{DIGEST}"  # a digest-pinned container reference
 
 
 def manifest(name: str = "tutorial/hello", version: str = "1.0.0", **extra: Any) -> JSON:
@@ -122,7 +123,7 @@ def make_image(
                 "creationTimestamp": "2026-01-01T00:00:00Z",
             },
             "spec": {
-                "image": f"registry.example/tools/hello@{DIGEST}",
+                "image": PINNED,
                 "manifest": manifest(version=version),
             },
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
@@ -10,14 +11,13 @@ from kubernetes.client.rest import ApiException
 
 from batchx.store.config import open_store
 from batchx.store.errors import QuotaExceededError
-from tests.builders import DIGEST, manifest
+from tests.builders import PINNED, manifest
 from tests.fixtures_operator import OperatorProcess, StartOperator
 from tests.helpers import eventually, eventually_equal
 from tests.integration.bx import Bx, condition
 
 pytestmark = pytest.mark.cluster
 
-PINNED = f"registry.example/tools/hello@{DIGEST}"
 QUOTA = {"cpu": "4", "memory": "8Gi", "gpus": 1, "jobs": 3, "storage": "10Gi"}
 
 
@@ -172,13 +172,6 @@ def _records(bx: Bx, env: str) -> dict[str, str]:
     return {m.data["job"]: m.data["charged"] for m in maps}
 
 
-def _state(bx: Bx, env: str, name: str) -> str | None:
-    for job in bx.jobs(env):
-        if job["metadata"]["name"] == name:
-            return (job.get("status") or {}).get("state")
-    return None
-
-
 def test_ledger_counts_each_charge_once_under_a_killed_operator(
     operator_process: OperatorProcess, bx: Bx
 ) -> None:
@@ -195,16 +188,18 @@ def test_ledger_counts_each_charge_once_under_a_killed_operator(
     names = [f"job-{i}" for i in range(6)]
     for name in names:
         bx.create_job(env, name)
+
     # Admitted, and the ledger's finalizer on every job before any is charged: none can vanish
     # unrecorded.
+    def admitted(jobs: list[dict[str, Any]]) -> bool:
+        return len(jobs) == len(names) and all(
+            FINALIZER in (j["metadata"].get("finalizers") or [])
+            and (j.get("status") or {}).get("state") == "STARTING"
+            for j in jobs
+        )
+
     eventually(
-        lambda: (
-            len(bx.jobs(env)) == 6
-            and all(FINALIZER in (j["metadata"].get("finalizers") or []) for j in bx.jobs(env))
-            and all(_state(bx, env, n) == "STARTING" for n in names)
-        ),
-        timeout=60,
-        what="every job admitted with the ledger finalizer",
+        lambda: admitted(bx.jobs(env)), timeout=60, what="every job admitted with the finalizer"
     )
     for name in names:
         bx.set_job_status(env, name, {"state": "RUNNING", "credits": {"reserved": 10}})

@@ -9,14 +9,12 @@ import pytest
 from kopf.testing import KopfRunner
 from kubernetes.client.rest import ApiException
 
-from tests.builders import DIGEST, manifest
+from tests.builders import PINNED, manifest
 from tests.fixtures_operator import StartOperator
 from tests.helpers import eventually
 from tests.integration.bx import Bx, condition
 
 pytestmark = pytest.mark.cluster
-
-PINNED = f"registry.example/tools/hello@{DIGEST}"
 
 
 def spec(version: str = "1.0.0", name: str = "tutorial/hello", **extra: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from batchx.planning.job_pod import STAGE_IN, STAGE_OUT, pod_name
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
 from tests.integration.bx import GROUP, VERSION, Bx, condition
@@ -67,10 +68,10 @@ class Lab:
     def runner_logs(self, name: str) -> str:
         """What the runner containers of the job's pod said (for a failure's message)."""
         logs = []
-        for container in ("stage-in", "stage-out"):
+        for container in (STAGE_IN, STAGE_OUT):
             try:
                 text = self.bx.core.read_namespaced_pod_log(
-                    f"bx-{name}", self.name, container=container
+                    pod_name(name), self.name, container=container
                 )
             except ApiException as exc:
                 text = f"<{exc.status} {exc.reason}>"
