@@ -76,3 +76,22 @@ def test_store_url_or_chart_form(store: object, url: str | None) -> None:
 def test_store_chart_form_needs_a_bucket() -> None:
     with pytest.raises(ValidationError):
         Settings.model_validate({"store": {"backend": "s3"}})
+
+
+def test_jobs_unavailable_names_each_missing_setting() -> None:
+    bare = Settings.load({})
+    reason = bare.jobs_unavailable()
+    assert reason is not None
+    assert "runnerImage" in reason
+    assert "store" in reason
+    runner_only = Settings.load({"BATCHX_RUNNER_IMAGE": "r@sha256:" + "0" * 64})
+    assert "runnerImage" not in (runner_only.jobs_unavailable() or "")
+    assert "store" in (runner_only.jobs_unavailable() or "")
+    both = Settings.load({"BATCHX_RUNNER_IMAGE": "r:1", "BATCHX_STORE": "s3://bx"})
+    assert both.jobs_unavailable() is None
+
+
+def test_the_charts_empty_runner_image_means_unset(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("runnerImage: ''\n")
+    assert Settings.load({"BATCHX_CONFIG": str(path)}).runner_image is None

@@ -264,7 +264,11 @@ async def _admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> lis
     spec_quota = (env.get("spec") or {}).get("quota")
     quota = EnvironmentQuota.model_validate(spec_quota) if spec_quota else None
     capacity = Capacity.of(
-        quota, running=running, balance=totals.balance, running_reserved=running_reserved
+        quota,
+        running=running,
+        balance=totals.balance,
+        running_reserved=running_reserved,
+        unavailable=ctx.settings.jobs_unavailable(),
     )
     admitted = []
     for decision in admit_fifo([r for _, r in requests.values()], capacity):
