@@ -13,6 +13,7 @@ as `helm uninstall` leaves them); the cluster keeps running for the next demo
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -139,6 +140,11 @@ def show_result(
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the operator and MinIO running afterwards"
+    )
+    keep = parser.parse_args().keep
     t0 = time.monotonic()
     say("test bed: cluster")
     kubeconfig = paths.kubeconfig() if cluster.status_quiet() else cluster.up()
@@ -200,8 +206,11 @@ def main() -> int:
         say(f"done in {time.monotonic() - t0:.0f}s; `make cluster-down` stops the cluster")
         return 0 if status["state"] in ("SUCCEEDED", "WARNING") else 1
     finally:
-        release.uninstall()
-        s3bed.stop(s3)
+        if keep:
+            print(f"   kept: helm release {release.name} in {release.namespace}; MinIO {s3.endpoint}")
+        else:
+            release.uninstall()
+            s3bed.stop(s3)
 
 
 if __name__ == "__main__":
