@@ -12,8 +12,10 @@ from batchx.models import (
     Condition,
     ConditionStatus,
     EnvironmentQuota,
+    JobAdmission,
     JobCredits,
     JobImage,
+    JobResources,
     JobState,
     JobStatus,
 )
@@ -31,6 +33,7 @@ from batchx.planning.job_admission import (
     admit_fifo,
     cancelled_status,
     charge,
+    hourly_rate,
     judge_job,
     parse_quantity,
     reservation,
@@ -289,7 +292,8 @@ def test_reservation_is_price_times_timeout_rounded_up(
 def test_charge_is_price_times_run_time_capped_at_the_reservation(
     run_seconds: int, charged: Decimal
 ) -> None:
-    assert charge(Resources(1, 1024, 0, None, 3600), PRICES, run_seconds) == charged
+    rate = hourly_rate(Resources(1, 1024, 0, None, 3600), PRICES)
+    assert charge(rate, 3600, run_seconds) == charged
 
 
 @pytest.mark.parametrize(
@@ -484,6 +488,12 @@ def test_status_of_a_wait_and_then_an_admission() -> None:
     assert admitted == JobStatus(
         state=JobState.STARTING,
         image=request.image,
+        # The decision, read back while the job runs instead of judging the job again.
+        admission=JobAdmission(
+            resources=JobResources(vcpus=1, memory=1024, gpus=0, timeout=3600),
+            rate=1.5,
+            admitted_at=later,
+        ),
         credits=JobCredits(reserved=1.5, charged=0),
         conditions=[
             Condition(

@@ -20,6 +20,7 @@ from batchx.planning.job_pod import (
     lists_files,
     parse_report,
     plan_config_map,
+    plan_manifest,
     plan_pod,
     plan_status,
     pod_name,
@@ -30,7 +31,6 @@ from tests.job_builders import (
     FILE_INPUT_SCHEMA,
     FILE_OUTPUT_SCHEMA,
     POD_POLICY,
-    PRICES,
     T0,
     PodBuilder,
     candidate,
@@ -230,7 +230,8 @@ def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
         reads="bx://data/r1.fq", more=["bx://data/r1.fq", "bx://refs/"]
     )
     model = job.model()
-    plan = staging_plan(REF, request(model), model.spec.input)
+    req = request(model)
+    plan = staging_plan(REF, req, model.spec.input)
     assert plan == {
         "version": 1,
         "job": "align",
@@ -252,11 +253,13 @@ def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
         "resultPath": "jobs/align/result.json",
         "timeout": 3600,
     }
-    config_map = plan_config_map(REF, plan)
+    config_map = plan_config_map(REF, plan, req.manifest_document)
     assert config_map["metadata"]["name"] == "bx-align-plan"
     assert config_map["immutable"] is True
     assert json.loads(config_map["data"]["plan.json"]) == plan
-    assert set(config_map["data"]) == {"plan.json"}  # stage-in writes input.json
+    # stage-in writes input.json; the manifest is what the job's output is judged by.
+    assert set(config_map["data"]) == {"plan.json", "manifest.json"}
+    assert plan_manifest(config_map) == req.manifest_document != {}
 
 
 def test_a_job_without_input_files_has_no_stage_in_and_reads_input_json_from_the_plan() -> None:
@@ -275,7 +278,7 @@ def test_a_job_without_input_files_has_no_stage_in_and_reads_input_json_from_the
         "containers"
     ][0]["volumeMounts"]
     plan = staging_plan(REF, req, model.spec.input)
-    config_map = plan_config_map(REF, plan)
+    config_map = plan_config_map(REF, plan, {})
     assert json.loads(config_map["data"]["input.json"]) == {"label": "ada", "n": 2}
 
 
@@ -327,7 +330,7 @@ def status_of(pod: PodBuilder | None, job: Job | None = None, now: datetime = T0
     req = request(job)
     inputs = StatusInputs(
         resources=req.resources,
-        prices=PRICES,
+        rate=req.rate,
         manifest=req.manifest,
         image=req.image,
         now=now,
@@ -642,7 +645,7 @@ def test_a_stuck_start_says_why(status: JSON, message: str) -> None:
     body = observed.body
     job = cpu_job()
     req = request(job)
-    inputs = StatusInputs(req.resources, PRICES, req.manifest, req.image, T0, req.reservation)
+    inputs = StatusInputs(req.resources, req.rate, req.manifest, req.image, T0, req.reservation)
     result = plan_status(job, REF, body, inputs)
     staged = message.startswith("input files staged")
     state = JobState.DOWNLOADING_INPUT if staged else JobState.STARTING

@@ -62,8 +62,10 @@ from batchx.models import (
     ConditionStatus,
     EnvironmentQuota,
     Job,
+    JobAdmission,
     JobCredits,
     JobImage,
+    JobResources,
     JobState,
     JobStatus,
 )
@@ -91,6 +93,7 @@ __all__ = [
     "hourly_rate",
     "judge_job",
     "parse_quantity",
+    "rate_of",
     "reservation",
 ]
 
@@ -150,6 +153,19 @@ class Resources:
     gpu_type: str | None
     timeout: int
 
+    def to_model(self) -> JobResources:
+        return JobResources(
+            vcpus=self.vcpus,
+            memory=self.memory_mb,
+            gpus=self.gpus,
+            gpu_type=self.gpu_type,
+            timeout=self.timeout,
+        )
+
+    @classmethod
+    def of_model(cls, model: JobResources) -> Resources:
+        return cls(model.vcpus, model.memory, model.gpus, model.gpu_type, model.timeout)
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -175,6 +191,8 @@ class Request:
     files: tuple[FileRef, ...]
     rate: Decimal
     reservation: Decimal
+    # The manifest as the Image holds it: kept with the job's plan (batchx.planning.job_record).
+    manifest_document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------------- judging
@@ -216,6 +234,7 @@ def judge_job(
         files=checked.files,
         rate=hourly_rate(resources, policy.prices),
         reservation=reservation(resources, policy.prices),
+        manifest_document=resolved.manifest,
     )
 
 
@@ -337,16 +356,23 @@ def reservation(resources: Resources, prices: Prices) -> Decimal:
     return amount.quantize(CREDIT_QUANTUM, rounding=ROUND_CEILING)
 
 
-def charge(resources: Resources, prices: Prices, run_seconds: int) -> Decimal:
-    """Credits charged for `run_seconds` of run time, never more than the reservation.
+def charge(rate: Decimal, timeout: int, run_seconds: int) -> Decimal:
+    """Credits charged for `run_seconds` at `rate` credits/hour, never more than the reservation.
 
-    The run time is capped at the timeout (the pod's deadline kills it there anyway; a late
-    status must not charge beyond what was reserved).
+    `rate` is the one recorded at admission (``status.admission.rate``), so a price change
+    while a job runs changes neither its reservation nor its charge. The run time is capped at
+    the timeout (the job is stopped there anyway; a late status must not charge beyond what was
+    reserved).
     """
-    seconds = max(0, min(run_seconds, resources.timeout))
-    amount = hourly_rate(resources, prices) * seconds / _SECONDS_PER_HOUR
-    exact = amount.quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_EVEN)
-    return min(exact, reservation(resources, prices))
+    seconds = max(0, min(run_seconds, timeout))
+    exact = (rate * seconds / _SECONDS_PER_HOUR).quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_EVEN)
+    ceiling = (rate * timeout / _SECONDS_PER_HOUR).quantize(CREDIT_QUANTUM, rounding=ROUND_CEILING)
+    return min(exact, ceiling)
+
+
+def rate_of(admission: JobAdmission) -> Decimal:
+    """The recorded rate as the exact decimal it was computed as (JSON carries a float)."""
+    return _dec(float(admission.rate))
 
 
 def _dec(value: float) -> Decimal:
@@ -573,10 +599,13 @@ def admission_status(
     - `Wait`: QUEUED, ``Succeeded=Unknown`` with QuotaExceeded/InsufficientCredits and the
       numbers; the resolution is pinned (``status.image``), nothing is reserved.
     - `Admit`: STARTING, ``Succeeded=Unknown`` (Admitted), the reservation in
-      ``status.credits.reserved``. It must be stored before the pod is created, so the ledger
-      counts the reservation from the moment the job can run.
+      ``status.credits.reserved`` and the decision in ``status.admission`` (resources, rate):
+      what the job's reconcile reads from then on instead of judging the job again. It must be
+      stored before the pod is created, so the ledger counts the reservation from the moment
+      the job can run.
     """
     previous = job.status or JobStatus()
+    admission = previous.admission
     if isinstance(decision, Refusal):
         state, status, reason = JobState.FAILED, ConditionStatus.FALSE, decision.reason.value
         message, image, reserved = str(decision), previous.image, Decimal(0)
@@ -592,9 +621,13 @@ def admission_status(
             f"{res.timeout} s; {_num(request.reservation)} credits reserved"
         )
         image, reserved = request.image, request.reservation
+        admission = JobAdmission(
+            resources=res.to_model(), rate=float(request.rate), admitted_at=now
+        )
     return JobStatus(
         state=state,
         image=image,
+        admission=admission,
         message=message if state is JobState.FAILED else None,
         credits=JobCredits(reserved=float(reserved), charged=0),
         finished_at=now if state is JobState.FAILED else None,

@@ -111,7 +111,6 @@ from batchx.models import (
 from batchx.planning import labels
 from batchx.planning.conditions import set_condition
 from batchx.planning.job_admission import SUCCEEDED_CONDITION, Request, Resources, charge
-from batchx.settings import Prices
 
 __all__ = [
     "INPUT_DIR",
@@ -130,6 +129,8 @@ __all__ = [
     "output_prefix",
     "parse_report",
     "plan_config_map",
+    "plan_config_map_name",
+    "plan_manifest",
     "plan_pod",
     "plan_status",
     "pod_finished",
@@ -147,6 +148,8 @@ FILES_DIR = f"{INPUT_DIR}/files"
 PLAN_DIR = "/var/run/batchx/plan"
 PLAN_FILE = "plan.json"
 INPUT_FILE = "input.json"
+# The manifest the job was admitted with (batchx.planning.job_record): its output is judged by it.
+MANIFEST_FILE = "manifest.json"
 JOB_CONTAINER = "job"
 STAGE_IN = "stage-in"
 STAGE_OUT = "stage-out"
@@ -259,24 +262,42 @@ def lists_files(schema: Any) -> bool:
     return False
 
 
+def plan_config_map_name(job_name: str) -> str:
+    return f"{pod_name(job_name)}-plan"
+
+
+def plan_manifest(config_map: Mapping[str, Any] | None) -> JSON | None:
+    """The admitted manifest kept in a plan ConfigMap; None when absent or unreadable."""
+    text = ((config_map or {}).get("data") or {}).get(MANIFEST_FILE)
+    try:
+        manifest = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
 def needs_stage_in(plan: Mapping[str, Any]) -> bool:
     """Whether the job's input names files to download (else input.json comes from the plan)."""
     return bool(plan.get("files"))
 
 
-def plan_config_map(job: JobRef, plan: JSON) -> JSON:
-    """The immutable ConfigMap holding the staging plan (and input.json when nothing is staged).
+def plan_config_map(job: JobRef, plan: JSON, manifest: Mapping[str, Any]) -> JSON:
+    """The immutable ConfigMap holding the staging plan, the manifest the job was admitted with
+    (`plan_manifest`), and input.json when nothing is staged.
 
     Owned by the Job.
     """
-    data = {PLAN_FILE: json.dumps(plan, sort_keys=True, separators=(",", ":"))}
+    data = {
+        PLAN_FILE: json.dumps(plan, sort_keys=True, separators=(",", ":")),
+        MANIFEST_FILE: json.dumps(manifest, sort_keys=True, separators=(",", ":")),
+    }
     if not needs_stage_in(plan):
         data[INPUT_FILE] = json.dumps(plan["input"], ensure_ascii=False, separators=(",", ":"))
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": f"{pod_name(job.name)}-plan",
+            "name": plan_config_map_name(job.name),
             "namespace": job.namespace,
             "labels": _labels(job),
             "ownerReferences": [_owner(job)],
@@ -608,7 +629,7 @@ class StatusInputs:
     """Everything `plan_status` reads besides the Job and its Pod."""
 
     resources: Resources
-    prices: Prices
+    rate: Decimal  # credits per hour, as admission recorded it
     manifest: CompiledManifest
     image: JobImage
     now: datetime
@@ -676,7 +697,9 @@ def plan_status(
             # API times have whole-second resolution: a container that ran at all ran for at
             # least a second (a sub-second job would otherwise show start == end, and be free).
             seconds = max(1, math.ceil((ended - started).total_seconds()))
-            charged = charge(inputs.resources, inputs.prices, seconds)
+            charged = charge(inputs.rate, inputs.resources.timeout, seconds)
+            if inputs.reserved > 0:  # never beyond what was held (float round trips aside)
+                charged = min(charged, inputs.reserved)
     condition_status = (
         ConditionStatus.UNKNOWN
         if not terminal

@@ -38,6 +38,7 @@ from batchx.planning.job_admission import (
     Reason,
     Refusal,
     Request,
+    Resources,
     Usage,
     Wait,
     admission_status,
@@ -52,6 +53,8 @@ from batchx.planning.job_pod import (
     StatusInputs,
     parse_report,
     plan_config_map,
+    plan_config_map_name,
+    plan_manifest,
     plan_pod,
     plan_status,
     pod_finished,
@@ -59,6 +62,7 @@ from batchx.planning.job_pod import (
     stage_out_report,
     staging_plan,
 )
+from batchx.planning.job_record import Admitted, admitted, admitted_request
 from batchx.planning.ledger import JobAccount, credit_totals
 from batchx.reconcile import ledger
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
@@ -242,8 +246,11 @@ async def _admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> lis
     for job in jobs:
         if job.state is None or job.state in WAITING or job.state.is_terminal:
             continue
-        verdict = job.judge(images, policy)
-        if isinstance(verdict, Request):
+        # What an admitted job holds is what admission recorded; whatever became of its Image.
+        recorded = job.status.admission
+        if recorded is not None:
+            running = running + Usage.of(Resources.of_model(recorded.resources))
+        elif isinstance(verdict := job.judge(images, policy), Request):
             running = running + Usage.of(verdict.resources)
         running_reserved += JobAccount.from_body(job.body).reserved
 
@@ -331,9 +338,11 @@ async def reconcile_job(
 async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
     """Create the pod if needed and write its status; True when the job ended now."""
     kube, ref, now = ctx.kube, job.ref, datetime.now(UTC)
-    verdict = job.judge(await _candidates(ctx, ref.namespace, job), job_policy(ctx.settings))
-    if isinstance(verdict, Refusal):  # its image was deleted since admission
-        status = admission_status(job.model, verdict, generation=ref.generation, now=now)
+    decision = await _decision(ctx, job)
+    if isinstance(decision, Refusal):
+        # No record and no manifest to judge the job by: only a job admitted by an operator
+        # that kept no record, whose image was deleted since (or whose plan was deleted too).
+        status = admission_status(job.model, decision, generation=ref.generation, now=now)
         await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
         return await _write(ctx, job, status, outcome)
     fresh = not job.status.pod_name and not job.model.spec.cancel
@@ -342,7 +351,7 @@ async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
     # podName) answers AlreadyExists, and `_create_pod` reads that one instead.
     pod = None if fresh else await kube.get_pod(ref.namespace, pod_name(ref.name))
     if pod is None and fresh:
-        created = await _create_pod(ctx, job, verdict, outcome)
+        created = await _create_pod(ctx, job, decision, outcome)
         if isinstance(created, Refusal):
             status = admission_status(job.model, created, generation=ref.generation, now=now)
             return await _write(ctx, job, status, outcome)
@@ -350,16 +359,16 @@ async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
             return False  # retry later (quota, no runner image)
         pod = created
     inputs = StatusInputs(
-        resources=verdict.resources,
-        prices=ctx.settings.prices,
-        manifest=verdict.manifest,
-        image=job.status.image or verdict.image,
+        resources=decision.resources,
+        rate=decision.rate,
+        manifest=decision.manifest,
+        image=decision.image,
         now=now,
         reserved=JobAccount.from_body(job.body).reserved,
         stored_report=await _stored_report(ctx, ref.namespace, pod),
     )
     status = plan_status(job.model, ref, pod, inputs)
-    _arm_deadline(ctx, ref, pod, status, timeout=verdict.resources.timeout, now=now)
+    _arm_deadline(ctx, ref, pod, status, timeout=decision.resources.timeout, now=now)
     if pod is not None and not pod_finished(pod):
         stopping = status.state is JobState.CANCELLING or (
             status.state is not None and status.state.is_terminal
@@ -370,6 +379,32 @@ async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
         return False
     written = await _write(ctx, job, status, outcome)
     return written and status.state is not None and status.state.is_terminal
+
+
+async def _decision(ctx: Context, job: _Read) -> Admitted | Refusal:
+    """What admission decided for `job`, read back (batchx.planning.job_record), not redone.
+
+    The manifest comes from the job's plan ConfigMap once it exists, before that from the
+    pinned Image (looked up by its exact coordinates). Only a job without a record is judged
+    again, as before records existed.
+    """
+    ref = job.ref
+    config_map = await ctx.kube.get_config_map(ref.namespace, plan_config_map_name(ref.name))
+    manifest = plan_manifest(config_map)
+    candidates: list[ImageCandidate] | None = None
+    if manifest is None:
+        candidates = await _candidates(ctx, ref.namespace, job)
+        pinned = job.status.image.coordinates if job.status.image else None
+        match = next((c for c in candidates if str(c.coordinates) == pinned), None)
+        manifest = dict(match.manifest) if match is not None else None
+    if manifest is not None:
+        recorded = admitted(job.model, manifest)
+        if recorded is not None:
+            return recorded
+    if candidates is None:
+        candidates = await _candidates(ctx, ref.namespace, job)
+    verdict = job.judge(candidates, job_policy(ctx.settings))
+    return verdict if isinstance(verdict, Refusal) else Admitted.of_request(verdict)
 
 
 def _key(namespace: str, name: str) -> str:
@@ -410,7 +445,7 @@ def _arm_deadline(
 
 
 async def _create_pod(
-    ctx: Context, job: _Read, request: Request, outcome: Outcome
+    ctx: Context, job: _Read, decision: Admitted, outcome: Outcome
 ) -> JSON | Refusal | None:
     """The job's plan ConfigMap and Pod (AlreadyExists is success); None: retry later."""
     kube, ref = ctx.kube, job.ref
@@ -419,7 +454,17 @@ async def _create_pod(
         outcome.retry_after = NO_RUNNER_RETRY_SECONDS
         outcome.retry_reason = "no runnerImage configured: job pods cannot be created"
         return None
-    config_map = plan_config_map(ref, staging_plan(ref, request, job.model.spec.input))
+    request = admitted_request(
+        job.model,
+        decision,
+        name=ref.name,
+        created=str(job.meta.get("creationTimestamp") or ""),
+        reserved=JobAccount.from_body(job.body).reserved,
+    )
+    if isinstance(request, Refusal):
+        return request
+    plan = staging_plan(ref, request, job.model.spec.input)
+    config_map = plan_config_map(ref, plan, decision.document)
     with suppress(Conflict):  # created before: the plan is a function of the immutable spec
         await kube.create_config_map(config_map)
     body = plan_pod(ref, request, policy)
