@@ -1,0 +1,57 @@
+"""Regression tests of the known holes (issue 16 section 4), each on the real test bed.
+
+One operator and one Environment (every example image imported, no quota) serve the module;
+each test submits its own jobs under names of its own and checks what a user would see: the
+job's status and Events, its Pod, the environment's credits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes import client
+
+from tests.fixtures_jobs import JobBed
+from tests.helpers import eventually
+from tests.integration.bx import Bx, condition
+from tests.job_lab import Lab, cleanup, make_env
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
+    helper = Bx(kube_api)
+    yield helper
+    cleanup(helper)
+
+
+@pytest.fixture(scope="module")
+def lab(jobs_operator: KopfRunner, module_bx: Bx, job_bed: JobBed) -> Lab:
+    return make_env(module_bx, job_bed, credits=1000)
+
+
+def test_deleting_the_image_of_a_running_job_lets_it_run_to_its_end_and_be_charged(
+    lab: Lab, job_bed: JobBed
+) -> None:
+    """The resolution (and the manifest that judges the output) is pinned at admission."""
+    image = job_bed.examples["napper"].image_object(lab.name)["metadata"]["name"]
+    lab.submit("orphan", "examples/napper", {"seconds": 8}, timeout=120)
+    lab.wait_state("orphan", "RUNNING", timeout=120)
+    lab.bx.delete_image(lab.name, image)
+    eventually(
+        lambda: all(i["metadata"]["name"] != image for i in lab.bx.images(lab.name)),
+        timeout=30,
+        what="the Image gone",
+    )
+    job = lab.wait_done("orphan", timeout=120)
+    status = job["status"]
+    cond = condition(job, "Succeeded")
+    assert (status["state"], status["output"]) == ("SUCCEEDED", {"slept": 8}), cond
+    assert status["image"]["coordinates"] == f"{lab.name}@examples/napper:1.0.0"
+    assert status["admission"]["resources"] == {"vcpus": 1, "memory": 32, "gpus": 0, "timeout": 120}
+    # Charged for the ~8 s it ran at the rate recorded at admission, never beyond the hold.
+    rate, charged = status["admission"]["rate"], status["credits"]["charged"]
+    assert rate * 7 / 3600 <= charged <= min(rate * 30 / 3600, status["credits"]["reserved"])
