@@ -55,3 +55,29 @@ def test_deleting_the_image_of_a_running_job_lets_it_run_to_its_end_and_be_charg
     # Charged for the ~8 s it ran at the rate recorded at admission, never beyond the hold.
     rate, charged = status["admission"]["rate"], status["credits"]["charged"]
     assert rate * 7 / 3600 <= charged <= min(rate * 30 / 3600, status["credits"]["reserved"])
+
+
+def test_an_accepted_image_keeps_its_coordinates_against_a_same_second_duplicate(
+    lab: Lab, job_bed: JobBed
+) -> None:
+    """The newcomer sorts first by name and has the same creationTimestamp (whole seconds)."""
+    example = job_bed.examples["napper"]
+    for attempt in range(10):
+        spec = {
+            "image": example.image.pinned,
+            "manifest": {**example.manifest, "name": "holes/dup", "version": f"1.0.{attempt}"},
+        }
+        lab.bx.create_image(lab.name, f"zz-owner-{attempt}", spec)
+        owner = lab.bx.wait_image(lab.name, f"zz-owner-{attempt}", "True", "Accepted")
+        newcomer = lab.bx.create_image(lab.name, f"aa-newcomer-{attempt}", spec)
+        if newcomer["metadata"]["creationTimestamp"] == owner["metadata"]["creationTimestamp"]:
+            break
+    else:
+        pytest.fail("no duplicate was created within the owner's second in 10 attempts")
+    lab.bx.wait_image(lab.name, f"aa-newcomer-{attempt}", "False", "DuplicateCoordinates")
+    kept = lab.bx.image(lab.name, f"zz-owner-{attempt}")
+    assert kept["status"]["coordinates"] == f"{lab.name}@holes/dup:1.0.{attempt}"
+    ready = condition(kept, "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["reason"]) == ("True", "Accepted")
+    assert "coordinates" not in lab.bx.image(lab.name, f"aa-newcomer-{attempt}")["status"]
