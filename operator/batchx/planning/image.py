@@ -2,9 +2,10 @@
 
 All Images of a namespace (= environment) are planned together, because one image's verdict
 depends on its siblings: the Image already accepted with given coordinates keeps them, otherwise
-the oldest wins (ties broken by name, so the answer never depends on the order of events), and ``batchx.io/latest=true`` marks exactly the
-highest accepted version of each major of each base name. Planning the whole set on every create,
-update, delete and resync keeps both true after deletions, whatever order events arrive in.
+the oldest wins (ties broken by name, so the answer never depends on the order of events), and
+``batchx.io/latest=true`` marks exactly the highest accepted version of each major of each base
+name. Planning the whole set on every create, update, delete and resync keeps both true after
+deletions, whatever order events arrive in.
 """
 
 from __future__ import annotations

@@ -92,6 +92,7 @@ __all__ = [
     "charge",
     "hourly_rate",
     "judge_job",
+    "no_environment_status",
     "parse_quantity",
     "rate_of",
     "reservation",
@@ -115,6 +116,7 @@ class Reason(StrEnum):
     QUOTA_EXCEEDED = "QuotaExceeded"
     INSUFFICIENT_CREDITS = "InsufficientCredits"
     POD_REJECTED = "PodRejected"  # the API server refused the planned Pod (not quota)
+    ENVIRONMENT_NOT_FOUND = "EnvironmentNotFound"  # waits: no ready Environment owns the namespace
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -659,6 +661,34 @@ def cancelled_status(job: Job, *, generation: int, now: datetime) -> JobStatus:
             type=SUCCEEDED_CONDITION,
             status=ConditionStatus.FALSE,
             reason="Cancelled",
+            message=message,
+            generation=generation,
+            now=now,
+        ),
+        observed_generation=generation,
+    )
+
+
+def no_environment_status(job: Job, namespace: str, *, generation: int, now: datetime) -> JobStatus:
+    """SUBMITTED with the reason a job in a namespace no ready Environment owns is not admitted.
+
+    It waits rather than fails: GitOps tools apply a Job and its Environment in any order, and
+    the Environment's creation runs admission again. Nothing is resolved, reserved or charged.
+    """
+    previous = job.status or JobStatus()
+    message = (
+        f"namespace {namespace} is not the namespace of a ready Environment, so nothing can run "
+        f"here: the job waits until the Environment {namespace} exists and is ready (jobs run in "
+        "the namespace of the Environment of the same name)"
+    )
+    return JobStatus(
+        state=JobState.SUBMITTED,
+        credits=JobCredits(reserved=0, charged=0),
+        conditions=set_condition(
+            previous.conditions,
+            type=SUCCEEDED_CONDITION,
+            status=ConditionStatus.UNKNOWN,
+            reason=Reason.ENVIRONMENT_NOT_FOUND.value,
             message=message,
             generation=generation,
             now=now,

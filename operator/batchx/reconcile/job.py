@@ -45,6 +45,7 @@ from batchx.planning.job_admission import (
     admit_fifo,
     cancelled_status,
     judge_job,
+    no_environment_status,
 )
 from batchx.planning.job_pod import (
     JobRef,
@@ -230,17 +231,24 @@ async def admit(ctx: Context, namespace: str) -> Outcome:
 async def _admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list[str]:
     kube = ctx.kube
     env = await kube.get_cluster_object("environments", namespace)
-    if env is None or (env.get("status") or {}).get("namespace") != namespace:
-        return []  # no ready Environment owns this namespace: jobs wait (no state yet)
     jobs = [_Read(b) for b in await kube.list_objects(PLURAL, namespace)]
     waiting = [j for j in jobs if j.state in WAITING and not j.deleting]
     if not waiting:
+        return []
+    now = datetime.now(UTC)
+    if env is None or (env.get("status") or {}).get("namespace") != namespace:
+        # No ready Environment owns this namespace: the jobs wait, and are told why.
+        for job in waiting:
+            status = no_environment_status(
+                job.model, namespace, generation=job.ref.generation, now=now
+            )
+            if not _same_wait(job.status, status):
+                await _write_or_retry(ctx, job, status, outcome, warning=True)
         return []
     policy = job_policy(ctx.settings)
     images = await _candidates(ctx, namespace)
     accounts, records = await ledger.settle(ctx, namespace)
     totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
-    now = datetime.now(UTC)
 
     running, running_reserved = Usage(), Decimal(0)
     for job in jobs:
@@ -284,10 +292,12 @@ async def _admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> lis
     return admitted
 
 
-async def _write_or_retry(ctx: Context, job: _Read, status: JobStatus, outcome: Outcome) -> bool:
+async def _write_or_retry(
+    ctx: Context, job: _Read, status: JobStatus, outcome: Outcome, *, warning: bool = False
+) -> bool:
     """An admission write; a job that changed meanwhile is decided again by another pass."""
     try:
-        return await _write(ctx, job, status, outcome, precondition=False)
+        return await _write(ctx, job, status, outcome, precondition=False, warning=warning)
     except _Stale:
         # Its update event (or the resync) triggers the next pass, which reads it afresh.
         outcome.retry_after, outcome.retry_reason = 1.0, f"job {job.name} changed; admit again"
@@ -295,8 +305,9 @@ async def _write_or_retry(ctx: Context, job: _Read, status: JobStatus, outcome: 
 
 
 def _same_wait(previous: JobStatus, status: JobStatus) -> bool:
-    """A queued job whose reason and numbers did not change needs no write (no Event storm)."""
-    if previous.state is not JobState.QUEUED:
+    """A waiting job whose state, reason and numbers did not change needs no write (no Event
+    storm)."""
+    if previous.state is not status.state:
         return False
     old = [(c.reason, c.message) for c in previous.conditions]
     return old == [(c.reason, c.message) for c in status.conditions]
@@ -513,9 +524,16 @@ async def _stored_report(ctx: Context, namespace: str, pod: JSON | None) -> Runn
 
 
 async def _write(
-    ctx: Context, job: _Read, status: JobStatus, outcome: Outcome, *, precondition: bool = True
+    ctx: Context,
+    job: _Read,
+    status: JobStatus,
+    outcome: Outcome,
+    *,
+    precondition: bool = True,
+    warning: bool = False,
 ) -> bool:
-    """Write `status` if the job is still as read; post an Event when its state changes.
+    """Write `status` if the job is still as read; post an Event when its state or reason
+    changes (a Warning for failures, and when `warning` says the job is stuck).
 
     Admission writes go without the precondition: only the admission pass (serialised per
     environment) writes a waiting job's status, so a concurrent change can only be Kopf's
@@ -532,16 +550,17 @@ async def _write(
     except Conflict as exc:
         raise _Stale(f"job {job.name} changed while being reconciled") from exc
     previous = job.status.state
+    previous_reason = job.status.conditions[-1].reason if job.status.conditions else None
     job.body = updated
     job.model = Job.model_validate(
         {"spec": updated.get("spec") or {}, "status": updated.get("status")}
     )
-    if status.state != previous:
+    condition = status.conditions[-1] if status.conditions else None
+    if status.state != previous or (warning and condition and condition.reason != previous_reason):
         state = status.state.value if status.state else "?"
-        condition = status.conditions[-1] if status.conditions else None
         reason = condition.reason if condition else state
         message = f"{state}: {condition.message if condition else ''}"[:1024]
-        kind = "Warning" if status.state in _FAILURES else "Normal"
+        kind = "Warning" if warning or status.state in _FAILURES else "Normal"
         outcome.notices.append(Notice(job_ref_body(job.ref), kind, reason, message))
     return True
 
