@@ -7,6 +7,7 @@ job's status and Events, its Pod, the environment's credits.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +16,7 @@ from kubernetes import client
 
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
-from tests.integration.bx import Bx, condition
+from tests.integration.bx import GROUP, VERSION, Bx, condition
 from tests.job_lab import Lab, cleanup, make_env
 
 pytestmark = pytest.mark.cluster
@@ -81,3 +82,38 @@ def test_an_accepted_image_keeps_its_coordinates_against_a_same_second_duplicate
     assert ready is not None
     assert (ready["status"], ready["reason"]) == ("True", "Accepted")
     assert "coordinates" not in lab.bx.image(lab.name, f"aa-newcomer-{attempt}")["status"]
+
+
+@pytest.fixture
+def stray_namespace(jobs_operator: KopfRunner, module_bx: Bx) -> Iterator[Lab]:
+    """A namespace that is no Environment's (made by hand, as a new user might)."""
+    name = f"stray-{uuid.uuid4().hex[:6]}"
+    module_bx.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield Lab(module_bx, name)
+    for job in module_bx.jobs(name):
+        module_bx.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            name,
+            "jobs",
+            job["metadata"]["name"],
+            {"metadata": {"finalizers": None}},
+        )
+    module_bx.core.delete_namespace(name)
+
+
+def test_a_job_outside_any_environment_is_told_why_in_its_status_and_an_event(
+    stray_namespace: Lab,
+) -> None:
+    stray_namespace.submit("lost", "examples/napper", {"seconds": 1})
+    job = stray_namespace.wait_state("lost", "SUBMITTED", timeout=60)
+    cond = condition(job, "Succeeded")
+    assert cond is not None
+    assert (cond["status"], cond["reason"]) == ("Unknown", "EnvironmentNotFound")
+    assert (
+        f"namespace {stray_namespace.name} is not the namespace of a ready Environment"
+        in (cond["message"])
+    )
+    assert job["status"]["credits"] == {"reserved": 0, "charged": 0}
+    stray_namespace.bx.wait_event(stray_namespace.name, "lost", "EnvironmentNotFound", "Warning")
+    assert stray_namespace.pod("lost") is None

@@ -35,6 +35,7 @@ from batchx.planning.job_admission import (
     charge,
     hourly_rate,
     judge_job,
+    no_environment_status,
     parse_quantity,
     reservation,
 )
@@ -534,4 +535,18 @@ def test_status_of_a_job_cancelled_while_queued() -> None:
             )
         ],
         observed_generation=2,
+    )
+
+
+def test_a_job_outside_any_environment_waits_submitted_with_the_reason() -> None:
+    status = no_environment_status(make_bx_job().model(), "stray", generation=1, now=NOW)
+    assert (status.state, status.credits) == (
+        JobState.SUBMITTED,
+        JobCredits(reserved=0, charged=0),
+    )
+    assert [(c.status, c.reason) for c in status.conditions] == [
+        (ConditionStatus.UNKNOWN, "EnvironmentNotFound")
+    ]
+    assert status.conditions[0].message.startswith(
+        "namespace stray is not the namespace of a ready Environment"
     )
