@@ -117,3 +117,30 @@ def test_a_job_outside_any_environment_is_told_why_in_its_status_and_an_event(
     assert job["status"]["credits"] == {"reserved": 0, "charged": 0}
     stray_namespace.bx.wait_event(stray_namespace.name, "lost", "EnvironmentNotFound", "Warning")
     assert stray_namespace.pod("lost") is None
+
+
+def test_a_job_naming_a_missing_file_is_refused_at_admission_with_its_json_path(
+    lab: Lab, job_bed: JobBed
+) -> None:
+    with job_bed.store() as store:
+        store.env(lab.name).put_bytes("texts/here.txt", b"one two\n")
+    lab.submit("ghost", "examples/wordcount", {"text": "bx://texts/nowhere.txt"})
+    job = lab.wait_done("ghost", timeout=60)
+    status = job["status"]
+    cond = condition(job, "Succeeded")
+    assert cond is not None
+    assert (status["state"], cond["status"], cond["reason"]) == (
+        "FAILED",
+        "False",
+        "InputFileNotFound",
+    )
+    assert status["message"] == (
+        f"$.spec.input.text: file bx://texts/nowhere.txt does not exist in environment {lab.name}"
+    )
+    assert status["credits"] == {"reserved": 0, "charged": 0}
+    assert "admission" not in status
+    assert lab.pod("ghost") is None
+    lab.bx.wait_event(lab.name, "ghost", "InputFileNotFound", "Warning")
+    # The same job naming a file that exists is admitted and runs (the check reads the index).
+    lab.submit("found", "examples/wordcount", {"text": "bx://texts/here.txt"})
+    assert lab.wait_done("found")["status"]["state"] == "SUCCEEDED"

@@ -35,6 +35,7 @@ from batchx.planning.job_admission import (
     charge,
     hourly_rate,
     judge_job,
+    missing_files_refusal,
     no_environment_status,
     parse_quantity,
     reservation,
@@ -250,6 +251,22 @@ def test_input_files_are_found_in_strings_and_arrays() -> None:
         ("$.more[0]", "data/r2.fq"),
         ("$.more[1]", "refs/"),
     ]
+
+
+def test_missing_input_files_are_refused_with_the_json_path_of_each() -> None:
+    verdict = judge(
+        make_bx_job().input(reads="bx://data/r1.fq", more=["bx://data/r2.fq", "bx://refs/"]),
+        file_image(),
+    )
+    assert isinstance(verdict, Request)
+    refusal = missing_files_refusal("lab", [verdict.files[0], verdict.files[2]])
+    assert refusal == Refusal(
+        Reason.INPUT_FILE_NOT_FOUND,
+        "$.spec.input.reads",
+        "file bx://data/r1.fq does not exist in environment lab; "
+        "$.spec.input.more[1]: folder bx://refs/ does not exist in environment lab",
+    )
+    assert str(refusal).startswith("$.spec.input.reads: file bx://data/r1.fq does not exist")
 
 
 @pytest.mark.parametrize(

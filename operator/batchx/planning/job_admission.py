@@ -92,6 +92,7 @@ __all__ = [
     "charge",
     "hourly_rate",
     "judge_job",
+    "missing_files_refusal",
     "no_environment_status",
     "parse_quantity",
     "rate_of",
@@ -112,6 +113,7 @@ class Reason(StrEnum):
     INVALID_IMAGE_REFERENCE = "InvalidImageReference"
     IMAGE_NOT_FOUND = "ImageNotFound"
     INVALID_INPUT = "InvalidInput"
+    INPUT_FILE_NOT_FOUND = "InputFileNotFound"  # a bx:// path of the input is not in the index
     INVALID_RESOURCES = "InvalidResources"
     QUOTA_EXCEEDED = "QuotaExceeded"
     INSUFFICIENT_CREDITS = "InsufficientCredits"
@@ -330,6 +332,26 @@ def _resources(job: Job, compiled: CompiledManifest, policy: JobPolicy) -> Resou
         gpu_type=spec.gpu_type,
         timeout=timeout,
     )
+
+
+def missing_files_refusal(environment: str, missing: Sequence[FileRef]) -> Refusal:
+    """The refusal of a job whose input names files its environment does not have.
+
+    Its path is the JSON path of the first missing file's value in the Job; every missing file
+    is listed (up to ten) with its own, so one fix covers them all.
+    """
+    problems = [
+        Problem(
+            ref.path,
+            f"{'folder' if ref.target.endswith('/') else 'file'} bx://{ref.target} does not "
+            f"exist in environment {environment}",
+        ).under("$.spec.input")
+        for ref in missing
+    ]
+    first, rest = problems[0], problems[1:]
+    extra = "".join(f"; {p}" for p in rest[:9])
+    more = f"; and {len(rest) - 9} more" if len(rest) > 9 else ""
+    return Refusal(Reason.INPUT_FILE_NOT_FOUND, first.path, first.message + extra + more)
 
 
 def _input_refusal(problems: Sequence[Problem]) -> Refusal:

@@ -28,6 +28,7 @@ from decimal import Decimal
 from batchx import API_VERSION
 from batchx.clients.kube import Conflict, Forbidden, Invalid, NotFound
 from batchx.domain.coordinates import CoordinatesError, parse_coordinates
+from batchx.domain.validation import FileRef
 from batchx.models import EnvironmentQuota, Job, JobState, JobStatus
 from batchx.planning import labels
 from batchx.planning.job_admission import (
@@ -45,6 +46,7 @@ from batchx.planning.job_admission import (
     admit_fifo,
     cancelled_status,
     judge_job,
+    missing_files_refusal,
     no_environment_status,
 )
 from batchx.planning.job_pod import (
@@ -67,6 +69,7 @@ from batchx.planning.job_record import Admitted, admitted, admitted_request
 from batchx.planning.ledger import JobAccount, credit_totals
 from batchx.reconcile import ledger
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
+from batchx.reconcile.storage import missing_inputs
 from batchx.settings import Settings
 
 PLURAL = "jobs"
@@ -249,18 +252,7 @@ async def _admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> lis
     images = await _candidates(ctx, namespace)
     accounts, records = await ledger.settle(ctx, namespace)
     totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
-
-    running, running_reserved = Usage(), Decimal(0)
-    for job in jobs:
-        if job.state is None or job.state in WAITING or job.state.is_terminal:
-            continue
-        # What an admitted job holds is what admission recorded; whatever became of its Image.
-        recorded = job.status.admission
-        if recorded is not None:
-            running = running + Usage.of(Resources.of_model(recorded.resources))
-        elif isinstance(verdict := job.judge(images, policy), Request):
-            running = running + Usage.of(verdict.resources)
-        running_reserved += JobAccount.from_body(job.body).reserved
+    running, running_reserved = _running(jobs, images, policy)
 
     requests: dict[str, tuple[_Read, Request]] = {}
     for job in waiting:
@@ -282,7 +274,7 @@ async def _admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> lis
         quota, running=running, balance=totals.balance, running_reserved=running_reserved
     )
     admitted = []
-    for decision in admit_fifo([r for _, r in requests.values()], capacity):
+    for decision in await _decide(ctx, _Pass(namespace, requests, outcome, now), capacity):
         job, _ = requests[decision.request.name]
         status = admission_status(job.model, decision, generation=job.ref.generation, now=now)
         if isinstance(decision, Wait) and _same_wait(job.status, status):
@@ -290,6 +282,69 @@ async def _admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> lis
         if await _write_or_retry(ctx, job, status, outcome) and isinstance(decision, Admit):
             admitted.append(job.name)
     return admitted
+
+
+def _running(
+    jobs: list[_Read], images: list[ImageCandidate], policy: JobPolicy
+) -> tuple[Usage, Decimal]:
+    """What the admitted, unfinished jobs hold, and their reservations."""
+    running, reserved = Usage(), Decimal(0)
+    for job in jobs:
+        if job.state is None or job.state in WAITING or job.state.is_terminal:
+            continue
+        # What an admitted job holds is what admission recorded; whatever became of its Image.
+        recorded = job.status.admission
+        if recorded is not None:
+            running = running + Usage.of(Resources.of_model(recorded.resources))
+        elif isinstance(verdict := job.judge(images, policy), Request):
+            running = running + Usage.of(verdict.resources)
+        reserved += JobAccount.from_body(job.body).reserved
+    return running, reserved
+
+
+@dataclass
+class _Pass:
+    """One admission pass's valid requests (by job name) and where its writes report."""
+
+    namespace: str
+    requests: dict[str, tuple[_Read, Request]]
+    outcome: Outcome
+    now: datetime
+
+
+async def _decide(ctx: Context, one: _Pass, capacity: Capacity) -> list[Admit | Wait]:
+    """`admit_fifo` over the requests whose input files exist.
+
+    Input files are looked up in the index when a job is first judged, and again right before
+    it is admitted (a path may have been removed while it waited); a job refused then frees its
+    room for the next in line within the same pass.
+    """
+    fresh = {n: r.files for n, (j, r) in one.requests.items() if j.state is not JobState.QUEUED}
+    await _refuse_missing_files(ctx, one, fresh)
+    checked = set(fresh)
+    while True:
+        decisions = admit_fifo([r for _, r in one.requests.values()], capacity)
+        again = {
+            d.request.name: d.request.files
+            for d in decisions
+            if isinstance(d, Admit) and d.request.name not in checked
+        }
+        checked |= again.keys()
+        if not await _refuse_missing_files(ctx, one, again):
+            return decisions
+
+
+async def _refuse_missing_files(
+    ctx: Context, one: _Pass, files: dict[str, tuple[FileRef, ...]]
+) -> bool:
+    """Refuse (and drop from the pass) the jobs whose input files are not in the index."""
+    missing = await missing_inputs(ctx, one.namespace, files)
+    for name, refs in missing.items():
+        job, _ = one.requests.pop(name)
+        refusal = missing_files_refusal(one.namespace, refs)
+        status = admission_status(job.model, refusal, generation=job.ref.generation, now=one.now)
+        await _write_or_retry(ctx, job, status, one.outcome)
+    return bool(missing)
 
 
 async def _write_or_retry(
