@@ -7,14 +7,16 @@ job's status and Events, its Pod, the environment's credits.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client
 
-from tests.fixtures_jobs import JobBed
+from tests.fixtures_jobs import UPLOAD_GRACE_SECONDS, JobBed
 from tests.helpers import eventually
 from tests.integration.bx import GROUP, VERSION, Bx, condition
 from tests.job_lab import Lab, cleanup, make_env
@@ -144,3 +146,21 @@ def test_a_job_naming_a_missing_file_is_refused_at_admission_with_its_json_path(
     # The same job naming a file that exists is admitted and runs (the check reads the index).
     lab.submit("found", "examples/wordcount", {"text": "bx://texts/here.txt"})
     assert lab.wait_done("found")["status"]["state"] == "SUCCEEDED"
+
+
+def test_a_timed_out_job_that_ignores_sigterm_loses_its_pod_at_the_deadline(lab: Lab) -> None:
+    """sleep as PID 1 has no SIGTERM handler: only SIGKILL stops it, and the pod's grace period
+    is the upload allowance (30 s on the test bed, 600 s by default)."""
+    lab.submit("stubborn", "examples/sleeper", timeout=6)
+    job = lab.wait_done("stubborn", timeout=120)
+    cond = condition(job, "Succeeded")
+    assert cond is not None
+    assert (job["status"]["state"], cond["reason"]) == ("FAILED", "Timeout")
+    finished = _seconds(job["status"]["finishedAt"])
+    eventually(lambda: lab.pod("stubborn") is None, timeout=60, what="the timed-out pod gone")
+    # Gone within seconds of the Timeout, not after the upload allowance (UPLOAD_GRACE_SECONDS).
+    assert time.time() - finished < UPLOAD_GRACE_SECONDS - 10
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

@@ -166,7 +166,11 @@ def test_example_ends_in_the_planned_state(
     config_map = plan_config_map(ref, plan, request.manifest_document)
     config_map["metadata"].pop("ownerReferences")
     core.create_namespaced_config_map(namespace, config_map)
-    pod = plan_pod(ref, request, PodPolicy(runner_image=busybox.pinned, upload_grace_seconds=5))
+    # No operator here: the kubelet's deadline (the backstop) is the only one, at the timeout.
+    policy = PodPolicy(
+        runner_image=busybox.pinned, upload_grace_seconds=5, deadline_backstop_seconds=0
+    )
+    pod = plan_pod(ref, request, policy)
     _stand_in(pod, busybox, local_input)
     core.create_namespaced_pod(namespace, pod)
 

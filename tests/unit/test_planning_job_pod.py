@@ -138,7 +138,9 @@ EXPECTED_POD: JSON = {
     },
     "spec": {
         "restartPolicy": "Never",
-        "activeDeadlineSeconds": 600,
+        # The operator stops the pod at the timeout (600 s) with a 1 s grace; the kubelet's own
+        # deadline kill, with the 600 s upload allowance as grace, is the later backstop.
+        "activeDeadlineSeconds": 630,
         "terminationGracePeriodSeconds": 600,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,

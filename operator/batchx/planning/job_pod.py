@@ -64,8 +64,19 @@ The staging plan is a ConfigMap ``<pod name>-plan`` owned by the Job, mounted on
 runner containers: the input alone may be 256 KiB, too big for an environment variable
 (``MAX_ARG_STRLEN`` is 128 KiB) or an annotation (256 KiB for all of them together).
 
-Timeout: ``activeDeadlineSeconds`` = ``timeout`` counts from the pod's start, staging included,
-so the job can never hold resources (or be charged) longer than its reservation.
+Timeout: the job may run ``timeout`` seconds from the pod's start, staging included, so it can
+never hold resources (or be charged) longer than its reservation. At that moment the operator
+declares ``Timeout`` and deletes the pod with a 1 s grace period: the user's container gets
+SIGTERM and, one second later, SIGKILL, whatever it does with SIGTERM and whatever the upload
+allowance is. ``activeDeadlineSeconds`` is only the backstop for an operator that is down: it is
+``timeout`` plus `PodPolicy.deadline_backstop_seconds`, later than the operator's delete, and it
+must be. The kubelet's own deadline kill uses the pod's ``terminationGracePeriodSeconds`` (the
+upload allowance, 600 s), and a kill under way is not shortened by a later delete with a
+shorter grace: a program that ignores SIGTERM (any PID 1 without a handler) then keeps its CPU
+for the whole allowance after its Timeout. The per-container way out, a ``SIGKILL``
+``lifecycle.stopSignal`` on the job container only (KEP-4960), is alpha in Kubernetes 1.33 and
+needs containerd 2; nothing may run inside the user's image to kill it there (no wrapper, no
+exec: it may have no shell).
 
 Status planning
 ---------------
@@ -314,6 +325,9 @@ class PodPolicy:
     runner_image: str
     store_secret: str = "batchx-store"
     upload_grace_seconds: int = 600
+    # activeDeadlineSeconds = timeout + this: the kubelet's deadline kill must come after the
+    # operator's short-grace delete (see "Timeout" in the module docstring).
+    deadline_backstop_seconds: int = 30
     run_as_user: int | None = 1000
     runner_cpu_limit: str = "1"
     runner_memory_limit: str = "512Mi"
@@ -351,7 +365,7 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
     }
     spec: JSON = {
         "restartPolicy": "Never",
-        "activeDeadlineSeconds": res.timeout,
+        "activeDeadlineSeconds": res.timeout + policy.deadline_backstop_seconds,
         "terminationGracePeriodSeconds": policy.upload_grace_seconds,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,

@@ -439,7 +439,7 @@ async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
         stopping = status.state is JobState.CANCELLING or (
             status.state is not None and status.state.is_terminal
         )
-        if stopping and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if stopping and _grace_left(pod) > STOP_GRACE_SECONDS:
             await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
     if status.to_json() == job.status.to_json():
         return False
@@ -471,6 +471,18 @@ async def _decision(ctx: Context, job: _Read) -> Admitted | Refusal:
         candidates = await _candidates(ctx, ref.namespace, job)
     verdict = job.judge(candidates, job_policy(ctx.settings))
     return verdict if isinstance(verdict, Refusal) else Admitted.of_request(verdict)
+
+
+def _grace_left(pod: JSON) -> float:
+    """The grace period a pod is being deleted with (infinite while it is not being deleted).
+
+    A pod deleted with a longer grace (by hand, by the namespace's deletion) is deleted again
+    with the stop grace: the API server shortens the grace of a pod that is terminating.
+    """
+    meta = pod.get("metadata") or {}
+    if not meta.get("deletionTimestamp"):
+        return float("inf")
+    return float(meta.get("deletionGracePeriodSeconds") or 0)
 
 
 def _key(namespace: str, name: str) -> str:
