@@ -451,26 +451,38 @@ async def _decision(ctx: Context, job: _Read) -> Admitted | Refusal:
     """What admission decided for `job`, read back (batchx.planning.job_record), not redone.
 
     The manifest comes from the job's plan ConfigMap once it exists, before that from the
-    pinned Image (looked up by its exact coordinates). Only a job without a record is judged
-    again, as before records existed.
+    pinned Image (looked up by its exact coordinates). A job without a record (admitted by an
+    operator that kept none) is judged again, against that same pinned manifest.
     """
     ref = job.ref
     config_map = await ctx.kube.get_config_map(ref.namespace, plan_config_map_name(ref.name))
     manifest = plan_manifest(config_map)
-    candidates: list[ImageCandidate] | None = None
+    pinned = job.status.image
     if manifest is None:
         candidates = await _candidates(ctx, ref.namespace, job)
-        pinned = job.status.image.coordinates if job.status.image else None
-        match = next((c for c in candidates if str(c.coordinates) == pinned), None)
-        manifest = dict(match.manifest) if match is not None else None
-    if manifest is not None:
-        recorded = admitted(job.model, manifest)
-        if recorded is not None:
-            return recorded
-    if candidates is None:
-        candidates = await _candidates(ctx, ref.namespace, job)
-    verdict = job.judge(candidates, job_policy(ctx.settings))
+        match = next(
+            (c for c in candidates if pinned and str(c.coordinates) == pinned.coordinates), None
+        )
+        if match is None:  # nothing to judge by: the image is gone and no plan kept it
+            return _refusal(job.judge(candidates, job_policy(ctx.settings)))
+        manifest = dict(match.manifest)
+    recorded = admitted(job.model, manifest)
+    if recorded is not None:
+        return recorded
+    try:
+        coordinates = parse_coordinates(str(pinned.coordinates if pinned else ""))
+    except CoordinatesError as err:
+        return Refusal(Reason.IMAGE_NOT_FOUND, "$.status.image.coordinates", err.reason)
+    copy = ImageCandidate(coordinates, str(pinned.container if pinned else ""), manifest, True)
+    verdict = job.judge([copy], job_policy(ctx.settings))
     return verdict if isinstance(verdict, Refusal) else Admitted.of_request(verdict)
+
+
+def _refusal(verdict: Request | Refusal) -> Refusal:
+    if isinstance(verdict, Refusal):
+        return verdict
+    # The image resolves now but not by the pinned coordinates: it is not what was admitted.
+    return Refusal(Reason.IMAGE_NOT_FOUND, "$.status.image", "the admitted image no longer exists")
 
 
 def _grace_left(pod: JSON) -> float:
