@@ -111,6 +111,11 @@ class Settings(_Model):
         description="runnerImage: the project's runner image (stage-in/stage-out containers of "
         "every job Pod), digest-pinned; None: jobs are admitted but get no Pod",
     )
+    gpu_types: tuple[str, ...] = Field(
+        (),
+        description="gpuTypes: GPU products jobs may ask for (spec.gpuType) besides those some "
+        "node is labelled with (nvidia.com/gpu.product): node pools that scale up from zero",
+    )
     upload_grace_seconds: int = Field(
         600,
         ge=1,

@@ -37,8 +37,10 @@ from batchx.planning.job_admission import (
     judge_job,
     missing_files_refusal,
     no_environment_status,
+    offered_gpu_types,
     parse_quantity,
     reservation,
+    unoffered_gpu_type,
 )
 from tests.job_builders import (
     FILE_INPUT_SCHEMA,
@@ -567,3 +569,27 @@ def test_a_job_outside_any_environment_waits_submitted_with_the_reason() -> None
     assert status.conditions[0].message.startswith(
         "namespace stray is not the namespace of a ready Environment"
     )
+
+
+def test_gpu_types_offered_are_the_nodes_labels_and_the_configured_ones() -> None:
+    nodes = [
+        {"metadata": {"labels": {"nvidia.com/gpu.product": "T4"}}},
+        {"metadata": {"labels": {"kubernetes.io/hostname": "cpu-only"}}},
+        {"metadata": {}},
+    ]
+    assert offered_gpu_types(nodes, ["A100"]) == {"T4", "A100"}
+
+
+def test_a_gpu_type_no_node_offers_is_refused_with_the_types_offered() -> None:
+    gpu = candidate(runtime={"minMem": 64, "gpus": "supported"})
+    typo = judge(make_bx_job().gpus(1).gpu_type("t4"), gpu)
+    assert isinstance(typo, Request)
+    assert unoffered_gpu_type(typo, frozenset({"T4", "A100"})) == Refusal(
+        Reason.INVALID_RESOURCES,
+        "$.spec.gpuType",
+        "no node offers gpuType 't4' (nodes labelled nvidia.com/gpu.product=t4); the GPU types "
+        "offered are: A100, T4",
+    )
+    offered = judge(make_bx_job().gpus(1).gpu_type("T4"), gpu)
+    assert isinstance(offered, Request)
+    assert unoffered_gpu_type(offered, frozenset({"T4"})) is None

@@ -608,8 +608,8 @@ def test_a_cancelled_job_is_charged_from_its_recorded_start_after_its_pod_is_gon
                     }
                 ],
             },
-            "the pod is starting: not scheduled yet: 0/1 nodes are available: 1 node(s) "
-            "didn't match selector.",
+            "the pod cannot be scheduled yet: 0/1 nodes are available: 1 node(s) didn't match "
+            "selector. (the job ends FAILED if no node takes it within its timeout of 600 s)",
         ),
         (
             {
@@ -652,3 +652,41 @@ def test_a_stuck_start_says_why(status: JSON, message: str) -> None:
     staged = message.startswith("input files staged")
     state = JobState.DOWNLOADING_INPUT if staged else JobState.STARTING
     assert (result.state, result.message) == (state, message)
+
+
+def test_a_pod_no_node_takes_is_unschedulable_then_failed_at_its_timeout_since_creation() -> None:
+    job = make_bx_job("tutorial/hello:1.0.0").gpus(1).gpu_type("A100").timeout(60)
+    job.input(reads="bx://r.fq")
+    model = job.model()
+    req = request(model)
+    observed = PodBuilder.of(REF, req)
+    observed.body["metadata"]["creationTimestamp"] = "2026-01-01T12:00:00Z"  # T0
+    observed.body["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node "
+                "affinity/selector.",
+            }
+        ],
+    }
+    note = "(it needs 1 GPUs on a node labelled nvidia.com/gpu.product=A100, spec.gpuType)"
+
+    def at(now: datetime) -> JobStatus:
+        inputs = StatusInputs(
+            req.resources, req.rate, req.manifest, req.image, now, req.reservation
+        )
+        return plan_status(model, REF, observed.body, inputs)
+
+    waiting = at(T0 + seconds(59))
+    assert (waiting.state, waiting.conditions[-1].reason) == (JobState.STARTING, "Unschedulable")
+    assert note in (waiting.message or "")
+    ended = at(T0 + seconds(60))
+    assert (ended.state, ended.conditions[-1].reason) == (JobState.FAILED, "Unschedulable")
+    assert (ended.message or "").startswith(
+        "no node took the job's pod within its timeout of 60 s (spec.timeout) " + note
+    )
+    assert ended.credits == JobCredits(reserved=float(req.reservation), charged=0)

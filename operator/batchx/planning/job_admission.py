@@ -23,7 +23,14 @@ Resource rules (BRIEF section 3):
 - ``memory`` (MB, i.e. MiB as in Kubernetes' ``Mi``): default ``runtime.minMem``, never below it;
 - ``gpus``: default 1 when the manifest says ``gpus: required``, else 0; at least 1 when
   required; any GPU request on an image that declares no ``gpus`` is refused;
-- ``gpuType`` only makes sense with at least one GPU;
+- ``gpuType`` only makes sense with at least one GPU, and must be a GPU product the cluster
+  offers: the ``nvidia.com/gpu.product`` label of some node, or one of the operator's
+  ``gpuTypes`` (products of node pools that scale up from zero, so no node shows them yet).
+  Any other is refused (``InvalidResources``, with the products offered): a typo such as ``t4``
+  fails at once instead of leaving a Pod that no node can take. When the operator may not list
+  nodes, or none has the label at all, the check is skipped (fail open: the cluster may label
+  its GPUs otherwise). A Pod that still cannot be scheduled (the nodes went away, or are full)
+  is judged by `batchx.planning.job_pod.plan_status`: Unschedulable, then FAILED at its timeout;
 - ``timeout``: default from the operator's configuration, at most its maximum.
 
 Prices (operator configuration, per hour): a job's rate is
@@ -69,6 +76,7 @@ from batchx.models import (
     JobState,
     JobStatus,
 )
+from batchx.planning import labels
 from batchx.planning.conditions import set_condition
 from batchx.settings import Prices
 
@@ -94,9 +102,11 @@ __all__ = [
     "judge_job",
     "missing_files_refusal",
     "no_environment_status",
+    "offered_gpu_types",
     "parse_quantity",
     "rate_of",
     "reservation",
+    "unoffered_gpu_type",
 ]
 
 # Credits are kept to a millionth: fine enough for one vCPU-second at any sane price, coarse
@@ -331,6 +341,32 @@ def _resources(job: Job, compiled: CompiledManifest, policy: JobPolicy) -> Resou
         gpus=gpus,
         gpu_type=spec.gpu_type,
         timeout=timeout,
+    )
+
+
+def offered_gpu_types(
+    nodes: Iterable[Mapping[str, Any]], configured: Iterable[str]
+) -> frozenset[str]:
+    """The GPU products jobs can ask for: nodes' ``nvidia.com/gpu.product`` plus `configured`."""
+    offered = {
+        str(label)
+        for node in nodes
+        if (label := ((node.get("metadata") or {}).get("labels") or {}).get(labels.GPU_PRODUCT))
+    }
+    return frozenset(offered | set(configured))
+
+
+def unoffered_gpu_type(request: Request, offered: frozenset[str]) -> Refusal | None:
+    """The refusal of a request for a GPU product no node offers (None: fine, or no GPU type)."""
+    wanted = request.resources.gpu_type
+    if wanted is None or wanted in offered:
+        return None
+    listed = ", ".join(sorted(offered)[:20])
+    return Refusal(
+        Reason.INVALID_RESOURCES,
+        "$.spec.gpuType",
+        f"no node offers gpuType {wanted!r} (nodes labelled {labels.GPU_PRODUCT}={wanted}); the "
+        f"GPU types offered are: {listed}",
     )
 
 

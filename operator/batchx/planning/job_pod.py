@@ -167,7 +167,6 @@ STAGE_OUT = "stage-out"
 # The runner image's entrypoint (testbed.runner_image); exec hooks need the whole command.
 RUNNER_COMMAND = ("python3", "-m", "batchx.runner")
 GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 PLAN_VERSION = 1
 _NAME_MAX = 63  # a DNS label: usable as hostname and label value too
 
@@ -394,7 +393,7 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
     if res.gpus:
         spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
         if res.gpu_type:
-            spec["nodeSelector"] = {GPU_PRODUCT_LABEL: res.gpu_type}
+            spec["nodeSelector"] = {labels.GPU_PRODUCT: res.gpu_type}
     if policy.priority_class:
         spec["priorityClassName"] = policy.priority_class
     return {
@@ -590,6 +589,7 @@ class _PodView:
     reason: str
     message: str
     started: datetime | None
+    created: datetime | None
     stage_in: _Container
     stage_out: _Container
     job: _Container
@@ -615,6 +615,7 @@ class _PodView:
             reason=str(status.get("reason") or ""),
             message=str(status.get("message") or ""),
             started=_time(status.get("startTime")),
+            created=_time((pod.get("metadata") or {}).get("creationTimestamp")),
             stage_in=_Container.of(by_name.get(STAGE_IN)),
             stage_out=_Container.of(by_name.get(STAGE_OUT)),
             job=_Container.of(by_name.get(JOB_CONTAINER)),
@@ -667,6 +668,7 @@ def plan_status(
     ``spec.cancel``, pod still running      CANCELLING (Cancelling): the reconciler stops it
     no pod, pod was created before          FAILED (PodLost): never recreated, one pod per job
     no pod yet                              STARTING (Admitted): the reconciler creates it
+    never scheduled, timeout since creation FAILED (Unschedulable)
     DeadlineExceeded, or running past it    FAILED (Timeout)
     stage-in failed                         FAILED (InputStagingFailed)
     job container OOMKilled                 OUT_OF_MEMORY (OOMKilled)
@@ -677,6 +679,7 @@ def plan_status(
     pod not finished, job exited            UPLOADING_OUTPUT
     job container running                   RUNNING
     stage-in running or done                DOWNLOADING_INPUT (never back to STARTING)
+    the scheduler says Unschedulable        STARTING (Unschedulable), Warning Event
     otherwise                               STARTING (Admitted)
     ======================================  =================================================
 
@@ -763,9 +766,17 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
                 f"pod {previous.pod_name} was deleted before the job finished",
             )
         return _Verdict(JobState.STARTING, "Admitted", "waiting for the pod to be created")
-    past_deadline = (
-        view.started is not None and (inputs.now - view.started).total_seconds() >= timeout
-    )
+    # A pod no node took (no startTime) counts its timeout from its creation: it holds its
+    # quota and reservation all the same (rule: batchx.planning.job_admission, gpuType).
+    since = view.started or view.created
+    past_deadline = since is not None and (inputs.now - since).total_seconds() >= timeout
+    if view.started is None and view.unschedulable and past_deadline:
+        return _Verdict(
+            JobState.FAILED,
+            "Unschedulable",
+            f"no node took the job's pod within its timeout of {timeout} s (spec.timeout)"
+            f"{_gpu_note(inputs.resources)}: {view.unschedulable}",
+        )
     if view.reason == "DeadlineExceeded" or (past_deadline and not view.finished):
         # The kubelet reports DeadlineExceeded only once every container is dead, which takes
         # the whole grace period for a program that ignores SIGTERM (any PID 1 without a
@@ -798,7 +809,23 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
             "DownloadingInput",
             "input files staged; starting the job" + _waiting_on(view),
         )
+    if view.unschedulable and view.started is None:
+        return _Verdict(
+            JobState.STARTING,
+            "Unschedulable",
+            f"the pod cannot be scheduled yet{_gpu_note(inputs.resources)}: {view.unschedulable}"
+            f" (the job ends FAILED if no node takes it within its timeout of {timeout} s)",
+        )
     return _Verdict(JobState.STARTING, "Admitted", "the pod is starting" + _waiting_on(view))
+
+
+def _gpu_note(resources: Resources) -> str:
+    if resources.gpu_type is None:
+        return ""
+    return (
+        f" (it needs {resources.gpus} GPUs on a node labelled "
+        f"{labels.GPU_PRODUCT}={resources.gpu_type}, spec.gpuType)"
+    )
 
 
 def _waiting_on(view: _PodView) -> str:

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from batchx import API_VERSION
-from batchx.clients.kube import Conflict, Forbidden, Invalid, NotFound
+from batchx.clients.kube import Conflict, Forbidden, Invalid, KubeError, NotFound
 from batchx.domain.coordinates import CoordinatesError, parse_coordinates
 from batchx.domain.validation import FileRef
 from batchx.models import EnvironmentQuota, Job, JobState, JobStatus
@@ -48,6 +49,8 @@ from batchx.planning.job_admission import (
     judge_job,
     missing_files_refusal,
     no_environment_status,
+    offered_gpu_types,
+    unoffered_gpu_type,
 )
 from batchx.planning.job_pod import (
     JobRef,
@@ -71,6 +74,8 @@ from batchx.reconcile import ledger
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
 from batchx.reconcile.storage import missing_inputs
 from batchx.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 PLURAL = "jobs"
 WAITING = frozenset({None, JobState.SUBMITTED, JobState.QUEUED})
@@ -319,6 +324,7 @@ async def _decide(ctx: Context, one: _Pass, capacity: Capacity) -> list[Admit | 
     it is admitted (a path may have been removed while it waited); a job refused then frees its
     room for the next in line within the same pass.
     """
+    await _refuse_unoffered_gpu_types(ctx, one)
     fresh = {n: r.files for n, (j, r) in one.requests.items() if j.state is not JobState.QUEUED}
     await _refuse_missing_files(ctx, one, fresh)
     checked = set(fresh)
@@ -332,6 +338,28 @@ async def _decide(ctx: Context, one: _Pass, capacity: Capacity) -> list[Admit | 
         checked |= again.keys()
         if not await _refuse_missing_files(ctx, one, again):
             return decisions
+
+
+async def _refuse_unoffered_gpu_types(ctx: Context, one: _Pass) -> None:
+    """Refuse the requests for a GPU product no node offers (rule: `unoffered_gpu_type`)."""
+    if not any(r.resources.gpu_type for _, r in one.requests.values()):
+        return
+    try:
+        nodes = await ctx.kube.list_nodes(selector=labels.GPU_PRODUCT)
+    except KubeError as err:  # e.g. no RBAC to list nodes: the scheduler will say it instead
+        logger.warning("GPU types not checked: nodes cannot be listed: %s", err)
+        return
+    offered = offered_gpu_types(nodes, ctx.settings.gpu_types)
+    if not offered:  # the cluster does not label its GPUs this way: nothing to check against
+        return
+    for name, (job, request) in list(one.requests.items()):
+        refusal = unoffered_gpu_type(request, offered)
+        if refusal is not None:
+            del one.requests[name]
+            status = admission_status(
+                job.model, refusal, generation=job.ref.generation, now=one.now
+            )
+            await _write_or_retry(ctx, job, status, one.outcome)
 
 
 async def _refuse_missing_files(
@@ -443,7 +471,8 @@ async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
             await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
     if status.to_json() == job.status.to_json():
         return False
-    written = await _write(ctx, job, status, outcome)
+    stuck = bool(status.conditions) and status.conditions[-1].reason == "Unschedulable"
+    written = await _write(ctx, job, status, outcome, warning=stuck)
     return written and status.state is not None and status.state.is_terminal
 
 
@@ -512,7 +541,10 @@ def _arm_deadline(
     deadline still ahead, so a stopping job is never woken in a loop.
     """
     key = _key(ref.namespace, ref.name)
-    started = ((pod or {}).get("status") or {}).get("startTime")
+    # A pod no node took has no startTime: its timeout counts from its creation (plan_status).
+    started = ((pod or {}).get("status") or {}).get("startTime") or (
+        (pod or {}).get("metadata") or {}
+    ).get("creationTimestamp")
     if (
         not started
         or status.state is None
