@@ -217,3 +217,33 @@ def test_a_gpu_job_no_node_can_take_is_unschedulable_then_failed_at_its_timeout(
     assert "nvidia.com/gpu.product=T4" in job["status"]["message"]
     assert job["status"]["credits"]["charged"] == 0  # its container never ran
     eventually(lambda: lab.pod("greedy-gpu") is None, timeout=60, what="the pending pod gone")
+
+
+def test_a_job_re_created_under_a_finished_jobs_name_gets_outputs_of_its_own(
+    lab: Lab, job_bed: JobBed
+) -> None:
+    """A GitOps replace: delete the Job, create it again with another input, same name."""
+    with job_bed.store() as store:
+        files = store.env(lab.name)
+        files.put_bytes("texts/first.txt", b"one\n")
+        files.put_bytes("texts/second.txt", b"two two\n")
+    lab.submit("again", "examples/wordcount", {"text": "bx://texts/first.txt"})
+    first = lab.wait_done("again")["status"]
+    assert first["state"] == "SUCCEEDED", first
+    with job_bed.store() as store:
+        files = store.env(lab.name)
+        files.copy("jobs/again/output/counts.txt", "kept/first-counts.txt")  # an alias
+    lab.bx.custom.delete_namespaced_custom_object(GROUP, VERSION, lab.name, "jobs", "again")
+    eventually(lambda: "again" not in [j["metadata"]["name"] for j in lab.bx.jobs(lab.name)])
+    with job_bed.store() as store:
+        files = store.env(lab.name)
+        assert list(files.find("jobs/again/")) == []  # the old job's files went with it
+        assert files.read_bytes("kept/first-counts.txt").split() == [b"1", b"one"]
+
+    lab.submit("again", "examples/wordcount", {"text": "bx://texts/second.txt"})
+    second = lab.wait_done("again")["status"]
+    assert second["state"] == "SUCCEEDED", second
+    assert second["output"]["words"] == 2
+    with job_bed.store() as store:
+        counts = store.env(lab.name).read_bytes("jobs/again/output/counts.txt")
+    assert counts.split() == [b"2", b"two"]

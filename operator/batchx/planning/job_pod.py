@@ -135,6 +135,7 @@ __all__ = [
     "PodPolicy",
     "RunnerReport",
     "input_local_path",
+    "job_files",
     "lists_files",
     "needs_stage_in",
     "output_prefix",
@@ -197,14 +198,23 @@ def pod_name(job_name: str) -> str:
     return f"{name[: _NAME_MAX - 11].rstrip('-.')}-{digest}"
 
 
+def job_files(job_name: str) -> str:
+    """The folder of everything the platform writes for a job: its outputs and its report.
+
+    The job's own: removed when the Job is deleted, so a new Job of the same name (a GitOps
+    tool replacing it) gets paths of its own, which immutable paths would otherwise refuse.
+    """
+    return f"jobs/{job_name}/"
+
+
 def output_prefix(job_name: str) -> str:
     """Where the job's output files land in its environment's file system (BRIEF section 5)."""
-    return f"jobs/{job_name}/output/"
+    return f"{job_files(job_name)}output/"
 
 
 def result_path(job_name: str) -> str:
     """The store path of the full runner report when it is too big for a termination message."""
-    return f"jobs/{job_name}/result.json"
+    return f"{job_files(job_name)}result.json"
 
 
 def input_local_path(ref: FileRef) -> str:

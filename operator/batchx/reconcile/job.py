@@ -57,6 +57,7 @@ from batchx.planning.job_pod import (
     PodPolicy,
     RunnerReport,
     StatusInputs,
+    job_files,
     parse_report,
     plan_config_map,
     plan_config_map_name,
@@ -72,7 +73,7 @@ from batchx.planning.job_record import Admitted, admitted, admitted_request
 from batchx.planning.ledger import JobAccount, credit_totals
 from batchx.reconcile import ledger
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
-from batchx.reconcile.storage import missing_inputs
+from batchx.reconcile.storage import missing_inputs, remove_files
 from batchx.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ WAITING = frozenset({None, JobState.SUBMITTED, JobState.QUEUED})
 STOP_GRACE_SECONDS = 1
 QUOTA_RETRY_SECONDS = 2.0
 NO_RUNNER_RETRY_SECONDS = 30.0
+STORE_RETRY_SECONDS = 10.0
 _ATTEMPTS = 3
 # A deadline wake-up comes this long after pod start + timeout, so the clock is surely past it.
 DEADLINE_MARGIN_SECONDS = 0.25
@@ -688,6 +690,39 @@ def _merge(into: Outcome, other: Outcome) -> None:
         into.retry_after, into.retry_reason = other.retry_after, other.retry_reason
 
 
+async def release_job(ctx: Context, namespace: str, name: str) -> Outcome:
+    """A deleted Job's last step: its pod stopped, then its files removed (`job_files`).
+
+    Held by the Job's finalizer, so the name is free for a new Job only once the old outputs
+    are gone: a Job re-created under a finished Job's name (a GitOps replace) writes its own
+    outputs to the same stable paths instead of failing on immutable ones. A user who wants to
+    keep an output copies it first (``bx cp``: an alias, no bytes copied, no quota). The pod
+    goes first because a running one could still upload into the folder being emptied.
+    """
+    outcome = Outcome()
+    async with ctx.locks.hold(_key(namespace, name)):
+        ctx.wakeups.cancel(_key(namespace, name))
+        pod = await ctx.kube.get_pod(namespace, pod_name(name))
+        if pod is not None:
+            if _grace_left(pod) > STOP_GRACE_SECONDS:
+                await ctx.kube.delete_pod(namespace, pod_name(name), STOP_GRACE_SECONDS)
+            outcome.retry_after, outcome.retry_reason = 1.0, f"waiting for pod {pod_name(name)}"
+            return outcome
+        try:
+            await remove_files(ctx, namespace, job_files(name))
+        except Exception as exc:  # any store failure: keep the finalizer, try again
+            if not await _namespace_terminating(ctx, namespace):
+                outcome.retry_after = STORE_RETRY_SECONDS
+                outcome.retry_reason = f"the files of job {name} could not be removed: {exc}"
+    return outcome
+
+
+async def _namespace_terminating(ctx: Context, namespace: str) -> bool:
+    """Whether `namespace` is being deleted (its Environment with it: nothing to hold for)."""
+    ns = await ctx.kube.get_namespace(namespace)
+    return ns is None or bool((ns.get("metadata") or {}).get("deletionTimestamp"))
+
+
 def owner_job(pod: JSON) -> str | None:
     """The name of the Job that owns `pod`, if a Job does."""
     for owner in (pod.get("metadata") or {}).get("ownerReferences") or []:
@@ -696,4 +731,4 @@ def owner_job(pod: JSON) -> str | None:
     return None
 
 
-__all__ = ["admit", "job_policy", "owner_job", "pod_policy", "reconcile_job"]
+__all__ = ["admit", "job_policy", "owner_job", "pod_policy", "reconcile_job", "release_job"]

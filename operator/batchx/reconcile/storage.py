@@ -7,6 +7,7 @@ thread: the event loop never waits on S3.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from batchx.domain.validation import FileRef
 from batchx.models import EnvironmentStorage, Quantity
 from batchx.planning.job_admission import parse_quantity
 from batchx.reconcile.context import Context
+from batchx.store.errors import NotFoundError
 from batchx.store.fs import EnvFiles, Usage
 
 logger = logging.getLogger(__name__)
@@ -82,3 +84,25 @@ def _present(files: EnvFiles, targets: list[str]) -> set[str]:
     found = {entry.path for entry in files.entries(plain)}
     found.update(t for t in targets if t.endswith("/") and next(files.find(t), None) is not None)
     return found
+
+
+async def remove_files(ctx: Context, environment: str, folder: str) -> int:
+    """Remove every path under `folder` (ending in ``/``) of `environment`; how many went.
+
+    Removing drops references only: content another path still names (a ``bx cp`` copy) stays.
+    Store failures propagate: the caller retries.
+    """
+    store = ctx.store
+    if store is None:
+        return 0
+
+    def remove() -> int:
+        files = store.env(environment)
+        removed = 0
+        for path in list(files.find(folder)):
+            with contextlib.suppress(NotFoundError):  # removed concurrently: gone all the same
+                files.delete(path)
+                removed += 1
+        return removed
+
+    return await asyncio.to_thread(remove)
