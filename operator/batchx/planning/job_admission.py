@@ -15,7 +15,9 @@ environment's jobs together:
 Resolution is pinned: the first verdict stores ``status.image`` (coordinates and container), and
 later verdicts for the same job (a queued job re-judged when room frees) look the pinned
 coordinates up exactly, so a newer version imported while a job waits does not change what it
-runs. An Image deleted in between makes the job fail with ``ImageNotFound``.
+runs. An Image deleted in between makes a waiting job fail with ``ImageNotFound`` (it never ran).
+Once admitted, a job is never judged again: its decision is recorded (``status.admission``) and
+read back (`batchx.planning.job_record`), so deleting its Image changes nothing for it.
 
 Resource rules (BRIEF section 3):
 

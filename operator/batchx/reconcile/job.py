@@ -5,12 +5,15 @@ Two owners, never writing the same job's status at once:
 - `admit` (one pass per environment, serialised and coalesced) owns jobs that were not admitted
   yet (no state, ``SUBMITTED``, ``QUEUED``): it judges each (refusal -> ``FAILED``), asks
   `admit_fifo` which fit the quota and the ledger's fresh balance, and writes ``QUEUED`` (with
-  the numbers) or ``STARTING`` (image pinned, credits reserved). The admission status is stored
-  *before* any object is created, so the ledger counts the reservation from then on.
-- `reconcile_job` (serialised per job) owns admitted jobs: it creates the plan ConfigMap and the
+  the numbers) or ``STARTING`` (image pinned, credits reserved, the decision recorded in
+  ``status.admission``). The admission status is stored *before* any object is created, so the
+  ledger counts the reservation from then on.
+- `reconcile_job` (serialised per job) owns admitted jobs, reading their recorded decision back
+  (never judging them again: `batchx.planning.job_record`): it creates the plan ConfigMap and the
   Pod under deterministic names (AlreadyExists is success, so no job ever gets a second Pod, also
   across operator restarts), and writes `plan_status` of the Pod. The terminal state and the
   charge are one status write. A job that ends re-runs admission for its environment.
+- `release_job` (a deleted Job's finalizer) stops its pod and removes its files.
 
 Every status write carries the resourceVersion it was computed from: a decision made from a
 stale read is refused by the API server (Conflict) and made again from a fresh one.
