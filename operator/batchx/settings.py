@@ -114,7 +114,8 @@ class Settings(_Model):
     gpu_types: tuple[str, ...] = Field(
         (),
         description="gpuTypes: GPU products jobs may ask for (spec.gpuType) besides those some "
-        "node is labelled with (nvidia.com/gpu.product): node pools that scale up from zero",
+        "node is labelled with (nvidia.com/gpu.product): node pools that scale up from zero; "
+        "a list, or comma-separated in BATCHX_GPU_TYPES",
     )
     upload_grace_seconds: int = Field(
         600,
@@ -132,6 +133,14 @@ class Settings(_Model):
         description="storeSecret: the Secret, in each environment namespace, holding the store "
         "URL and credentials the runner containers read (written by the operator)",
     )
+
+    @field_validator("gpu_types", mode="before")
+    @classmethod
+    def _gpu_types(cls, value: Any) -> Any:
+        """An environment variable holds a string: ``A100,L4``."""
+        if isinstance(value, str):
+            return tuple(t.strip() for t in value.split(",") if t.strip())
+        return value
 
     @field_validator("store", mode="before")
     @classmethod

@@ -76,3 +76,11 @@ def test_store_url_or_chart_form(store: object, url: str | None) -> None:
 def test_store_chart_form_needs_a_bucket() -> None:
     with pytest.raises(ValidationError):
         Settings.model_validate({"store": {"backend": "s3"}})
+
+
+def test_gpu_types_from_a_file_list_or_a_comma_separated_variable(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("gpuTypes: [A100]\n")
+    assert Settings.load({"BATCHX_CONFIG": str(config)}).gpu_types == ("A100",)
+    assert Settings.load({"BATCHX_GPU_TYPES": "A100, L4"}).gpu_types == ("A100", "L4")
+    assert Settings.load({}).gpu_types == ()
