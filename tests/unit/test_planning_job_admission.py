@@ -35,11 +35,13 @@ from batchx.planning.job_admission import (
     charge,
     hourly_rate,
     judge_job,
+    parse_quantity,
+    reservation,
+)
+from batchx.planning.job_checks import (
     missing_files_refusal,
     no_environment_status,
     offered_gpu_types,
-    parse_quantity,
-    reservation,
     unoffered_gpu_type,
 )
 from tests.job_builders import (

@@ -50,6 +50,8 @@ from batchx.planning.job_admission import (
     admit_fifo,
     cancelled_status,
     judge_job,
+)
+from batchx.planning.job_checks import (
     missing_files_refusal,
     no_environment_status,
     offered_gpu_types,
