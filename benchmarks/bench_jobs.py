@@ -47,7 +47,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from tests.watching import Recorder, Seen
 
-from testbed import cluster, example_images, images, paths, runner_image
+from testbed import cluster, example_images, paths, product_images
 from testbed import s3 as s3bed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -473,12 +473,13 @@ def main() -> int:
     operator: Operator | None = None
     bench: Bench | None = None
     try:
-        runner = images.import_image(runner_image.runner_spec())
+        runner = product_images.build("runner")
         example = example_images.build_example(EXAMPLE)
         settings = {
             **store_env,
             "KUBECONFIG": str(paths.kubeconfig()),
             "BATCHX_LIVENESS_ENDPOINT": "",
+            "BATCHX_READINESS_ENDPOINT": "",
             RUNNER_IMAGE_VARIABLE: runner.pinned,
         }
         operator = Operator(settings, workdir / "operator.log")

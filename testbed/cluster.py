@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed import images, paths, procs
+from testbed import images, paths, procs, registry
 
 HERE = Path(__file__).resolve().parent
 NODE = "batchx-node"
@@ -39,12 +39,14 @@ BRIDGE = "bxbr0"
 GATEWAY = os.environ.get("BATCHX_BRIDGE_IP", "10.87.0.1")
 SUBNET = os.environ.get("BATCHX_POD_SUBNET", "10.87.0.0/24")
 SERVICE_RANGE = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service: the first address of SERVICE_RANGE
 API_PORT = int(os.environ.get("BATCHX_API_PORT", "6443"))
 ETCD_PORT = int(os.environ.get("BATCHX_ETCD_PORT", "23790"))
 GPUS = int(os.environ.get("BATCHX_FAKE_GPUS", "2"))
 GPU_PRODUCT = os.environ.get("BATCHX_FAKE_GPU_PRODUCT", "T4")
 COMPONENTS = [
     "etcd",
+    "registry",
     "containerd",
     "kube-apiserver",
     "kube-controller-manager",
@@ -115,7 +117,7 @@ def ensure_pki(pki: Path) -> None:
         _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
         _openssl("rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
     sans = (
-        f"subjectAltName=IP:127.0.0.1,IP:{GATEWAY},IP:10.96.0.1,DNS:localhost,"
+        f"subjectAltName=IP:127.0.0.1,IP:{GATEWAY},IP:{SERVICE_IP},DNS:localhost,"
         "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
         "DNS:kubernetes.default.svc.cluster.local"
     )
@@ -315,6 +317,9 @@ state = "{run / "containerd"}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{cni_conf}"
+  # Image names resolve through hosts.toml files: batchx.local is the test bed's registry.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{registry.hosts_dir(state)}"
 """)
     return cfg
 
@@ -341,7 +346,7 @@ def kubelet_config(state: Path, pki: Path) -> Path:
                     "x509": {"clientCAFile": str(pki / "ca.crt")},
                 },
                 "authorization": {"mode": "Webhook"},
-                # Images cannot be pulled again (no registry): never garbage-collect them.
+                # Images the test bed imported with `ctr` (pause) cannot be pulled again.
                 "imageGCHighThresholdPercent": 100,
                 "imageGCLowThresholdPercent": 99,
                 "evictionHard": {
@@ -389,6 +394,7 @@ def processes(bins: Path, state: Path, pki: Path) -> list[Proc]:
                 str(2 << 30),
             ],
         ),
+        Proc("registry", registry.argv(state)),
         Proc("containerd", ["/usr/bin/containerd", "--config", str(containerd_config(state))]),
         Proc(
             "kube-apiserver",
@@ -518,6 +524,7 @@ def up() -> Path:
     t_build = time.monotonic()
 
     procs["etcd"].start()
+    procs["registry"].start()
     procs["containerd"].start()
     wait_for("containerd", lambda: bool(images.ctr("version")), 30)
     images.import_image(images.pause_spec())
@@ -530,6 +537,8 @@ def up() -> Path:
     )
     procs["kube-apiserver"].start()
     wait_for("kube-apiserver", lambda: _https_ok(f"https://127.0.0.1:{API_PORT}/readyz", pki), 90)
+    wait_for("registry", registry.ready, 30)
+    _route_service_ip_to_apiserver()
     for name in ("kube-controller-manager", "kube-scheduler", "kubelet"):
         procs[name].start()
     wait_for("node Ready", lambda: _node_ready(bins), 120)
@@ -579,19 +588,42 @@ def _unmount_under(prefixes: list[str]) -> None:
         _sh("umount", "-l", point)
 
 
+SERVICE_CHAIN = "BATCHX-APISERVER"
+
+
+def _route_service_ip_to_apiserver() -> None:
+    """Pods reach the API server at the `kubernetes` Service's address, as in any cluster.
+
+    The test bed runs no kube-proxy and its API server listens on 127.0.0.1 only, so one DNAT
+    rule (in a chain of our own, for packets that enter from the pod bridge) sends
+    10.96.0.1:443 to 127.0.0.1:API_PORT; `route_localnet` on the bridge lets the kernel deliver
+    them to a loopback address. In-cluster clients (the operator's Pod, pipelines) then use
+    KUBERNETES_SERVICE_HOST unchanged. The API server's certificate names 10.96.0.1.
+    """
+    Path(f"/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet").write_text("1\n")
+    _sh("iptables", "-t", "nat", "-N", SERVICE_CHAIN)
+    _sh("iptables", "-t", "nat", "-F", SERVICE_CHAIN)
+    dnat = ["-d", f"{SERVICE_IP}/32", "-p", "tcp", "--dport", "443",
+            "-j", "DNAT", "--to-destination", f"127.0.0.1:{API_PORT}"]  # fmt: skip
+    _sh("iptables", "-t", "nat", "-A", SERVICE_CHAIN, *dnat, check=True)
+    _sh("iptables", "-t", "nat", "-A", "PREROUTING", "-i", BRIDGE, "-j", SERVICE_CHAIN, check=True)
+
+
 def _remove_kubelet_iptables() -> None:
-    """Drop the KUBE-* chains the kubelet adds (firewall for localnet, canaries) and their jumps."""
+    """Drop the KUBE-* chains the kubelet adds (firewall for localnet, canaries), our own
+    BATCHX-* chain, and their jumps."""
+    ours = ("KUBE-", "BATCHX-")
     for table in ("filter", "nat", "mangle"):
         rules = _sh("iptables", "-t", table, "-S").stdout.splitlines()
         for rule in rules:
             parts = rule.split()
-            if parts[0] == "-A" and not parts[1].startswith("KUBE-") and "KUBE-" in rule:
+            if parts[0] == "-A" and not parts[1].startswith(ours) and any(o in rule for o in ours):
                 _sh("iptables", "-t", table, "-D", *parts[1:])
         for rule in rules:
-            if rule.startswith("-N KUBE-"):
+            if rule.startswith(("-N KUBE-", "-N BATCHX-")):
                 _sh("iptables", "-t", table, "-F", rule.split()[1])
         for rule in rules:
-            if rule.startswith("-N KUBE-"):
+            if rule.startswith(("-N KUBE-", "-N BATCHX-")):
                 _sh("iptables", "-t", table, "-X", rule.split()[1])
 
 

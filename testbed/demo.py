@@ -1,17 +1,20 @@
-"""`make demo`: the product's main job, end to end, on the local test bed.
+"""`make demo`: the product's main job, end to end, on the local test bed, installed as an admin
+installs it.
 
-Brings up the cluster (or reuses a running one), starts MinIO where pods can reach it, builds the
-runner and an example image, starts the operator, creates an Environment, imports the image,
-uploads an input file, runs a Job and prints its state, output JSON (with `bx://` paths), the
-output file's content and the credits charged. The operator and MinIO are stopped at the end; the
-cluster keeps running for the next demo (`make cluster-down` stops it).
+Brings up the cluster (or reuses a running one) with its registry, starts MinIO where pods can
+reach it, builds the operator and runner images from images/Dockerfile and an example image,
+pushes them to the registry, `helm install`s the chart (the operator runs as a Pod pulled from
+the registry), creates an Environment, imports the image, uploads an input file, runs a Job and
+prints its state, output JSON (with `bx://` paths), the output file's content and the credits
+charged. The release is uninstalled and MinIO stopped at the end (CRDs and Environments stay,
+as `helm uninstall` leaves them); the cluster keeps running for the next demo
+(`make cluster-down` stops it).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,12 +25,14 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from testbed import cluster, example_images, images, paths, runner_image
+from testbed import chart, cluster, example_images, paths, product_images
 from testbed import s3 as s3bed
 
 REPO = Path(__file__).resolve().parent.parent
 BX = str(Path(sys.executable).parent / "bx")  # the console script of this environment
 ENV = "demo"
+BUCKET = "batchx"
+SYSTEM_NAMESPACE = "batchx-system"
 GROUP, VERSION = "batchx.io", "v1alpha1"
 TERMINAL = {
     "SUCCEEDED", "WARNING", "FAILED", "CANCELLED", "OUT_OF_MEMORY", "INVALID_OUTPUT",
@@ -49,25 +54,14 @@ def wait(what: str, probe: Any, timeout: float) -> Any:
     raise TimeoutError(f"{what} not reached within {timeout:.0f}s")
 
 
-def apply_crds(api: client.ApiClient) -> None:
-    kubectl = cluster.build_binaries() / "kubectl"
-    subprocess.run(
-        [str(kubectl), f"--kubeconfig={paths.kubeconfig()}", "apply", "-f", "crds/"],
-        check=True,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-    )
+def crds_established(api: client.ApiClient) -> bool:
     ext = client.ApiextensionsV1Api(api)
-
-    def established() -> bool:
-        for plural in ("environments", "images", "jobs"):
-            crd = ext.read_custom_resource_definition(f"{plural}.{GROUP}")
-            conditions = {c.type: c.status for c in crd.status.conditions or []}
-            if conditions.get("Established") != "True":
-                return False
-        return True
-
-    wait("CRDs established", established, 60)
+    for plural in ("environments", "images", "jobs"):
+        crd = ext.read_custom_resource_definition(f"{plural}.{GROUP}")
+        conditions = {c.type: c.status for c in crd.status.conditions or []}
+        if conditions.get("Established") != "True":
+            return False
+    return True
 
 
 def create_or_replace(custom: client.CustomObjectsApi, plural: str, body: dict[str, Any]) -> None:
@@ -99,27 +93,8 @@ def image_coordinates(custom: client.CustomObjectsApi) -> str | None:
 def start_store(workdir: Path) -> tuple[s3bed.S3Server, dict[str, str]]:
     """MinIO on the bridge gateway (pods reach it there), a bucket, and the store settings."""
     s3 = s3bed.start(workdir / "s3", host=cluster.GATEWAY)
-    s3.make_bucket("batchx")
-    return s3, {"BATCHX_STORE": f"s3://batchx?endpoint={s3.endpoint}", **s3.credentials()}
-
-
-def start_operator(
-    kubeconfig: Path, store_env: dict[str, str], runner: str, log: Path
-) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "batchx"],
-            env={
-                **os.environ,
-                **store_env,
-                "KUBECONFIG": str(kubeconfig),
-                "BATCHX_LOG_FORMAT": "text",
-                "BATCHX_LIVENESS_ENDPOINT": "",
-                "BATCHX_RUNNER_IMAGE": runner,
-            },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    s3.make_bucket(BUCKET)
+    return s3, {"BATCHX_STORE": f"s3://{BUCKET}?endpoint={s3.endpoint}", **s3.credentials()}
 
 
 def run_job(custom: client.CustomObjectsApi, name: str) -> dict[str, Any]:
@@ -172,17 +147,28 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="batchx-demo-"))
     say("test bed: S3 server (MinIO) on the pod bridge gateway")
     s3, store_env = start_store(workdir)
-    operator: subprocess.Popen[bytes] | None = None
+    release = chart.Release("batchx", SYSTEM_NAMESPACE, kubeconfig)
     try:
-        say("images: runner (stages files) and examples/wordcount, built here without a registry")
-        runner = images.import_image(runner_image.runner_spec())
+        say("images: operator and runner from images/Dockerfile (buildah), examples/wordcount")
+        t_build = time.monotonic()
+        operator_image = product_images.build("operator")
+        runner = product_images.build("runner")
         example = example_images.build_example("wordcount")
-        print(f"   {runner.pinned}\n   {example.image.pinned}")
+        print(f"   {operator_image.pinned}\n   {runner.pinned}\n   {example.image.pinned}")
+        print(
+            f"   built and pushed to the test bed's registry in {time.monotonic() - t_build:.0f}s"
+        )
 
-        say("operator: CRDs applied, `python -m batchx` started")
-        apply_crds(api)
-        operator = start_operator(kubeconfig, store_env, runner.pinned, workdir / "operator.log")
-        print(f"   logs: {workdir / 'operator.log'}")
+        say(f"operator: helm install batchx helm/batchx-operator -n {SYSTEM_NAMESPACE}")
+        release.store_secret(s3)
+        values = chart.admin_values(operator_image, runner, s3, BUCKET)
+        print("   values: " + json.dumps(values))
+        ready_after = release.install(values)
+        pod = release.operator_pod()
+        image_id = pod["status"]["containerStatuses"][0]["imageID"]
+        print(f"   pod {pod['metadata']['name']} Ready {ready_after:.0f}s after helm install")
+        print(f"   pulled {image_id}")
+        wait("CRDs established", lambda: crds_established(api), 60)
 
         say(f"Environment {ENV}: 4 vCPU, 4 GiB, 2 jobs at once, 1 GiB storage, 100 credits")
         create_or_replace(custom, "environments", {
@@ -214,12 +200,7 @@ def main() -> int:
         say(f"done in {time.monotonic() - t0:.0f}s; `make cluster-down` stops the cluster")
         return 0 if status["state"] in ("SUCCEEDED", "WARNING") else 1
     finally:
-        if operator is not None:
-            operator.send_signal(signal.SIGTERM)
-            try:
-                operator.wait(20)
-            except subprocess.TimeoutExpired:
-                operator.kill()
+        release.uninstall()
         s3bed.stop(s3)
 
 

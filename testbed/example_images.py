@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed import paths
-from testbed.images import BuiltImage, Entry, ImageSpec, busybox_entries, import_image
+from testbed.images import BuiltImage, Entry, ImageSpec, busybox_entries, publish
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 TAG = "1.0.0"
@@ -120,9 +120,9 @@ class Example:
         }
 
 
-def build_example(name: str, sock: Path | None = None) -> Example:
-    """Build example `name` (cached by content), import it into containerd, return it."""
-    return Example(name, import_image(RECIPES[name](), sock=sock), manifest(name))
+def build_example(name: str) -> Example:
+    """Build example `name` (cached by content), push it to the test bed's registry."""
+    return Example(name, publish(RECIPES[name]()), manifest(name))
 
 
 def main() -> None:

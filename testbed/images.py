@@ -1,9 +1,11 @@
-"""Build OCI images without a registry or a Docker engine, and import them into containerd.
+"""Build small OCI images without a Docker engine; push them to the test bed's registry.
 
 An OCI image is a handful of JSON documents and one tar layer per filesystem change. This module
 writes them directly (deterministically: fixed mtimes and ordering, so the same inputs give the
-same digest) and hands the archive to `ctr images import` in the kubelet's containerd namespace.
-Each image is also named by its digest (`name@sha256:...`) so Pods can reference it pinned.
+same digest) and pushes the archive to the test bed's registry (`publish`), from which the
+kubelet pulls it like any image; Pods reference it pinned (`batchx.local/name@sha256:...`).
+Only the pause image, which containerd needs before the first Pod, is imported with `ctr`.
+The product's own images come from images/Dockerfile instead (testbed/product_images.py).
 
     python -m testbed.images build pause        # any name from RECIPES below
 """
@@ -24,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testbed import paths
+from testbed import paths, registry
 
 REGISTRY = "batchx.local"
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -165,6 +167,10 @@ def write_archive(spec: ImageSpec, out: Path) -> str:
             "WorkingDir": spec.workdir,
         },
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        # One entry per layer: builders that take this image as a base (buildah) count them.
+        "history": [
+            {"created": "1970-01-01T00:00:00Z", "created_by": "testbed.images"} for _ in layers
+        ],
     }
     config_digest, config_size = _blob(layout, json.dumps(config, sort_keys=True).encode())
     manifest = {
@@ -204,8 +210,22 @@ def ctr(*args: str, sock: Path | None = None) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 
+def publish(spec: ImageSpec) -> BuiltImage:
+    """Build `spec` and push it to the test bed's registry; safe to run concurrently."""
+    images_dir = paths.cache_dir() / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=images_dir, suffix=".partial") as tmp:
+        archive = Path(tmp) / "image.tar"
+        digest = write_archive(spec, archive)
+        pushed = registry.push_archive(archive, spec.name, spec.tag)
+    if pushed != digest:  # pragma: no cover - skopeo --preserve-digests refuses to change it
+        raise RuntimeError(f"{spec.ref}: pushed as {pushed}, built as {digest}")
+    return BuiltImage(spec.ref, digest)
+
+
 def import_image(spec: ImageSpec, sock: Path | None = None) -> BuiltImage:
-    """Build `spec` and import it into the kubelet's containerd; safe to run concurrently.
+    """Build `spec` and import it into the kubelet's containerd (no registry involved; for the
+    pause image); safe to run concurrently.
 
     The archive is written under a private temporary name (two builders never share a file,
     even when they build different content under the same reference) and removed once imported:
@@ -280,7 +300,7 @@ def main() -> None:
     parser.add_argument("names", nargs="+", choices=sorted(RECIPES))
     args = parser.parse_args()
     for name in args.names:
-        built = import_image(RECIPES[name]())
+        built = publish(RECIPES[name]())
         print(built.pinned)
 
 

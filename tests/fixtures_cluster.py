@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client, config
 
 from testbed import cluster as testbed_cluster
-from testbed import images, paths
+from testbed import images, paths, product_images
 from tests.helpers import eventually
 
 
@@ -41,13 +41,22 @@ class Cluster:
         self.kind = kind
 
     def load_image(self, spec: images.ImageSpec) -> images.BuiltImage:
-        """Build an image and make it runnable on the node (no registry involved)."""
+        """Build an image and make it pullable by the node (the test bed's registry)."""
         if self.kind is None:
-            return images.import_image(spec)
+            return images.publish(spec)
         archive = Path(tempfile.mkdtemp(prefix="batchx-kind-")) / "image.tar"
         digest = images.write_archive(spec, archive)
         self.kind.kind("load", "image-archive", str(archive), "--name", self.kind.name)
         return images.BuiltImage(spec.ref, digest)
+
+    def product_image(self, target: product_images.Target) -> images.BuiltImage:
+        """The operator or runner image, built from images/Dockerfile and pullable by the node."""
+        built = product_images.build(target)
+        if self.kind is not None:
+            archive = Path(tempfile.mkdtemp(prefix="batchx-kind-")) / "image.tar"
+            product_images.export(target, archive)
+            self.kind.kind("load", "image-archive", str(archive), "--name", self.kind.name)
+        return built
 
     def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         kubectl = testbed_cluster.build_binaries() / "kubectl" if self.kind is None else "kubectl"

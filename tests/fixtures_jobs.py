@@ -24,7 +24,7 @@ from testbed.images import BuiltImage
 
 from batchx.store import open_store
 from batchx.store.fs import Store
-from testbed import example_images, runner_image
+from testbed import example_images
 from testbed import s3 as s3bed
 from tests.fixtures_cluster import Cluster
 from tests.fixtures_operator import TEST_SETTINGS
@@ -88,7 +88,7 @@ def job_bed(cluster: Cluster, pod_s3: s3bed.S3Server) -> JobBed:
     return JobBed(
         s3=pod_s3,
         store_url=f"s3://{bucket}/store?endpoint={pod_s3.endpoint}",
-        runner=cluster.load_image(runner_image.runner_spec()),
+        runner=cluster.product_image("runner"),
         examples={name: example_images.build_example(name) for name in example_images.RECIPES},
     )
 

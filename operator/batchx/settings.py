@@ -95,6 +95,8 @@ class Settings(_Model):
     metrics_address: str = Field(
         "127.0.0.1", description="metricsAddress: the address /metrics listens on"
     )
+    # Readiness (the chart's readinessProbe): 503 with the reason until the operator can run jobs.
+    readiness_endpoint: str | None = "http://127.0.0.1:8081/readyz"
     log_format: Literal["json", "text"] = "json"
     kubeconfig: str | None = Field(
         None, description="kubeconfig: file to log in with (None: in-cluster or $KUBECONFIG)"
@@ -109,7 +111,8 @@ class Settings(_Model):
     runner_image: str | None = Field(
         None,
         description="runnerImage: the project's runner image (stage-in/stage-out containers of "
-        "every job Pod), digest-pinned; None: jobs are admitted but get no Pod",
+        "every job Pod), pinned by digest in production; None: no job is admitted (they wait "
+        "QUEUED, OperatorNotConfigured)",
     )
     gpu_types: tuple[str, ...] = Field(
         (),
@@ -141,6 +144,32 @@ class Settings(_Model):
         if isinstance(value, str):
             return tuple(t.strip() for t in value.split(",") if t.strip())
         return value
+
+    @field_validator("runner_image", mode="before")
+    @classmethod
+    def _runner_image(cls, value: Any) -> Any:
+        return value or None  # the chart's "" means "not set"
+
+    def jobs_unavailable(self) -> str | None:
+        """Why this operator cannot run any job (a setting every job needs is missing), or None.
+
+        Every job Pod has runner containers, and every job's output goes through the store.
+        """
+        missing = []
+        if not self.runner_image:
+            missing.append(
+                "runnerImage (the chart sets it from `registry` and `runner`; or "
+                "BATCHX_RUNNER_IMAGE)"
+            )
+        if not self.store:
+            missing.append("store (the chart's `config.store`; or BATCHX_STORE)")
+        if not missing:
+            return None
+        return (
+            "the operator cannot run jobs: its configuration lacks "
+            + " and ".join(missing)
+            + "; the job starts once an admin sets it"
+        )
 
     @field_validator("store", mode="before")
     @classmethod

@@ -146,6 +146,12 @@ class Bx:
             GROUP, VERSION, namespace, "jobs", name, {"status": status}
         )
 
+    def job(self, namespace: str, name: str) -> JSON:
+        result: JSON = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "jobs", name
+        )
+        return result
+
     def jobs(self, namespace: str) -> list[JSON]:
         result = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "jobs")
         return list(result["items"])

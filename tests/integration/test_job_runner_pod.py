@@ -30,7 +30,7 @@ from batchx.planning.job_pod import (
     staging_plan,
 )
 from batchx.store import open_store
-from testbed import example_images, runner_image
+from testbed import example_images
 from testbed import s3 as s3bed
 from tests.fixtures_cluster import Cluster
 from tests.helpers import eventually
@@ -89,7 +89,7 @@ def test_wordcount_runs_with_real_staging_through_s3(
         namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
     )
     core.create_namespaced_secret(namespace, _secret(pod_s3, store_url))
-    runner = cluster.load_image(runner_image.runner_spec())
+    runner = cluster.product_image("runner")
     example = example_images.build_example("wordcount")
     with open_store(store_url) as store:
         store.env(namespace).put_bytes("texts/a.txt", b"the cat saw the dog\nthe end\n")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
+import urllib.error
 import urllib.request
 
 import pytest
 
+from tests.builders import PINNED, manifest
 from tests.fixtures_operator import OperatorProcess
 from tests.helpers import eventually
-from tests.integration.bx import Bx
+from tests.integration.bx import Bx, condition
 
 pytestmark = pytest.mark.cluster
 
@@ -48,3 +50,50 @@ def test_liveness_json_logs_and_batchx_markers(operator_process: OperatorProcess
     records = [json.loads(line) for line in lines if line.startswith("{")]
     assert records, "no JSON log lines"
     assert all({"message", "severity", "timestamp"} <= set(r) for r in records)
+
+
+def test_without_a_runner_image_it_is_not_ready_and_jobs_wait_reserving_nothing(
+    operator_process: OperatorProcess, bx: Bx
+) -> None:
+    """A job must never hang silently for a missing setting: the operator says so at start-up
+    (one error line), its readiness fails with the reason, and jobs wait QUEUED naming the
+    setting, with nothing reserved."""
+    url = f"http://127.0.0.1:{_free_port()}/readyz"
+    operator_process.env["BATCHX_READINESS_ENDPOINT"] = url
+    operator_process.start()
+
+    def readiness() -> tuple[int, dict[str, object]] | None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status, dict(json.loads(response.read()))
+        except urllib.error.HTTPError as err:
+            return err.code, dict(json.loads(err.read()))
+
+    status, body = eventually(readiness, timeout=60, what="readiness endpoint")
+    assert status == 503
+    assert body["ready"] is False
+    assert "runnerImage" in str(body["reason"])
+    assert "store" in str(body["reason"])
+
+    env = bx.create_environment(credits=100)
+    bx.wait_ready(env, timeout=90)
+    bx.create_image(env, "hello", {"image": PINNED, "manifest": manifest()})
+    bx.wait_image(env, "hello", "True", "Accepted")
+    bx.create_job(env, "waits")
+    job = eventually(
+        lambda: (j := bx.job(env, "waits")).get("status", {}).get("state") == "QUEUED" and j,
+        timeout=60,
+        what="job QUEUED",
+    )
+    cond = condition(job, "Succeeded")
+    assert cond["reason"] == "OperatorNotConfigured"
+    assert "runnerImage" in cond["message"]
+    assert job["status"]["credits"]["reserved"] == 0
+    assert (bx.environment(env).get("status") or {}).get("credits", {}).get("reserved", 0) == 0
+    errors = [
+        json.loads(line)
+        for line in operator_process.log.read_text().splitlines()
+        if line.startswith("{") and "cannot run jobs" in line
+    ]
+    assert len(errors) == 1, errors
+    assert errors[0]["severity"] == "error"

@@ -30,7 +30,7 @@ def busybox_pod(name: str, image: images.BuiltImage, script: str, **resources: s
                 client.V1Container(
                     name="main",
                     image=image.pinned,
-                    image_pull_policy="Never",
+                    image_pull_policy="IfNotPresent",
                     command=["sh", "-c", script],
                     resources=client.V1ResourceRequirements(limits=limits, requests=limits),
                 )

@@ -409,6 +409,22 @@ def test_a_job_larger_than_the_whole_quota_waits_without_blocking() -> None:
     ]
 
 
+def test_an_operator_missing_a_setting_admits_nothing_and_says_which() -> None:
+    unavailable = "the operator cannot run jobs: its configuration lacks runnerImage"
+    room = replace(capacity(), unavailable=unavailable)
+    decisions = admit_fifo([req("b", "t2"), req("a", "t1")], room)
+    assert outcome(decisions) == [
+        ("a", "OperatorNotConfigured", unavailable),
+        ("b", "OperatorNotConfigured", unavailable),
+    ]
+    assert all(isinstance(d, Wait) and not d.blocking for d in decisions)
+    job = make_bx_job("tutorial/hello:1.0.0").model()
+    status = admission_status(job, decisions[0], generation=1, now=NOW)
+    assert status.state is JobState.QUEUED
+    assert status.credits is not None
+    assert status.credits.reserved == 0
+
+
 def test_credits_are_taken_by_each_admitted_job_in_turn() -> None:
     decisions = admit_fifo(
         [req("a", "t1"), req("b", "t2"), req("c", "t3")],

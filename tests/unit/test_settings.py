@@ -84,3 +84,22 @@ def test_gpu_types_from_a_file_list_or_a_comma_separated_variable(tmp_path: Path
     assert Settings.load({"BATCHX_CONFIG": str(config)}).gpu_types == ("A100",)
     assert Settings.load({"BATCHX_GPU_TYPES": "A100, L4"}).gpu_types == ("A100", "L4")
     assert Settings.load({}).gpu_types == ()
+
+
+def test_jobs_unavailable_names_each_missing_setting() -> None:
+    bare = Settings.load({})
+    reason = bare.jobs_unavailable()
+    assert reason is not None
+    assert "runnerImage" in reason
+    assert "store" in reason
+    runner_only = Settings.load({"BATCHX_RUNNER_IMAGE": "r@sha256:" + "0" * 64})
+    assert "runnerImage" not in (runner_only.jobs_unavailable() or "")
+    assert "store" in (runner_only.jobs_unavailable() or "")
+    both = Settings.load({"BATCHX_RUNNER_IMAGE": "r:1", "BATCHX_STORE": "s3://bx"})
+    assert both.jobs_unavailable() is None
+
+
+def test_the_charts_empty_runner_image_means_unset(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("runnerImage: ''\n")
+    assert Settings.load({"BATCHX_CONFIG": str(path)}).runner_image is None

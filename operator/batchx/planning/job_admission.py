@@ -126,6 +126,7 @@ class Reason(StrEnum):
     INSUFFICIENT_CREDITS = "InsufficientCredits"
     POD_REJECTED = "PodRejected"  # the API server refused the planned Pod (not quota)
     ENVIRONMENT_NOT_FOUND = "EnvironmentNotFound"  # waits: no Environment owns the namespace
+    OPERATOR_NOT_CONFIGURED = "OperatorNotConfigured"  # a setting every job needs is missing
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -467,6 +468,8 @@ class Capacity:
     # Reservations of the running jobs: released when they finish, so the most the balance can
     # reach without a top-up is balance + running_reserved.
     running_reserved: Decimal = Decimal(0)
+    # Why no job can start at all (the operator lacks a setting every job needs), or None.
+    unavailable: str | None = None
 
     @classmethod
     def of(
@@ -476,6 +479,7 @@ class Capacity:
         running: Usage,
         balance: Decimal,
         running_reserved: Decimal,
+        unavailable: str | None = None,
     ) -> Capacity:
         quota = quota or EnvironmentQuota()
         return cls(
@@ -486,6 +490,7 @@ class Capacity:
             running=running,
             balance=balance,
             running_reserved=running_reserved,
+            unavailable=unavailable,
         )
 
 
@@ -502,8 +507,9 @@ class Admit:
 
 @dataclass(frozen=True)
 class Wait:
-    """The job stays QUEUED: `reason` is QuotaExceeded or InsufficientCredits; `message` has the
-    numbers. `blocking` is False for a job that could not start even in an empty environment."""
+    """The job stays QUEUED: `reason` is QuotaExceeded, InsufficientCredits or
+    OperatorNotConfigured; `message` has the numbers or the missing setting. `blocking` is
+    False for a job that could not start even in an empty environment."""
 
     request: Request
     reason: Reason
@@ -518,7 +524,16 @@ def admit_fifo(requests: Sequence[Request], capacity: Capacity) -> list[Admit | 
     order the caller listed them in. Each admitted request takes its room and credits before the
     next is considered; the first one that does not fit blocks everything behind it (they wait
     with its reason and numbers), except requests that cannot fit at all, which never block.
+
+    An operator without a setting every job needs (`Capacity.unavailable`) admits nothing: each
+    request waits with ``OperatorNotConfigured`` naming the setting, reserving nothing, and
+    starts once the operator is configured (as Kueue holds workloads of an inactive queue).
     """
+    if capacity.unavailable is not None:
+        return [
+            Wait(r, Reason.OPERATOR_NOT_CONFIGURED, capacity.unavailable, blocking=False)
+            for r in sorted(requests, key=lambda r: (r.created, r.name))
+        ]
     decisions: list[Admit | Wait] = []
     running, balance = capacity.running, capacity.balance
     blocker: Wait | None = None

@@ -283,7 +283,11 @@ async def _admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> lis
     spec_quota = (env.get("spec") or {}).get("quota")
     quota = EnvironmentQuota.model_validate(spec_quota) if spec_quota else None
     capacity = Capacity.of(
-        quota, running=running, balance=totals.balance, running_reserved=running_reserved
+        quota,
+        running=running,
+        balance=totals.balance,
+        running_reserved=running_reserved,
+        unavailable=ctx.settings.jobs_unavailable(),
     )
     admitted = []
     for decision in await _decide(ctx, _Pass(namespace, requests, outcome, now), capacity):
