@@ -2,12 +2,10 @@
 
 Two owners, never writing the same job's status at once:
 
-- `admit` (one pass per environment, serialised and coalesced) owns jobs that were not admitted
-  yet (no state, ``SUBMITTED``, ``QUEUED``): it judges each (refusal -> ``FAILED``), asks
-  `admit_fifo` which fit the quota and the ledger's fresh balance, and writes ``QUEUED`` (with
-  the numbers) or ``STARTING`` (image pinned, credits reserved, the decision recorded in
-  ``status.admission``). The admission status is stored *before* any object is created, so the
-  ledger counts the reservation from then on.
+- `admit` (one pass per environment, serialised and coalesced: `batchx.reconcile.admission`)
+  owns jobs that were not admitted yet (no state, ``SUBMITTED``, ``QUEUED``) and writes
+  ``QUEUED`` or ``STARTING`` (the decision recorded in ``status.admission``), then starts the
+  jobs it admitted.
 - `reconcile_job` (serialised per job) owns admitted jobs, reading their recorded decision back
   (never judging them again: `batchx.planning.job_record`): it creates the plan ConfigMap and the
   Pod under deterministic names (AlreadyExists is success, so no job ever gets a second Pod, also
@@ -23,39 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 from contextlib import suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from batchx import API_VERSION
-from batchx.clients.kube import Conflict, Forbidden, Invalid, KubeError, NotFound
+from batchx.clients.kube import Conflict, Forbidden, Invalid
 from batchx.domain.coordinates import CoordinatesError, parse_coordinates
-from batchx.domain.validation import FileRef
-from batchx.models import EnvironmentQuota, Job, JobState, JobStatus
-from batchx.planning import labels
+from batchx.models import JobState, JobStatus
 from batchx.planning.job_admission import (
-    Admit,
-    Capacity,
     ImageCandidate,
-    JobPolicy,
     Reason,
     Refusal,
     Request,
-    Resources,
-    Usage,
-    Wait,
     admission_status,
-    admit_fifo,
-    cancelled_status,
-    judge_job,
-)
-from batchx.planning.job_checks import (
-    missing_files_refusal,
-    no_environment_status,
-    offered_gpu_types,
-    unoffered_gpu_type,
 )
 from batchx.planning.job_pod import (
     JobRef,
@@ -75,16 +53,21 @@ from batchx.planning.job_pod import (
     staging_plan,
 )
 from batchx.planning.job_record import Admitted, admitted, admitted_request
-from batchx.planning.ledger import JobAccount, credit_totals
-from batchx.reconcile import ledger
+from batchx.planning.ledger import JobAccount
+from batchx.reconcile.admission import admission_pass, candidates, job_policy
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
-from batchx.reconcile.storage import missing_inputs, remove_files
+from batchx.reconcile.job_status import (
+    PLURAL,
+    WAITING,
+    JobRead,
+    Stale,
+    job_ref_body,
+    merge,
+    write_status,
+)
+from batchx.reconcile.storage import remove_files
 from batchx.settings import Settings
 
-logger = logging.getLogger(__name__)
-
-PLURAL = "jobs"
-WAITING = frozenset({None, JobState.SUBMITTED, JobState.QUEUED})
 # A stopped job's pod goes at once: its charge is decided by the clock, not by the pod's end.
 STOP_GRACE_SECONDS = 1
 QUOTA_RETRY_SECONDS = 2.0
@@ -93,15 +76,6 @@ STORE_RETRY_SECONDS = 10.0
 _ATTEMPTS = 3
 # A deadline wake-up comes this long after pod start + timeout, so the clock is surely past it.
 DEADLINE_MARGIN_SECONDS = 0.25
-_FAILURES = frozenset({JobState.FAILED, JobState.OUT_OF_MEMORY, JobState.INVALID_OUTPUT})
-
-
-def job_policy(settings: Settings) -> JobPolicy:
-    return JobPolicy(
-        prices=settings.prices,
-        default_timeout=settings.default_timeout,
-        max_timeout=settings.max_timeout,
-    )
 
 
 def pod_policy(settings: Settings) -> PodPolicy | None:
@@ -115,111 +89,6 @@ def pod_policy(settings: Settings) -> PodPolicy | None:
     )
 
 
-@dataclass
-class _Read:
-    """One Job as read from the API."""
-
-    body: JSON
-    model: Job = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.model = Job.model_validate(
-            {"spec": self.body.get("spec") or {}, "status": self.body.get("status")}
-        )
-
-    @property
-    def meta(self) -> JSON:
-        meta: JSON = self.body.get("metadata") or {}
-        return meta
-
-    @property
-    def name(self) -> str:
-        return str(self.meta["name"])
-
-    @property
-    def namespace(self) -> str:
-        return str(self.meta["namespace"])
-
-    @property
-    def ref(self) -> JobRef:
-        return JobRef(
-            self.name, self.namespace, str(self.meta["uid"]), int(self.meta.get("generation") or 1)
-        )
-
-    @property
-    def status(self) -> JobStatus:
-        return self.model.status or JobStatus()
-
-    @property
-    def state(self) -> JobState | None:
-        return self.status.state
-
-    @property
-    def deleting(self) -> bool:
-        return bool(self.meta.get("deletionTimestamp"))
-
-    def judge(self, images: list[ImageCandidate], policy: JobPolicy) -> Request | Refusal:
-        return judge_job(
-            self.model,
-            name=self.name,
-            namespace=self.namespace,
-            created=str(self.meta.get("creationTimestamp") or ""),
-            images=images,
-            policy=policy,
-        )
-
-
-def job_ref_body(ref: JobRef) -> JSON:
-    """The reference Events about a job are posted on."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Job",
-        "metadata": {"name": ref.name, "namespace": ref.namespace, "uid": ref.uid},
-    }
-
-
-# ------------------------------------------------------------------------------- images
-
-
-def _candidate(body: JSON) -> ImageCandidate | None:
-    status = body.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-    spec = body.get("spec") or {}
-    if not ready or not status.get("coordinates") or body["metadata"].get("deletionTimestamp"):
-        return None
-    try:
-        coordinates = parse_coordinates(str(status["coordinates"]))
-    except CoordinatesError:
-        return None
-    return ImageCandidate(
-        coordinates, str(spec.get("image")), spec.get("manifest") or {}, bool(spec.get("public"))
-    )
-
-
-async def _candidates(
-    ctx: Context, namespace: str, job: _Read | None = None
-) -> list[ImageCandidate]:
-    """Images a job of `namespace` may resolve to; for an admitted job only its pinned one's."""
-    pinned = job.status.image.coordinates if job and job.status.image else None
-    if pinned:
-        try:
-            home = parse_coordinates(pinned).environment
-        except CoordinatesError:
-            return []
-        bodies = await ctx.kube.list_objects("images", home)
-    else:
-        own = await ctx.kube.list_objects("images", namespace)
-        public = await ctx.kube.list_all_namespaces("images", f"{labels.PUBLIC}=true")
-        bodies = own + [b for b in public if b["metadata"].get("namespace") != namespace]
-    return [c for c in map(_candidate, bodies) if c is not None]
-
-
-# ---------------------------------------------------------------------------- admission
-
-
 async def admit(ctx: Context, namespace: str) -> Outcome:
     """Run admission for `namespace`, then start the jobs it admitted.
 
@@ -231,7 +100,7 @@ async def admit(ctx: Context, namespace: str) -> Outcome:
 
     async def one_pass() -> None:
         async with ctx.locks.hold(f"admission/{namespace}"):
-            admitted.extend(await _admission_pass(ctx, namespace, outcome))
+            admitted.extend(await admission_pass(ctx, namespace, outcome))
 
     await ctx.coalescer.run(f"admission/{namespace}", one_pass)
     # Started concurrently: each creates a ConfigMap and a Pod, and the API client's limiter
@@ -239,172 +108,8 @@ async def admit(ctx: Context, namespace: str) -> Outcome:
     for started in await asyncio.gather(
         *(reconcile_job(ctx, namespace, name, admission=False) for name in admitted)
     ):
-        _merge(outcome, started)
+        merge(outcome, started)
     return outcome
-
-
-async def _admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list[str]:
-    kube = ctx.kube
-    env = await kube.get_cluster_object("environments", namespace)
-    jobs = [_Read(b) for b in await kube.list_objects(PLURAL, namespace)]
-    waiting = [j for j in jobs if j.state in WAITING and not j.deleting]
-    if not waiting:
-        return []
-    now = datetime.now(UTC)
-    if env is None or (env.get("status") or {}).get("namespace") != namespace:
-        # No ready Environment owns this namespace: the jobs wait, and are told why.
-        for job in waiting:
-            status = no_environment_status(
-                job.model, namespace, generation=job.ref.generation, now=now
-            )
-            if not _same_wait(job.status, status):
-                await _write_or_retry(ctx, job, status, outcome, warning=True)
-        return []
-    policy = job_policy(ctx.settings)
-    images = await _candidates(ctx, namespace)
-    accounts, records = await ledger.settle(ctx, namespace)
-    totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
-    running, running_reserved = _running(jobs, images, policy)
-
-    requests: dict[str, tuple[_Read, Request]] = {}
-    for job in waiting:
-        ref = job.ref
-        if job.model.spec.cancel:
-            status = cancelled_status(job.model, generation=ref.generation, now=now)
-            await _write_or_retry(ctx, job, status, outcome)
-            continue
-        verdict = job.judge(images, policy)
-        if isinstance(verdict, Refusal):
-            status = admission_status(job.model, verdict, generation=ref.generation, now=now)
-            await _write_or_retry(ctx, job, status, outcome)
-            continue
-        requests[job.name] = (job, verdict)
-
-    spec_quota = (env.get("spec") or {}).get("quota")
-    quota = EnvironmentQuota.model_validate(spec_quota) if spec_quota else None
-    capacity = Capacity.of(
-        quota,
-        running=running,
-        balance=totals.balance,
-        running_reserved=running_reserved,
-        unavailable=ctx.settings.jobs_unavailable(),
-    )
-    admitted = []
-    for decision in await _decide(ctx, _Pass(namespace, requests, outcome, now), capacity):
-        job, _ = requests[decision.request.name]
-        status = admission_status(job.model, decision, generation=job.ref.generation, now=now)
-        if isinstance(decision, Wait) and _same_wait(job.status, status):
-            continue
-        if await _write_or_retry(ctx, job, status, outcome) and isinstance(decision, Admit):
-            admitted.append(job.name)
-    return admitted
-
-
-def _running(
-    jobs: list[_Read], images: list[ImageCandidate], policy: JobPolicy
-) -> tuple[Usage, Decimal]:
-    """What the admitted, unfinished jobs hold, and their reservations."""
-    running, reserved = Usage(), Decimal(0)
-    for job in jobs:
-        if job.state is None or job.state in WAITING or job.state.is_terminal:
-            continue
-        # What an admitted job holds is what admission recorded; whatever became of its Image.
-        recorded = job.status.admission
-        if recorded is not None:
-            running = running + Usage.of(Resources.of_model(recorded.resources))
-        elif isinstance(verdict := job.judge(images, policy), Request):
-            running = running + Usage.of(verdict.resources)
-        reserved += JobAccount.from_body(job.body).reserved
-    return running, reserved
-
-
-@dataclass
-class _Pass:
-    """One admission pass's valid requests (by job name) and where its writes report."""
-
-    namespace: str
-    requests: dict[str, tuple[_Read, Request]]
-    outcome: Outcome
-    now: datetime
-
-
-async def _decide(ctx: Context, one: _Pass, capacity: Capacity) -> list[Admit | Wait]:
-    """`admit_fifo` over the requests whose input files exist.
-
-    Input files are looked up in the index when a job is first judged, and again right before
-    it is admitted (a path may have been removed while it waited); a job refused then frees its
-    room for the next in line within the same pass.
-    """
-    await _refuse_unoffered_gpu_types(ctx, one)
-    fresh = {n: r.files for n, (j, r) in one.requests.items() if j.state is not JobState.QUEUED}
-    await _refuse_missing_files(ctx, one, fresh)
-    checked = set(fresh)
-    while True:
-        decisions = admit_fifo([r for _, r in one.requests.values()], capacity)
-        again = {
-            d.request.name: d.request.files
-            for d in decisions
-            if isinstance(d, Admit) and d.request.name not in checked
-        }
-        checked |= again.keys()
-        if not await _refuse_missing_files(ctx, one, again):
-            return decisions
-
-
-async def _refuse_unoffered_gpu_types(ctx: Context, one: _Pass) -> None:
-    """Refuse the requests for a GPU product no node offers (rule: `unoffered_gpu_type`)."""
-    if not any(r.resources.gpu_type for _, r in one.requests.values()):
-        return
-    try:
-        nodes = await ctx.kube.list_nodes(selector=labels.GPU_PRODUCT)
-    except KubeError as err:  # e.g. no RBAC to list nodes: the scheduler will say it instead
-        logger.warning("GPU types not checked: nodes cannot be listed: %s", err)
-        return
-    offered = offered_gpu_types(nodes, ctx.settings.gpu_types)
-    if not offered:  # the cluster does not label its GPUs this way: nothing to check against
-        return
-    for name, (job, request) in list(one.requests.items()):
-        refusal = unoffered_gpu_type(request, offered)
-        if refusal is not None:
-            del one.requests[name]
-            status = admission_status(
-                job.model, refusal, generation=job.ref.generation, now=one.now
-            )
-            await _write_or_retry(ctx, job, status, one.outcome)
-
-
-async def _refuse_missing_files(
-    ctx: Context, one: _Pass, files: dict[str, tuple[FileRef, ...]]
-) -> bool:
-    """Refuse (and drop from the pass) the jobs whose input files are not in the index."""
-    missing = await missing_inputs(ctx, one.namespace, files)
-    for name, refs in missing.items():
-        job, _ = one.requests.pop(name)
-        refusal = missing_files_refusal(one.namespace, refs)
-        status = admission_status(job.model, refusal, generation=job.ref.generation, now=one.now)
-        await _write_or_retry(ctx, job, status, one.outcome)
-    return bool(missing)
-
-
-async def _write_or_retry(
-    ctx: Context, job: _Read, status: JobStatus, outcome: Outcome, *, warning: bool = False
-) -> bool:
-    """An admission write; a job that changed meanwhile is decided again by another pass."""
-    try:
-        return await _write(ctx, job, status, outcome, precondition=False, warning=warning)
-    except _Stale:
-        # Its update event (or the resync) triggers the next pass, which reads it afresh.
-        outcome.retry_after, outcome.retry_reason = 1.0, f"job {job.name} changed; admit again"
-        return False
-
-
-def _same_wait(previous: JobStatus, status: JobStatus) -> bool:
-    """A waiting job whose state, reason and numbers did not change needs no write (no Event
-    storm)."""
-    if previous.state is not status.state:
-        return False
-    old = [(c.reason, c.message) for c in previous.conditions]
-    return old == [(c.reason, c.message) for c in status.conditions]
 
 
 # ----------------------------------------------------------------------------- one job
@@ -420,7 +125,7 @@ async def reconcile_job(
             body = await ctx.kube.get_object(PLURAL, namespace, name)
             if body is None:
                 return outcome
-            job = _Read(body)
+            job = JobRead(body)
             if job.deleting or (job.state is not None and job.state.is_terminal):
                 ctx.wakeups.cancel(_key(namespace, name))
                 return outcome
@@ -430,17 +135,17 @@ async def reconcile_job(
             try:
                 ended = await _track(ctx, job, outcome)
                 break
-            except _Stale as exc:
+            except Stale as exc:
                 # Kopf's own annotations or a cancel changed the job since we read it: read
                 # again and decide again (the write that failed changed nothing).
                 if attempt == _ATTEMPTS - 1:
                     outcome.retry_after, outcome.retry_reason = 1.0, str(exc)
     if admission and (ended or job.state in WAITING):
-        _merge(outcome, await admit(ctx, namespace))
+        merge(outcome, await admit(ctx, namespace))
     return outcome
 
 
-async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
+async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
     """Create the pod if needed and write its status; True when the job ended now."""
     kube, ref, now = ctx.kube, job.ref, datetime.now(UTC)
     decision = await _decision(ctx, job)
@@ -449,7 +154,7 @@ async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
         # that kept no record, whose image was deleted since (or whose plan was deleted too).
         status = admission_status(job.model, decision, generation=ref.generation, now=now)
         await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
-        return await _write(ctx, job, status, outcome)
+        return await write_status(ctx, job, status, outcome)
     fresh = not job.status.pod_name and not job.model.spec.cancel
     # A job that never recorded its pod goes straight to creating it (one round trip less on
     # the way to the pod): a pod made before (by an operator that died before writing
@@ -459,7 +164,7 @@ async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
         created = await _create_pod(ctx, job, decision, outcome)
         if isinstance(created, Refusal):
             status = admission_status(job.model, created, generation=ref.generation, now=now)
-            return await _write(ctx, job, status, outcome)
+            return await write_status(ctx, job, status, outcome)
         if created is None:
             return False  # retry later (quota, no runner image)
         pod = created
@@ -483,11 +188,11 @@ async def _track(ctx: Context, job: _Read, outcome: Outcome) -> bool:
     if status.to_json() == job.status.to_json():
         return False
     stuck = bool(status.conditions) and status.conditions[-1].reason == "Unschedulable"
-    written = await _write(ctx, job, status, outcome, warning=stuck)
+    written = await write_status(ctx, job, status, outcome, warning=stuck)
     return written and status.state is not None and status.state.is_terminal
 
 
-async def _decision(ctx: Context, job: _Read) -> Admitted | Refusal:
+async def _decision(ctx: Context, job: JobRead) -> Admitted | Refusal:
     """What admission decided for `job`, read back (batchx.planning.job_record), not redone.
 
     The manifest comes from the job's plan ConfigMap once it exists, before that from the
@@ -499,12 +204,12 @@ async def _decision(ctx: Context, job: _Read) -> Admitted | Refusal:
     manifest = plan_manifest(config_map)
     pinned = job.status.image
     if manifest is None:
-        candidates = await _candidates(ctx, ref.namespace, job)
+        images = await candidates(ctx, ref.namespace, job)
         match = next(
-            (c for c in candidates if pinned and str(c.coordinates) == pinned.coordinates), None
+            (c for c in images if pinned and str(c.coordinates) == pinned.coordinates), None
         )
         if match is None:  # nothing to judge by: the image is gone and no plan kept it
-            return _refusal(job.judge(candidates, job_policy(ctx.settings)))
+            return _refusal(job.judge(images, job_policy(ctx.settings)))
         manifest = dict(match.manifest)
     recorded = admitted(job.model, manifest)
     if recorded is not None:
@@ -578,7 +283,7 @@ def _arm_deadline(
 
 
 async def _create_pod(
-    ctx: Context, job: _Read, decision: Admitted, outcome: Outcome
+    ctx: Context, job: JobRead, decision: Admitted, outcome: Outcome
 ) -> JSON | Refusal | None:
     """The job's plan ConfigMap and Pod (AlreadyExists is success); None: retry later."""
     kube, ref = ctx.kube, job.ref
@@ -640,63 +345,6 @@ async def _stored_report(ctx: Context, namespace: str, pod: JSON | None) -> Runn
         return parse_report(data.decode())
 
     return await asyncio.to_thread(fetch)
-
-
-# ------------------------------------------------------------------------------ writes
-
-
-async def _write(
-    ctx: Context,
-    job: _Read,
-    status: JobStatus,
-    outcome: Outcome,
-    *,
-    precondition: bool = True,
-    warning: bool = False,
-) -> bool:
-    """Write `status` if the job is still as read; post an Event when its state or reason
-    changes (a Warning for failures, and when `warning` says the job is stuck).
-
-    Admission writes go without the precondition: only the admission pass (serialised per
-    environment) writes a waiting job's status, so a concurrent change can only be Kopf's
-    annotations or a cancel, which the job's own reconcile handles after admission.
-    """
-    patch = status.to_json()
-    version = str(job.meta.get("resourceVersion") or "") if precondition else ""
-    try:
-        updated = await ctx.kube.patch_status(
-            PLURAL, job.namespace, job.name, patch, resource_version=version or None
-        )
-    except NotFound:
-        return False
-    except Conflict as exc:
-        raise _Stale(f"job {job.name} changed while being reconciled") from exc
-    previous = job.status.state
-    previous_reason = job.status.conditions[-1].reason if job.status.conditions else None
-    job.body = updated
-    job.model = Job.model_validate(
-        {"spec": updated.get("spec") or {}, "status": updated.get("status")}
-    )
-    condition = status.conditions[-1] if status.conditions else None
-    if status.state != previous or (warning and condition and condition.reason != previous_reason):
-        state = status.state.value if status.state else "?"
-        reason = condition.reason if condition else state
-        message = f"{state}: {condition.message if condition else ''}"[:1024]
-        kind = "Warning" if warning or status.state in _FAILURES else "Normal"
-        outcome.notices.append(Notice(job_ref_body(job.ref), kind, reason, message))
-    return True
-
-
-class _Stale(Exception):
-    """The job changed since it was read: its status was not written."""
-
-
-def _merge(into: Outcome, other: Outcome) -> None:
-    into.notices.extend(other.notices)
-    if other.retry_after is not None and (
-        into.retry_after is None or other.retry_after < into.retry_after
-    ):
-        into.retry_after, into.retry_reason = other.retry_after, other.retry_reason
 
 
 async def release_job(ctx: Context, namespace: str, name: str) -> Outcome:
