@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
@@ -109,10 +110,16 @@ def test_a_job_outside_any_environment_is_told_why_in_its_status_and_an_event(
     stray_namespace: Lab,
 ) -> None:
     stray_namespace.submit("lost", "examples/napper", {"seconds": 1})
-    job = stray_namespace.wait_state("lost", "SUBMITTED", timeout=60)
+
+    def told() -> dict[str, Any] | None:
+        job = stray_namespace.job("lost")
+        reason = (condition(job, "Succeeded") or {}).get("reason")
+        return job if reason == "EnvironmentNotFound" else None
+
+    job = eventually(told, timeout=60, what="the job told EnvironmentNotFound")
     cond = condition(job, "Succeeded")
     assert cond is not None
-    assert (cond["status"], cond["reason"]) == ("Unknown", "EnvironmentNotFound")
+    assert (job["status"]["state"], cond["status"]) == ("SUBMITTED", "Unknown")
     assert (
         f"namespace {stray_namespace.name} is not the namespace of a ready Environment"
         in (cond["message"])

@@ -37,6 +37,7 @@ from batchx.planning.job_admission import (
     judge_job,
     parse_quantity,
     reservation,
+    submitted_status,
 )
 from batchx.planning.job_checks import (
     missing_files_refusal,
@@ -611,3 +612,11 @@ def test_a_gpu_type_no_node_offers_is_refused_with_the_types_offered() -> None:
     offered = judge(make_bx_job().gpus(1).gpu_type("T4"), gpu)
     assert isinstance(offered, Request)
     assert unoffered_gpu_type(offered, frozenset({"T4"})) is None
+
+
+def test_a_new_job_is_submitted_before_admission_decides() -> None:
+    status = submitted_status(make_bx_job().model(), generation=1, now=NOW)
+    assert (status.state, status.observed_generation) == (JobState.SUBMITTED, 1)
+    assert [(c.status, c.reason) for c in status.conditions] == [
+        (ConditionStatus.UNKNOWN, "Submitted")
+    ]

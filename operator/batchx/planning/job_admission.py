@@ -104,6 +104,7 @@ __all__ = [
     "parse_quantity",
     "rate_of",
     "reservation",
+    "submitted_status",
 ]
 
 # Credits are kept to a millionth: fine enough for one vCPU-second at any sane price, coarse
@@ -663,6 +664,24 @@ def admission_status(
             status=status,
             reason=reason,
             message=message[:32768],
+            generation=generation,
+            now=now,
+        ),
+        observed_generation=generation,
+    )
+
+
+def submitted_status(job: Job, *, generation: int, now: datetime) -> JobStatus:
+    """SUBMITTED, BatchX's first state: what a new job shows until admission decides."""
+    previous = job.status or JobStatus()
+    return JobStatus(
+        state=JobState.SUBMITTED,
+        conditions=set_condition(
+            previous.conditions,
+            type=SUCCEEDED_CONDITION,
+            status=ConditionStatus.UNKNOWN,
+            reason="Submitted",
+            message="waiting for admission",
             generation=generation,
             now=now,
         ),

@@ -34,6 +34,7 @@ from batchx.planning.job_admission import (
     Refusal,
     Request,
     admission_status,
+    submitted_status,
 )
 from batchx.planning.job_pod import (
     JobRef,
@@ -130,6 +131,8 @@ async def reconcile_job(
                 ctx.wakeups.cancel(_key(namespace, name))
                 return outcome
             ended = False
+            if job.state is None:
+                await _submitted(ctx, job, outcome)
             if job.state in WAITING:
                 break
             try:
@@ -143,6 +146,16 @@ async def reconcile_job(
     if admission and (ended or job.state in WAITING):
         merge(outcome, await admit(ctx, namespace))
     return outcome
+
+
+async def _submitted(ctx: Context, job: JobRead, outcome: Outcome) -> None:
+    """A new job shows ``SUBMITTED`` at once, not nothing until its admission pass is done.
+
+    Written only on the job as read: if admission got there first (Conflict), its state stands.
+    """
+    status = submitted_status(job.model, generation=job.ref.generation, now=datetime.now(UTC))
+    with suppress(Stale):
+        await write_status(ctx, job, status, outcome)
 
 
 async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
