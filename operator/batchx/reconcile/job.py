@@ -373,7 +373,8 @@ async def release_job(ctx: Context, namespace: str, name: str) -> Outcome:
     async with ctx.locks.hold(_key(namespace, name)):
         ctx.wakeups.cancel(_key(namespace, name))
         pod = await ctx.kube.get_pod(namespace, pod_name(name))
-        if pod is not None:
+        # A finished pod uploads nothing more (the garbage collector removes it with the Job).
+        if pod is not None and not pod_finished(pod):
             if _grace_left(pod) > STOP_GRACE_SECONDS:
                 await ctx.kube.delete_pod(namespace, pod_name(name), STOP_GRACE_SECONDS)
             outcome.retry_after, outcome.retry_reason = 1.0, f"waiting for pod {pod_name(name)}"
