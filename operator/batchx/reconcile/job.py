@@ -366,8 +366,8 @@ async def release_job(ctx: Context, namespace: str, name: str) -> Outcome:
     Held by the Job's finalizer, so the name is free for a new Job only once the old outputs
     are gone: a Job re-created under a finished Job's name (a GitOps replace) writes its own
     outputs to the same stable paths instead of failing on immutable ones. A user who wants to
-    keep an output copies it first (``bx cp``: an alias, no bytes copied, no quota). The pod
-    goes first because a running one could still upload into the folder being emptied.
+    keep an output copies it first (``bx cp``: an alias, no bytes copied, no quota). A running
+    pod is stopped first, because it could still upload into the folder being emptied.
     """
     outcome = Outcome()
     async with ctx.locks.hold(_key(namespace, name)):
