@@ -43,6 +43,7 @@ from batchx.planning.job_admission import (
     admission_status,
     admit_fifo,
     cancelled_status,
+    image_candidate,
     judge_job,
 )
 from batchx.planning.job_pod import (
@@ -161,24 +162,6 @@ def job_ref_body(ref: JobRef) -> JSON:
 # ------------------------------------------------------------------------------- images
 
 
-def _candidate(body: JSON) -> ImageCandidate | None:
-    status = body.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-    spec = body.get("spec") or {}
-    if not ready or not status.get("coordinates") or body["metadata"].get("deletionTimestamp"):
-        return None
-    try:
-        coordinates = parse_coordinates(str(status["coordinates"]))
-    except CoordinatesError:
-        return None
-    return ImageCandidate(
-        coordinates, str(spec.get("image")), spec.get("manifest") or {}, bool(spec.get("public"))
-    )
-
-
 async def _candidates(
     ctx: Context, namespace: str, job: _Read | None = None
 ) -> list[ImageCandidate]:
@@ -194,7 +177,7 @@ async def _candidates(
         own = await ctx.kube.list_objects("images", namespace)
         public = await ctx.kube.list_all_namespaces("images", f"{labels.PUBLIC}=true")
         bodies = own + [b for b in public if b["metadata"].get("namespace") != namespace]
-    return [c for c in map(_candidate, bodies) if c is not None]
+    return [c for c in map(image_candidate, bodies) if c is not None]
 
 
 # ---------------------------------------------------------------------------- admission
