@@ -73,7 +73,8 @@ def console(stderr: bool = False) -> Console:
     if stderr not in _CONSOLES:
         from rich.console import Console  # noqa: PLC0415  (start-up time: see the docstring)
 
-        _CONSOLES[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=False)
+        # soft_wrap: a long message stays one line (scripts grep it), whatever the width.
+        _CONSOLES[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
     return _CONSOLES[stderr]
 
 

@@ -1,0 +1,251 @@
+"""`bx` against the real test bed, as a user runs it: a subprocess with only a kubeconfig.
+
+One operator and one Environment serve the module. The images are imported with `bx import`
+from OCI archives of the example images (the same bytes, so the same digests, as the images
+the fixture put into containerd); with the test bed's registry up, also from the registry.
+Each test states what a user sees: exit code, stdout (JSON a script parses), stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes import client
+
+from batchx.client import Client, WaitTimeout
+from testbed import example_images
+from tests.fixtures_jobs import JobBed
+from tests.helpers import eventually
+from tests.integration.bx import GROUP, VERSION, Bx, condition
+from tests.registry_push import push_archive, registry_up
+
+pytestmark = pytest.mark.cluster
+
+BX = str(Path(sys.executable).parent / "bx")
+TEXT = b"the cat saw the dog\nthe end\n"
+IMPORTED = ("wordcount", "exit-error", "sleeper")
+REGISTRY_URL = os.environ.get("BATCHX_REGISTRY_URL", "http://127.0.0.1:5000")
+
+
+@dataclass
+class Lab:
+    bx: Bx
+    name: str
+    kubeconfig: str
+    archives: dict[str, Path]
+
+    def run(self, *args: str, input: str | None = None, timeout: float = 300) -> Any:
+        """`bx ARGS -e <lab>` with nothing but a kubeconfig (no store or AWS variables)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BATCHX_"))}
+        env["KUBECONFIG"] = self.kubeconfig
+        return subprocess.run(
+            [BX, *args, "-e", self.name],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+
+    def job_names(self) -> list[str]:
+        return sorted(j["metadata"]["name"] for j in self.bx.jobs(self.name))
+
+    def job(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.bx.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.name, "jobs", name
+        )
+        return result
+
+    def wait_state(self, name: str, *states: str, timeout: float = 180) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            job = self.job(name)
+            return job if (job.get("status") or {}).get("state") in states else None
+
+        return eventually(probe, timeout=timeout, what=f"job {name} in {states}")
+
+
+@pytest.fixture(scope="module")
+def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
+    helper = Bx(kube_api)
+    yield helper
+    for name in helper.created_envs:
+        helper.delete_environment(name)
+        for job in helper.jobs(name):  # the ledger's finalizer: no operator is left to drop it
+            helper.custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                name,
+                "jobs",
+                job["metadata"]["name"],
+                {"metadata": {"finalizers": None}},
+            )
+
+
+@pytest.fixture(scope="module")
+def lab(
+    jobs_operator: KopfRunner,
+    module_bx: Bx,
+    job_bed: JobBed,
+    kubeconfig: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Lab:
+    """An Environment with wordcount, exit-error and sleeper imported by `bx import`."""
+    name = module_bx.create_environment(
+        f"cli-{uuid.uuid4().hex[:6]}", quota={"cpu": "2", "jobs": 4}, credits=1000
+    )
+    module_bx.wait_ready(name)
+    folder = tmp_path_factory.mktemp("archives")
+    archives = {}
+    for example in IMPORTED:
+        archives[example] = folder / f"{example}.tar"
+        example_images.write_example_archive(example, archives[example])
+    lab = Lab(module_bx, name, kubeconfig, archives)
+    for example in IMPORTED:
+        done = lab.run("import", f"oci-archive:{archives[example]}")
+        assert done.returncode == 0, done.stderr
+    with job_bed.store() as store:
+        store.env(name).put_bytes("texts/a.txt", TEXT)
+    return lab
+
+
+def test_import_pins_the_archives_digest_and_images_lists_it(lab: Lab, job_bed: JobBed) -> None:
+    image = lab.bx.image(lab.name, "examples-wordcount-1-0-0")
+    assert image["spec"]["image"] == job_bed.examples["wordcount"].image.pinned
+    assert image["spec"]["manifest"] == example_images.manifest("wordcount")
+    listed = lab.run("images", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    coordinates = {i["coordinates"]: i for i in json.loads(listed.stdout)}
+    assert set(coordinates) == {f"{lab.name}@examples/{e}:1.0.0" for e in IMPORTED}
+    assert coordinates[f"{lab.name}@examples/wordcount:1.0.0"]["ready"] == "True"
+    again = lab.run("import", f"oci-archive:{lab.archives['wordcount']}")
+    assert (again.returncode, again.stdout.split()[:2]) == (0, ["already", "imported"])
+
+
+def test_run_wordcount_prints_the_output_json_and_exits_0(lab: Lab) -> None:
+    done = lab.run("run", "-m", "64", "examples/wordcount", '{"text": "bx://texts/a.txt"}')
+    assert done.returncode == 0, done.stderr
+    name = done.stderr.split()[1]  # "job <name> submitted to environment <env>"
+    assert name.startswith("wordcount-")
+    assert json.loads(done.stdout) == {
+        "counts": f"bx://jobs/{name}/output/counts.txt",
+        "lines": 2,
+        "words": 7,
+    }
+    assert f"{name} SUCCEEDED" in done.stderr
+    logs = lab.run("logs", name)
+    assert (logs.returncode, logs.stdout.strip()) == (0, "wordcount: 2 lines, 7 words")
+
+
+def test_run_of_the_error_code_example_exits_1_with_its_message(lab: Lab) -> None:
+    done = lab.run("run", "examples/exit-error", "{}")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "ended FAILED (ExitCode), exit code 2: the reference genome is not indexed" in (
+        done.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["examples/wordcount", '{"text": 5}'], "$.spec.input.text: "),
+        (["examples/wordcount", "{}"], "$.spec.input: "),
+        (["examples/nope", "{}"], "$.spec.image: no image "),
+        (
+            ["-m", "8", "examples/wordcount", '{"text": "bx://texts/a.txt"}'],
+            "$.spec.memory: memory 8 MB is below the image's minimum runtime.minMem 32 MB",
+        ),
+        (
+            ["-g", "1", "examples/wordcount", '{"text": "bx://texts/a.txt"}'],
+            "$.spec.gpus: 1 GPUs requested, but image examples/wordcount:1.0.0 declares no GPU",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_the_json_path_and_creates_no_job(
+    lab: Lab, args: list[str], expected: str
+) -> None:
+    before = lab.job_names()
+    for verb in ("run", "submit"):
+        done = lab.run(verb, *args)
+        assert done.returncode == 2, done.stderr
+        assert expected in done.stderr
+        assert "nothing was created" in done.stderr
+    assert lab.job_names() == before
+
+
+def test_the_refusal_is_word_for_word_the_operators(lab: Lab) -> None:
+    done = lab.run("submit", "examples/wordcount", '{"text": 5}')
+    said = done.stderr.split("error: ", 1)[1].split("  [InvalidInput", 1)[0]
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Job",
+        "metadata": {"name": "typo-by-kubectl"},
+        "spec": {"image": "examples/wordcount", "input": {"text": 5}},
+    }
+    lab.bx.custom.create_namespaced_custom_object(GROUP, VERSION, lab.name, "jobs", body)
+    job = lab.wait_state("typo-by-kubectl", "FAILED", timeout=60)
+    cond = condition(job, "Succeeded")
+    assert cond is not None
+    assert (cond["reason"], cond["message"]) == ("InvalidInput", said.strip())
+
+
+def test_submit_jobs_logs_cancel(lab: Lab) -> None:
+    submitted = lab.run("submit", "--timeout", "600", "examples/sleeper", "{}")
+    assert submitted.returncode == 0, submitted.stderr
+    name = submitted.stdout.strip()
+    assert name.startswith("sleeper-")
+    listed = json.loads(lab.run("jobs", "-o", "json").stdout)
+    assert name in [j["name"] for j in listed]
+    lab.wait_state(name, "RUNNING")
+    running = json.loads(lab.run("jobs", "--state", "RUNNING", "-o", "json").stdout)
+    assert [j["name"] for j in running if j["name"] == name] == [name]
+    logs = lab.run("logs", name)
+    assert (logs.returncode, logs.stdout) == (0, "")  # sleep prints nothing
+    with Client(env=lab.name, kubeconfig=lab.kubeconfig) as bx, pytest.raises(WaitTimeout):
+        bx.wait(name, timeout=2)  # a watch that ends at the deadline, the job still running
+    cancelled = lab.run("cancel", name)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"cancelling job {name} (was RUNNING)" in cancelled.stderr
+    with Client(env=lab.name, kubeconfig=lab.kubeconfig) as bx:
+        result = bx.wait(name, timeout=120)
+    assert (result.state, result.ok) == ("CANCELLED", False)
+    again = lab.run("cancel", name)
+    assert (again.returncode, "already ended CANCELLED" in again.stderr) == (0, True)
+
+
+def test_logs_follow_streams_a_job_from_before_it_starts(lab: Lab) -> None:
+    submitted = lab.run("submit", "examples/wordcount", '{"text": "bx://texts/a.txt"}')
+    name = submitted.stdout.strip()
+    followed = lab.run("logs", "-f", name)  # returns once the container's log ends
+    assert (followed.returncode, followed.stdout.strip()) == (0, "wordcount: 2 lines, 7 words")
+
+
+def test_env_shows_credits_and_quota(lab: Lab) -> None:
+    done = lab.run("env", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    mine = next(e for e in json.loads(done.stdout) if e["name"] == lab.name)
+    assert mine["quota"] == {"cpu": "2", "jobs": 4}
+    assert mine["credits"]["granted"] == 1000
+
+
+def test_import_from_the_registry(lab: Lab, job_bed: JobBed) -> None:
+    if not registry_up(REGISTRY_URL):
+        pytest.skip(f"no registry at {REGISTRY_URL} (the test bed's registry is not up)")
+    digest = push_archive(lab.archives["wordcount"], REGISTRY_URL, "examples/wordcount", "1.0.0")
+    assert digest == job_bed.examples["wordcount"].image.digest
+    done = lab.run(
+        "import", "--registry-url", REGISTRY_URL, "batchx.local/examples/wordcount:1.0.0"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "already imported" in done.stdout  # the same digest as the archive's import
