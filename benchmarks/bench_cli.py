@@ -42,7 +42,7 @@ from bench_jobs import (
     say,
     start_store,
 )
-from testbed import cluster, example_images, images, paths, runner_image
+from testbed import cluster, example_images, paths, product_images
 from testbed import s3 as s3bed
 
 BX = str(Path(sys.executable).parent / "bx")
@@ -79,13 +79,14 @@ def main() -> int:
     lab = f"bench-{uuid.uuid4().hex[:6]}"
     operator: Operator | None = None
     try:
-        runner = images.import_image(runner_image.runner_spec())
+        runner = product_images.build("runner")
         example = example_images.build_example(EXAMPLE)
         operator = Operator(
             {
                 **store_env,
                 "KUBECONFIG": env["KUBECONFIG"],
                 "BATCHX_LIVENESS_ENDPOINT": "",
+                "BATCHX_READINESS_ENDPOINT": "",
                 RUNNER_IMAGE_VARIABLE: runner.pinned,
             },
             workdir / "operator.log",

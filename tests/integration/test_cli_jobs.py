@@ -1,9 +1,10 @@
 """`bx` against the real test bed, as a user runs it: a subprocess with only a kubeconfig.
 
-One operator and one Environment serve the module. The images are imported with `bx import`
-from OCI archives of the example images (the same bytes, so the same digests, as the images
-the fixture put into containerd); with the test bed's registry up, also from the registry.
-Each test states what a user sees: exit code, stdout (JSON a script parses), stderr.
+One operator and one Environment serve the module. The images are imported with `bx import`:
+wordcount and exit-error from the test bed's registry (where the job fixtures pushed the example
+images, each carrying its manifest), sleeper from an OCI archive of the same image (the same
+bytes, so the same digest). Each test states what a user sees: exit code, stdout (JSON a script
+parses), stderr.
 """
 
 from __future__ import annotations
@@ -23,18 +24,18 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 
 from batchx.client import Client, WaitTimeout
-from testbed import example_images
+from testbed import example_images, registry
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
 from tests.integration.bx import GROUP, VERSION, Bx, condition
-from tests.registry_push import push_archive, registry_up
 
 pytestmark = pytest.mark.cluster
 
 BX = str(Path(sys.executable).parent / "bx")
 TEXT = b"the cat saw the dog\nthe end\n"
-IMPORTED = ("wordcount", "exit-error", "sleeper")
-REGISTRY_URL = os.environ.get("BATCHX_REGISTRY_URL", "http://127.0.0.1:5000")
+FROM_REGISTRY = ("wordcount", "exit-error")
+FROM_ARCHIVE = ("sleeper",)
+IMPORTED = FROM_REGISTRY + FROM_ARCHIVE
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Lab:
         """`bx ARGS -e <lab>` with nothing but a kubeconfig (no store or AWS variables)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BATCHX_"))}
         env["KUBECONFIG"] = self.kubeconfig
+        env["BATCHX_REGISTRY_URL"] = registry.url()  # where batchx.local is served
         return subprocess.run(
             [BX, *args, "-e", self.name],
             input=input,
@@ -100,35 +102,40 @@ def lab(
     kubeconfig: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Lab:
-    """An Environment with wordcount, exit-error and sleeper imported by `bx import`."""
+    """An Environment with wordcount and exit-error imported by `bx import` from the registry,
+    and sleeper from an archive."""
     name = module_bx.create_environment(
         f"cli-{uuid.uuid4().hex[:6]}", quota={"cpu": "2", "jobs": 4}, credits=1000
     )
     module_bx.wait_ready(name)
     folder = tmp_path_factory.mktemp("archives")
     archives = {}
-    for example in IMPORTED:
+    for example in FROM_ARCHIVE:
         archives[example] = folder / f"{example}.tar"
         example_images.write_example_archive(example, archives[example])
     lab = Lab(module_bx, name, kubeconfig, archives)
-    for example in IMPORTED:
-        done = lab.run("import", f"oci-archive:{archives[example]}")
+    for source in [
+        *(job_bed.examples[e].image.ref for e in FROM_REGISTRY),  # batchx.local/examples/x:1.0.0
+        *(f"oci-archive:{archives[e]}" for e in FROM_ARCHIVE),
+    ]:
+        done = lab.run("import", source)
         assert done.returncode == 0, done.stderr
     with job_bed.store() as store:
         store.env(name).put_bytes("texts/a.txt", TEXT)
     return lab
 
 
-def test_import_pins_the_archives_digest_and_images_lists_it(lab: Lab, job_bed: JobBed) -> None:
-    image = lab.bx.image(lab.name, "examples-wordcount-1-0-0")
-    assert image["spec"]["image"] == job_bed.examples["wordcount"].image.pinned
-    assert image["spec"]["manifest"] == example_images.manifest("wordcount")
+def test_import_pins_the_digest_and_images_lists_it(lab: Lab, job_bed: JobBed) -> None:
+    for example in IMPORTED:
+        image = lab.bx.image(lab.name, f"examples-{example}-1-0-0")
+        assert image["spec"]["image"] == job_bed.examples[example].image.pinned
+        assert image["spec"]["manifest"] == example_images.manifest(example)
     listed = lab.run("images", "-o", "json")
     assert listed.returncode == 0, listed.stderr
     coordinates = {i["coordinates"]: i for i in json.loads(listed.stdout)}
     assert set(coordinates) == {f"{lab.name}@examples/{e}:1.0.0" for e in IMPORTED}
     assert coordinates[f"{lab.name}@examples/wordcount:1.0.0"]["ready"] == "True"
-    again = lab.run("import", f"oci-archive:{lab.archives['wordcount']}")
+    again = lab.run("import", f"oci-archive:{lab.archives['sleeper']}")
     assert (again.returncode, again.stdout.split()[:2]) == (0, ["already", "imported"])
 
 
@@ -239,13 +246,9 @@ def test_env_shows_credits_and_quota(lab: Lab) -> None:
     assert mine["credits"]["granted"] == 1000
 
 
-def test_import_from_the_registry(lab: Lab, job_bed: JobBed) -> None:
-    if not registry_up(REGISTRY_URL):
-        pytest.skip(f"no registry at {REGISTRY_URL} (the test bed's registry is not up)")
-    digest = push_archive(lab.archives["wordcount"], REGISTRY_URL, "examples/wordcount", "1.0.0")
-    assert digest == job_bed.examples["wordcount"].image.digest
-    done = lab.run(
-        "import", "--registry-url", REGISTRY_URL, "batchx.local/examples/wordcount:1.0.0"
-    )
-    assert done.returncode == 0, done.stderr
-    assert "already imported" in done.stdout  # the same digest as the archive's import
+def test_an_image_ref_that_is_not_in_the_registry_exits_2_and_creates_nothing(lab: Lab) -> None:
+    before = lab.bx.images(lab.name)
+    done = lab.run("import", f"{registry.NAME}/examples/no-such-image:1.0.0")
+    assert done.returncode == 2
+    assert "examples/no-such-image/manifests/1.0.0: not found (404)" in done.stderr
+    assert len(lab.bx.images(lab.name)) == len(before)
