@@ -167,7 +167,7 @@ def test_run_of_the_error_code_example_exits_1_with_its_message(lab: Lab) -> Non
     ("args", "expected"),
     [
         (["examples/wordcount", '{"text": 5}'], "$.spec.input.text: "),
-        (["examples/wordcount", "{}"], "$.spec.input: "),
+        (["examples/wordcount", "{}"], "$.spec.input.text: is required but missing"),
         (["examples/nope", "{}"], "$.spec.image: no image "),
         (
             ["-m", "8", "examples/wordcount", '{"text": "bx://texts/a.txt"}'],
