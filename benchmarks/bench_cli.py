@@ -68,6 +68,9 @@ def main() -> int:
     env["KUBECONFIG"] = str(paths.kubeconfig())
     helps = [timed([BX, "--help"], env=env) for _ in range(10)]
     say(f"{'bx --help':<34} median {statistics.median(helps):.3f} s, max {max(helps):.3f} s")
+    # What every cluster verb pays before its first request: Python plus batchx.client's imports.
+    loads = [timed([sys.executable, "-c", "import batchx.client"], env=env) for _ in range(5)]
+    say(f"{'python + import batchx.client':<34} median {statistics.median(loads):.3f} s")
     if not cluster.status_quiet():
         say("starting the test bed (`make cluster-down` stops it)")
         cluster.up()

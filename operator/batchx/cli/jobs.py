@@ -187,7 +187,8 @@ class _States:
 
     def __call__(self, result: JobResult) -> None:
         state = result.state.value if result.state else "SUBMITTED"
-        detail = f" ({result.reason}: {result.message})" if state == "QUEUED" else ""
+        waiting = state in ("QUEUED", "STARTING") and result.message
+        detail = f" ({result.reason}: {result.message})" if waiting else ""
         line = f"[{duration(time.monotonic() - self.started):>4}] {state}{detail}"
         if self.live is not None:
             self.live.update(self.task, description=f"{self.name} {state}")

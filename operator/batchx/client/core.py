@@ -153,29 +153,41 @@ class Client:
         """
         ref = self._ref(job)
         deadline = None if timeout is None else time.monotonic() + timeout
-        body = self.kube.get("jobs", ref.namespace, ref.name)
-        seen: tuple[object, ...] | None = None
-        while True:
+        seen: list[tuple[object, ...]] = []
+
+        def changed(body: JSON) -> JobResult | None:
             result = JobResult.from_body(body)
             key = (result.state, result.reason, result.message)
-            if key != seen:
-                seen = key
+            if seen and seen[-1] == key:
+                return None
+            seen.append(key)
+            return result
+
+        body = self.kube.get("jobs", ref.namespace, ref.name)
+        while True:
+            if (result := changed(body)) is not None:
                 yield result
-            if result.done:
+            if JobResult.from_body(body).done:
                 return
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise WaitTimeout(f"job {ref} is still {result.state or 'SUBMITTED'}")
+                raise WaitTimeout(f"job {ref} is still {seen[-1][0] or 'SUBMITTED'}")
             version = str(body["metadata"]["resourceVersion"])
             try:
+                # One stream for all the changes; it ends at the deadline (or when the server
+                # closes it), then the loop above decides whether to watch on.
                 for kind, obj in self.kube.watch(
                     "jobs", ref.namespace, version, name=ref.name, timeout=remaining
                 ):
                     if kind == "DELETED":
                         raise NotFound(f"job {ref} was deleted")
-                    if kind in ("ADDED", "MODIFIED"):
-                        body = obj
-                        break  # report it above, then watch on from its resourceVersion
+                    if kind not in ("ADDED", "MODIFIED"):
+                        continue  # BOOKMARK
+                    body = obj
+                    if (result := changed(body)) is not None:
+                        yield result
+                    if result is not None and result.done:
+                        return
             except ApiError as err:
                 if err.status != 410:
                     raise
