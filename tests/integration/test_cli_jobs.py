@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kopf.testing import KopfRunner
 from kubernetes import client
 
@@ -252,3 +253,67 @@ def test_an_image_ref_that_is_not_in_the_registry_exits_2_and_creates_nothing(la
     assert done.returncode == 2
     assert "examples/no-such-image/manifests/1.0.0: not found (404)" in done.stderr
     assert len(lab.bx.images(lab.name)) == len(before)
+
+
+def _kubeconfig_of_service_account(lab: Lab, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as `account` in the lab's namespace (a bound token)."""
+    core = lab.bx.core
+    core.create_namespaced_service_account(
+        lab.name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account))
+    )
+    token = core.create_namespaced_service_account_token(
+        account,
+        lab.name,
+        client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+        ),
+    ).status.token
+    admin = yaml.safe_load(Path(lab.kubeconfig).read_text())
+    cluster = admin["clusters"][0]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [cluster],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": account,
+                        "context": {
+                            "cluster": cluster["name"],
+                            "user": account,
+                            "namespace": lab.name,
+                        },
+                    }
+                ],
+                "current-context": account,
+            }
+        )
+    )
+    return path
+
+
+def test_a_viewer_reads_but_is_told_which_permission_submitting_needs(
+    lab: Lab, tmp_path: Path
+) -> None:
+    user = f"system:serviceaccount:{lab.name}:reader"
+    members = [{"kind": "User", "name": user, "role": "viewer"}]
+    lab.bx.patch_environment(lab.name, {"members": members})
+    eventually(
+        lambda: lab.bx.can(user, "list", "jobs", lab.name), timeout=60, what="viewer binding"
+    )
+    viewer = Lab(
+        lab.bx,
+        lab.name,
+        str(_kubeconfig_of_service_account(lab, "reader", tmp_path / "reader.kubeconfig")),
+        lab.archives,
+    )
+    listed = viewer.run("images", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    before = lab.job_names()
+    refused = viewer.run("submit", "examples/wordcount", '{"text": "bx://texts/a.txt"}')
+    assert refused.returncode == 3
+    assert f"not allowed to create jobs.batchx.io in namespace {lab.name}" in refused.stderr
+    assert f'User "{user}" cannot create resource "jobs"' in refused.stderr
+    assert lab.job_names() == before
