@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -68,6 +68,22 @@ Timeout = Annotated[
 NoCache = Annotated[
     bool, typer.Option("--no-cache", help="Run even if an identical job's result exists.")
 ]
+Upload = Annotated[
+    bool,
+    typer.Option(
+        "--upload",
+        help="Store local files given at the input's file fields first (as bx cp does).",
+    ),
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="BATCHX_STORE",
+        help="Store URL for --upload (as bx cp).",
+        show_default=False,
+    ),
+]
 JobArg = Annotated[str, typer.Argument(metavar="JOB", help="Job name (as bx submit printed it).")]
 
 
@@ -89,6 +105,8 @@ def run(
     gpu_type: GpuType = None,
     timeout: Timeout = None,
     no_cache: NoCache = False,
+    upload: Upload = False,
+    store: StoreOption = None,
     logs: Annotated[bool, typer.Option("--logs", help="Stream the job's logs to stderr.")] = False,
     cancel_on_interrupt: Annotated[
         bool, typer.Option("--cancel-on-interrupt", help="Ctrl-C cancels the job.")
@@ -103,6 +121,8 @@ def run(
     """Run IMAGE on INPUT, wait, print the output JSON; exit 0 only for SUCCEEDED/WARNING."""
     document = read_input(input)
     with session(env) as bx:
+        if upload:
+            document = _upload(bx, image, document, store)
         ref = bx.submit(
             image,
             document,
@@ -116,6 +136,37 @@ def run(
         note(f"job {ref.name} submitted to environment {ref.namespace}")
         result = _follow(bx, ref, logs=logs, wait_timeout=wait_timeout, cancel=cancel_on_interrupt)
     _verdict(result, output)
+
+
+def _upload(bx: Client, image: str, document: dict[str, Any], store: str | None) -> dict[str, Any]:
+    """`document` with its local files stored and replaced by bx:// paths (see uploads.py)."""
+    from batchx.cli.uploads import local_files, replaced, upload_path  # noqa: PLC0415
+    from batchx.domain.manifest import compile_manifest  # noqa: PLC0415
+    from batchx.store import LocalFile, StoreError, open_store  # noqa: PLC0415
+
+    candidate = bx.resolve(image)
+    if candidate is None:
+        return document  # an unknown image: submitting refuses it with the operator's words
+    found = local_files(compile_manifest(dict(candidate.manifest)), document)
+    if not found:
+        return document
+    targets = {json_path: upload_path(local) for json_path, local in found}
+    batch = {targets[json_path]: local for json_path, local in found}
+    try:
+        opened = open_store(store)
+    except StoreError as err:
+        fail(f"--upload: {err}")
+    try:
+        files = opened.env(bx.env)
+        results = files.put_files([LocalFile(path, local) for path, local in batch.items()])
+    finally:
+        opened.close()
+    for (path, local), result in zip(batch.items(), results, strict=True):
+        if isinstance(result, (StoreError, OSError)):
+            fail(f"--upload: {local} -> bx://{path}: {result}")
+    shown = ", ".join(f"{local} -> bx://{path}" for path, local in batch.items())
+    note(f"uploaded {len(batch)} file(s): {shown}")
+    return replaced(document, targets)
 
 
 def _follow(
@@ -231,6 +282,8 @@ def submit(
     gpu_type: GpuType = None,
     timeout: Timeout = None,
     no_cache: NoCache = False,
+    upload: Upload = False,
+    store: StoreOption = None,
     env: EnvOption = None,
 ) -> None:
     """Submit IMAGE on INPUT and print the job's name (stdout); does not wait.
@@ -239,6 +292,8 @@ def submit(
     """
     document = read_input(input)
     with session(env) as bx:
+        if upload:
+            document = _upload(bx, image, document, store)
         ref = bx.submit(
             image,
             document,

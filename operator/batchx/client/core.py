@@ -40,7 +40,12 @@ from batchx.client.imports import MANIFEST_PATH, image_object, manifest_of
 from batchx.client.jobs import EnvironmentInfo, ImageInfo, JobRef, JobResult, check_job
 from batchx.client.kube import Kube
 from batchx.client.oci import read_image
-from batchx.domain.coordinates import CoordinatesError, default_listing, parse_image_ref
+from batchx.domain.coordinates import (
+    CoordinatesError,
+    default_listing,
+    parse_image_ref,
+    resolve_ref,
+)
 from batchx.planning import labels
 from batchx.planning.image import JSON
 from batchx.planning.job_admission import ImageCandidate, Request, image_candidate
@@ -89,6 +94,17 @@ class Client:
         """The admission the operator would make (see `check_job`), without submitting; None
         when the image is another environment's that the user may not list."""
         return self._check(_spec(image, input, **resources))
+
+    def resolve(self, image: str) -> ImageCandidate | None:
+        """The Image a job of this environment would run for `image` (None: unknown, or
+        another environment's the user may not list)."""
+        candidates = self._candidates(image)
+        if candidates is None:
+            return None
+        ref = parse_image_ref(image)
+        visible = [c for c in candidates if c.coordinates.environment == self.env or c.public]
+        found = resolve_ref(ref, (c.coordinates for c in visible), self.env)
+        return next((c for c in visible if c.coordinates == found), None)
 
     def _check(self, spec: JSON) -> Request | None:
         candidates = self._candidates(str(spec["image"]))
