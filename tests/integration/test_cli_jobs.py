@@ -46,9 +46,17 @@ class Lab:
     kubeconfig: str
     archives: dict[str, Path]
 
-    def run(self, *args: str, input: str | None = None, timeout: float = 300) -> Any:
-        """`bx ARGS -e <lab>` with nothing but a kubeconfig (no store or AWS variables)."""
+    def run(
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = 300,
+        extra_env: dict[str, str] | None = None,
+    ) -> Any:
+        """`bx ARGS -e <lab>` with nothing but a kubeconfig (no store or AWS variables, unless
+        `extra_env` gives them)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BATCHX_"))}
+        env.update(extra_env or {})
         env["KUBECONFIG"] = self.kubeconfig
         env["BATCHX_REGISTRY_URL"] = registry.url()  # where batchx.local is served
         return subprocess.run(
@@ -76,6 +84,12 @@ class Lab:
             return job if (job.get("status") or {}).get("state") in states else None
 
         return eventually(probe, timeout=timeout, what=f"job {name} in {states}")
+
+
+def submitted(stderr: str) -> str:
+    """The job name from `bx run`'s "job <name> submitted to environment <env>" line."""
+    line = next(ln for ln in stderr.splitlines() if ln.startswith("job ") and " submitted" in ln)
+    return line.split()[1]
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +157,7 @@ def test_import_pins_the_digest_and_images_lists_it(lab: Lab, job_bed: JobBed) -
 def test_run_wordcount_prints_the_output_json_and_exits_0(lab: Lab) -> None:
     done = lab.run("run", "-m", "64", "examples/wordcount", '{"text": "bx://texts/a.txt"}')
     assert done.returncode == 0, done.stderr
-    name = done.stderr.split()[1]  # "job <name> submitted to environment <env>"
+    name = submitted(done.stderr)
     assert name.startswith("wordcount-")
     assert json.loads(done.stdout) == {
         "counts": f"bx://jobs/{name}/output/counts.txt",
@@ -153,6 +167,28 @@ def test_run_wordcount_prints_the_output_json_and_exits_0(lab: Lab) -> None:
     assert f"{name} SUCCEEDED" in done.stderr
     logs = lab.run("logs", name)
     assert (logs.returncode, logs.stdout.strip()) == (0, "wordcount: 2 lines, 7 words")
+
+
+def test_run_upload_stores_a_local_input_file_once(
+    lab: Lab, job_bed: JobBed, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_bytes(TEXT)
+    store = {**job_bed.credentials(), "BATCHX_STORE": job_bed.store_url}
+    document = json.dumps({"text": str(text)})
+    done = lab.run("run", "--upload", "examples/wordcount", document, extra_env=store)
+    assert done.returncode == 0, done.stderr
+    assert (json.loads(done.stdout)["lines"], json.loads(done.stdout)["words"]) == (2, 7)
+    uploaded = done.stderr.split(f"{text} -> ", 1)[1].split()[0]
+    assert uploaded.startswith("bx://uploads/")
+    assert uploaded.endswith("/notes.txt")
+    name = submitted(done.stderr)
+    assert lab.job(name)["spec"]["input"] == {"text": uploaded}
+    with job_bed.store() as files:
+        assert files.env(lab.name).read_bytes(uploaded.removeprefix("bx://")) == TEXT
+    again = lab.run("submit", "--upload", "examples/wordcount", document, extra_env=store)
+    assert again.returncode == 0, again.stderr
+    assert lab.job(again.stdout.strip())["spec"]["input"] == {"text": uploaded}
 
 
 def test_run_of_the_error_code_example_exits_1_with_its_message(lab: Lab) -> None:
