@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -67,6 +68,18 @@ class Lab:
             env=env,
             timeout=timeout,
             check=False,
+        )
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """`bx ARGS -e <lab>` in the background, stdout and stderr piped."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BATCHX_"))}
+        env["KUBECONFIG"] = self.kubeconfig
+        return subprocess.Popen(
+            [BX, *args, "-e", self.name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
 
     def job_names(self) -> list[str]:
@@ -176,9 +189,10 @@ def test_run_upload_stores_a_local_input_file_once(
     text.write_bytes(TEXT)
     store = {**job_bed.credentials(), "BATCHX_STORE": job_bed.store_url}
     document = json.dumps({"text": str(text)})
-    done = lab.run("run", "--upload", "examples/wordcount", document, extra_env=store)
+    done = lab.run("run", "--upload", "--logs", "examples/wordcount", document, extra_env=store)
     assert done.returncode == 0, done.stderr
     assert (json.loads(done.stdout)["lines"], json.loads(done.stdout)["words"]) == (2, 7)
+    assert "wordcount: 2 lines, 7 words" in done.stderr  # --logs streamed the job's log
     uploaded = done.stderr.split(f"{text} -> ", 1)[1].split()[0]
     assert uploaded.startswith("bx://uploads/")
     assert uploaded.endswith("/notes.txt")
@@ -353,3 +367,42 @@ def test_a_viewer_reads_but_is_told_which_permission_submitting_needs(
     assert f"not allowed to create jobs.batchx.io in namespace {lab.name}" in refused.stderr
     assert f'User "{user}" cannot create resource "jobs"' in refused.stderr
     assert lab.job_names() == before
+
+
+@pytest.mark.parametrize("cancel", [False, True])
+def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow_it(lab: Lab, cancel: bool) -> None:
+    flags = ["--cancel-on-interrupt"] if cancel else []
+    proc = lab.start("run", *flags, "--timeout", "600", "examples/sleeper", "{}")
+    assert proc.stderr is not None
+    first = proc.stderr.readline()  # "job <name> submitted to environment <env>"
+    name = submitted(first)
+    lab.wait_state(name, "RUNNING")
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    if cancel:
+        assert f"cancelled job {name}" in rest
+        lab.wait_state(name, "CANCELLED", timeout=60)
+    else:
+        assert f"job {name} keeps running. Follow it: bx logs -f -e {lab.name} {name}" in rest
+        assert f"cancel it: bx cancel -e {lab.name} {name}" in rest
+        assert lab.job(name)["status"]["state"] == "RUNNING"
+        assert lab.run("cancel", name).returncode == 0
+
+
+def test_jobs_watch_prints_each_change_until_interrupted(lab: Lab) -> None:
+    proc = lab.start("jobs", "--watch", "-o", "json")
+    assert proc.stdout is not None
+    job = lab.run("submit", "examples/exit-error", "{}").stdout.strip()
+    states = []
+    for line in proc.stdout:  # one JSON document per line, for every job of the environment
+        seen = json.loads(line)
+        if seen["name"] == job:
+            states.append(seen["state"])
+            if seen["state"] == "FAILED":
+                break
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert states[-1] == "FAILED"
+    assert len(states) >= 2  # created, then at least its end
