@@ -4,7 +4,9 @@ digest checks and an anonymous bearer token."""
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -181,3 +183,14 @@ def test_an_anonymous_bearer_token_is_fetched_from_the_challenge() -> None:
         image = read_image(f"127.0.0.1:{registry.port}/t:1", [MANIFEST])
     assert image.digest == digest
     assert any(r.startswith("/token?") and "scope=pull" in r for r in registry.requests)
+
+
+def test_a_legacy_docker_archive_is_refused_with_how_to_get_a_digest(tmp_path: Path) -> None:
+    archive = tmp_path / "docker.tar"
+    with tarfile.open(archive, "w") as tar:
+        data = b'[{"Config": "c.json", "RepoTags": ["x:1"], "Layers": []}]'
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(RegistryError, match="is a docker-archive"):
+        read_image(str(archive), [MANIFEST])

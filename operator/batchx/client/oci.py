@@ -362,6 +362,14 @@ class _Archive:
 
     def top(self) -> tuple[str, bytes, str, str]:
         """(image name from the index's ref.name annotation, top document, its type, digest)."""
+        if "index.json" not in self.names and "manifest.json" in self.names:
+            # `docker save` before Docker 25 writes no OCI index and no registry manifest, so
+            # there is no digest to pin a Pod to: say how to get one.
+            raise RegistryError(
+                f"{self.path} is a docker-archive (no index.json): it holds no registry "
+                "manifest digest to pin; push it (skopeo copy docker-archive:... docker://...) "
+                "and import the reference, or save it as an oci-archive"
+            )
         index = _json(self._read("index.json"), "index.json")
         entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
         if not entries:
