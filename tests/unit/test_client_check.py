@@ -14,7 +14,7 @@ from batchx.client.errors import (
     InvalidResources,
     Refused,
 )
-from batchx.client.jobs import check_job
+from batchx.client.results import check_job
 from batchx.models import Job
 from batchx.planning.job_admission import Refusal, Request, image_candidate, judge_job
 from tests.job_builders import FILE_INPUT_SCHEMA, POLICY, candidate

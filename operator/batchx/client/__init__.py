@@ -27,7 +27,7 @@ from batchx.client.errors import (
     Unreachable,
     WaitTimeout,
 )
-from batchx.client.jobs import EnvironmentInfo, ImageInfo, JobRef, JobResult
+from batchx.client.results import EnvironmentInfo, ImageInfo, JobRef, JobResult
 
 __all__ = [
     "ApiError",

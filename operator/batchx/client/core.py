@@ -37,9 +37,9 @@ from batchx.client.errors import (
     WaitTimeout,
 )
 from batchx.client.imports import MANIFEST_PATH, image_object, manifest_of
-from batchx.client.jobs import EnvironmentInfo, ImageInfo, JobRef, JobResult, check_job
 from batchx.client.kube import Kube
 from batchx.client.oci import read_image
+from batchx.client.results import EnvironmentInfo, ImageInfo, JobRef, JobResult, check_job
 from batchx.domain.coordinates import (
     CoordinatesError,
     default_listing,
@@ -72,6 +72,7 @@ class Client:
         self.kube = kube or Kube.connect(kubeconfig=kubeconfig, context=context)
         chosen = env or os.environ.get("BATCHX_ENV") or self.kube.namespace
         if not chosen:
+            self.kube.close()
             raise NoEnvironment(
                 "$.env",
                 "no environment: pass -e/--env, set BATCHX_ENV, or set the kubeconfig "

@@ -27,6 +27,7 @@ from batchx.client.errors import (
 from batchx.domain.coordinates import Coordinates, CoordinatesError, parse_coordinates
 from batchx.models import Environment, Job, JobState, JobStatus
 from batchx.models.job import MAX_TIMEOUT_SECONDS
+from batchx.planning import labels
 from batchx.planning.image import JSON
 from batchx.planning.job_admission import (
     SUCCEEDED_CONDITION,
@@ -179,7 +180,7 @@ class ImageInfo:
             coordinates=coordinates,
             container=str(spec.get("image", "")),
             public=bool(spec.get("public")),
-            latest=(meta.get("labels") or {}).get("batchx.io/latest") == "true",
+            latest=(meta.get("labels") or {}).get(labels.LATEST) == "true",
             ready=str(cond.get("status", "Unknown")),
             reason=str(cond.get("reason", "")),
             message=str(cond.get("message", "")),
