@@ -406,3 +406,67 @@ def test_jobs_watch_prints_each_change_until_interrupted(lab: Lab) -> None:
     assert proc.returncode == 0
     assert states[-1] == "FAILED"
     assert len(states) >= 2  # created, then at least its end
+
+
+PIPELINE_SCRIPT = """
+import json
+from batchx.client import Client
+with Client() as bx:  # in-cluster: the pod's service account, the pod's namespace
+    result = bx.run("examples/exit-error", {})
+    print(json.dumps({"env": bx.env, "state": result.state, "exit": result.exit_code}))
+"""
+
+
+def test_the_client_runs_jobs_from_inside_a_pod_with_its_service_account(
+    lab: Lab, job_bed: JobBed
+) -> None:
+    account = "pipeline"
+    user = f"system:serviceaccount:{lab.name}:{account}"
+    lab.bx.patch_environment(lab.name, {"members": [{"name": user, "role": "member"}]})
+    eventually(lambda: lab.bx.can(user, "create", "jobs", lab.name), timeout=60, what="binding")
+    lab.bx.core.create_namespaced_service_account(
+        lab.name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account))
+    )
+    restricted = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pipeline"},
+        "spec": {
+            "serviceAccountName": account,
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": job_bed.runner.pinned,  # Python with the batchx package
+                    "command": ["python3", "-c", PIPELINE_SCRIPT],
+                    "securityContext": restricted,
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "128Mi"},
+                        "limits": {"cpu": "1", "memory": "256Mi"},
+                    },
+                }
+            ],
+        },
+    }
+    lab.bx.core.create_namespaced_pod(lab.name, pod)
+
+    def finished() -> str | None:
+        phase = lab.bx.core.read_namespaced_pod("pipeline", lab.name).status.phase
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    phase = eventually(finished, timeout=240, what="the pipeline pod finished")
+    # Raw bytes: the generated client would turn a JSON log line into a Python repr.
+    response = lab.bx.core.read_namespaced_pod_log("pipeline", lab.name, _preload_content=False)
+    logs = response.data.decode()
+    assert phase == "Succeeded", logs
+    assert json.loads(logs.strip().splitlines()[-1]) == {
+        "env": lab.name,
+        "state": "FAILED",
+        "exit": 2,
+    }
