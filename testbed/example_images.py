@@ -20,6 +20,10 @@ bad-output     exits 0, output violates its schema        INVALID_OUTPUT
 
     python -m testbed.example_images build [NAME ...]   # prints NAME PINNED-REFERENCE per image
 
+Like real BatchX images, each carries its manifest: the label ``io.batchx.manifest=10`` and the
+file ``/batchx/manifest/manifest.json`` (what a Dockerfile's ``COPY manifest /batchx/manifest/``
+leaves), so ``bx import`` reads it from the image itself.
+
 Binaries are compiled with ``gcc -static`` (glibc's static libc: no loader, no shared libraries
 in the image), cached by the source's digest under the test bed's cache.
 """
@@ -37,10 +41,19 @@ from pathlib import Path
 from typing import Any
 
 from testbed import paths
-from testbed.images import BuiltImage, Entry, ImageSpec, busybox_entries, publish
+from testbed.images import (
+    BuiltImage,
+    Entry,
+    ImageSpec,
+    busybox_entries,
+    publish,
+    write_archive,
+)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 TAG = "1.0.0"
+MANIFEST_LABEL = "io.batchx.manifest"
+MANIFEST_FILE = "batchx/manifest/manifest.json"
 _MANAGED = {"app.kubernetes.io/managed-by": "batchx-examples"}
 
 
@@ -120,9 +133,23 @@ class Example:
         }
 
 
+def example_spec(name: str) -> ImageSpec:
+    """The image of example `name`, carrying its manifest as real BatchX images do."""
+    spec = RECIPES[name]()
+    data = (EXAMPLES_DIR / f"{name}.manifest.json").read_bytes()
+    spec.entries.append(Entry(MANIFEST_FILE, data=data, mode=0o644))
+    spec.labels[MANIFEST_LABEL] = "10"
+    return spec
+
+
+def write_example_archive(name: str, out: Path) -> str:
+    """Example `name` as an OCI image-layout tar at `out` (what `bx import` reads); its digest."""
+    return write_archive(example_spec(name), out)
+
+
 def build_example(name: str) -> Example:
     """Build example `name` (cached by content), push it to the test bed's registry."""
-    return Example(name, publish(RECIPES[name]()), manifest(name))
+    return Example(name, publish(example_spec(name)), manifest(name))
 
 
 def main() -> None:

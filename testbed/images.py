@@ -67,6 +67,7 @@ class ImageSpec:
     env: list[str] = field(default_factory=lambda: ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"])
     user: str = ""
     workdir: str = "/"
+    labels: dict[str, str] = field(default_factory=dict)  # the config's Labels (Dockerfile LABEL)
 
     @property
     def ref(self) -> str:
@@ -165,6 +166,8 @@ def write_archive(spec: ImageSpec, out: Path) -> str:
             "Env": spec.env,
             "User": spec.user,
             "WorkingDir": spec.workdir,
+            # Only when set, so images without labels keep the digests they always had.
+            **({"Labels": dict(spec.labels)} if spec.labels else {}),
         },
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         # One entry per layer: builders that take this image as a base (buildah) count them.

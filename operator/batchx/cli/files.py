@@ -19,25 +19,20 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
+from batchx.cli.common import console
 from batchx.domain.paths import BX_SCHEME
-from batchx.store import EnvFiles, LocalFile, Outcome, StoreError, open_store
-from batchx.store.digestcache import DigestCache, now_ns
-from batchx.store.patterns import has_wildcards, literal_prefix
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from batchx.store import EnvFiles, Outcome, Store
+
+# The store (boto3 behind it) and rich are imported inside the commands: `bx --help` must not
+# pay for them (see batchx.cli.common).
 
 EnvOption = Annotated[
     str | None,
@@ -48,9 +43,6 @@ StoreOption = Annotated[
     typer.Option("--store", envvar="BATCHX_STORE", help="Store URL (default $BATCHX_STORE)."),
 ]
 PROGRESS_MIN_BYTES = 8 << 20
-
-err = Console(stderr=True)
-out = Console()
 
 
 @dataclass
@@ -91,6 +83,9 @@ def cp(
     ] = 8,
 ) -> None:
     """Copy files: local -> bx://, bx:// -> local, bx:// -> bx:// (an alias, no data moves)."""
+    from batchx.store import StoreError  # noqa: PLC0415
+
+    err = console(stderr=True)
     remote_src = [s.startswith(BX_SCHEME) for s in sources]
     if any(remote_src) and not all(remote_src):
         _fail("sources must be all local or all bx:// paths")
@@ -120,6 +115,9 @@ def _rel(bx: str) -> str:
 
 def plan_upload(sources: list[str], dest: str) -> list[tuple[Path, str]]:
     """(local file, bx relative path) pairs; pure except for reading the local tree."""
+    from batchx.store import StoreError  # noqa: PLC0415
+    from batchx.store.patterns import has_wildcards, literal_prefix  # noqa: PLC0415
+
     folder_dest = dest.endswith("/") or len(sources) > 1
     pairs: list[tuple[Path, str]] = []
     for source in sources:
@@ -152,6 +150,9 @@ def _walk(root: Path) -> Iterator[Path]:
 def _upload(files: EnvFiles, sources: list[str], dest: str, jobs: int, tally: Tally) -> None:
     """One batch through `EnvFiles.put_files`: existence by listing, quota and usage once per
     batch of files, per file only the blob and its two small index records."""
+    from batchx.store import LocalFile, StoreError  # noqa: PLC0415
+    from batchx.store.digestcache import DigestCache, now_ns  # noqa: PLC0415
+
     pairs = plan_upload(sources, dest)
     started = now_ns()  # before anything is read: the digest cache's racy-file check
     stats = [local.stat() for local, _ in pairs]
@@ -177,6 +178,8 @@ def _upload(files: EnvFiles, sources: list[str], dest: str, jobs: int, tally: Ta
 
 
 def _count(tally: Tally, outcome: Outcome, sent: int) -> None:
+    from batchx.store import Outcome  # noqa: PLC0415
+
     if outcome is Outcome.UNCHANGED:
         tally.unchanged += 1
         return
@@ -188,6 +191,9 @@ def _count(tally: Tally, outcome: Outcome, sent: int) -> None:
 
 def plan_remote(files: EnvFiles, source: str) -> list[tuple[str, str]]:
     """(bx relative path, path relative to the destination folder) for one bx:// source."""
+    from batchx.store import StoreError  # noqa: PLC0415
+    from batchx.store.patterns import has_wildcards, literal_prefix  # noqa: PLC0415
+
     rel = _rel(source)
     if has_wildcards(rel):
         base = literal_prefix(rel)
@@ -202,6 +208,8 @@ def plan_remote(files: EnvFiles, source: str) -> list[tuple[str, str]]:
 
 
 def _is_single(files: EnvFiles, sources: list[str]) -> bool:
+    from batchx.store.patterns import has_wildcards  # noqa: PLC0415
+
     rel = _rel(sources[0])
     return (
         len(sources) == 1
@@ -213,6 +221,8 @@ def _is_single(files: EnvFiles, sources: list[str]) -> bool:
 
 
 def _download(files: EnvFiles, sources: list[str], dest: Path, jobs: int, tally: Tally) -> None:
+    from batchx.store import StoreError  # noqa: PLC0415
+
     pairs = [pair for s in sources for pair in plan_remote(files, s)]
     single = _is_single(files, sources) and not (dest.is_dir() or str(dest).endswith("/"))
     entries = list(files.entries(p for p, _ in pairs))
@@ -233,6 +243,8 @@ def _download(files: EnvFiles, sources: list[str], dest: Path, jobs: int, tally:
 
 
 def _alias(files: EnvFiles, sources: list[str], dest: str, tally: Tally) -> None:
+    from batchx.store import StoreError  # noqa: PLC0415
+
     target = _rel(dest)
     if _is_single(files, sources) and not target.endswith("/"):
         pairs = [(_rel(sources[0]), target)]
@@ -259,6 +271,9 @@ def ls(
     long: Annotated[bool, typer.Option("--long", "-l", help="Show digests and jobs.")] = False,
 ) -> None:
     """List files (a folder's direct children unless -r, or what a pattern matches)."""
+    from batchx.store import StoreError  # noqa: PLC0415
+    from batchx.store.patterns import has_wildcards  # noqa: PLC0415
+
     if not pattern.startswith(BX_SCHEME):
         _fail(f"expected a bx:// path, got {pattern!r}")
     rel = _rel(pattern)
@@ -278,6 +293,8 @@ def ls(
 
 
 def _print_listing(files: EnvFiles, names: list[str], long: bool) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table(box=None, show_header=False, pad_edge=False)
     folders = [n for n in names if n.endswith("/")]
     for name in folders:
@@ -285,7 +302,7 @@ def _print_listing(files: EnvFiles, names: list[str], long: bool) -> None:
     for entry in files.entries(n for n in names if not n.endswith("/")):
         extra = [entry.digest[:16], entry.job or ""] if long else []
         table.add_row(_human(entry.size), entry.created, *extra, BX_SCHEME + entry.path)
-    out.print(table, highlight=False)
+    console().print(table, highlight=False)
 
 
 # ---------------------------------------------------------------------------------------- rm
@@ -298,6 +315,8 @@ def rm(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Remove folders.")] = False,
 ) -> None:
     """Remove paths (the content goes once nothing references it)."""
+    from batchx.store import StoreError  # noqa: PLC0415
+
     failed = False
     with _env(env, store) as files:
         for path in paths:
@@ -307,15 +326,18 @@ def rm(
                 targets = _rm_targets(files, _rel(path), recursive)
                 for rel in targets:
                     files.delete(rel)
-                    out.print(f"removed {BX_SCHEME}{rel}", highlight=False)
+                    console().print(f"removed {BX_SCHEME}{rel}", highlight=False)
             except StoreError as exc:
-                err.print(f"[red]error:[/red] {exc}", highlight=False)
+                console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
                 failed = True
     if failed:
         raise typer.Exit(1)
 
 
 def _rm_targets(files: EnvFiles, rel: str, recursive: bool) -> list[str]:
+    from batchx.store import StoreError  # noqa: PLC0415
+    from batchx.store.patterns import has_wildcards  # noqa: PLC0415
+
     if has_wildcards(rel):
         return list(files.find(rel))
     if rel and not rel.endswith("/") and files.stat(rel) is not None:
@@ -336,6 +358,9 @@ class _env:
     """Open the store and the environment; closes (releasing the writer lease) on exit."""
 
     def __init__(self, env: str | None, store: str | None) -> None:
+        from batchx.store import StoreError, open_store  # noqa: PLC0415
+
+        self.store: Store
         if not env:
             _fail("no environment: pass --env/-e or set BATCHX_ENV")
         try:
@@ -355,6 +380,15 @@ class _progress:
     """A byte progress bar on a terminal for transfers big enough to be worth watching."""
 
     def __init__(self, total: int) -> None:
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         show = total >= PROGRESS_MIN_BYTES and sys.stderr.isatty()
         self.bar = Progress(
             TextColumn("{task.description}"),
@@ -362,7 +396,7 @@ class _progress:
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
-            console=err,
+            console=console(stderr=True),
             disable=not show,
             transient=False,
         )
@@ -386,5 +420,5 @@ def _human(size: int) -> str:
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(2)

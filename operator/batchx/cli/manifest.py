@@ -14,16 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
-
-from batchx.domain.manifest import check_manifest, compile_manifest
 
 app = typer.Typer(
     name="manifest", help="Check BatchX manifests (io.batchx.manifest-10).", no_args_is_help=True
 )
 
 
-def _load(path: Path) -> Any:
+def load_document(path: Path) -> Any:
+    """A JSON (or, for .yaml/.yml, YAML) document; exit 2 with the reason if it cannot be read."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -39,6 +37,8 @@ def _load(path: Path) -> Any:
                 err=True,
             )
             raise typer.Exit(2) from None
+    import yaml  # noqa: PLC0415  (start-up time: see batchx.cli.common)
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -66,13 +66,15 @@ def check(
     ] = None,
 ) -> None:
     """Validate a manifest (and optionally a job input); list every problem with its JSON path."""
-    manifest, prefix = unwrap(_load(file))
+    from batchx.domain.manifest import check_manifest, compile_manifest  # noqa: PLC0415
+
+    manifest, prefix = unwrap(load_document(file))
     problems = [p.under(prefix) if prefix != "$" else p for p in check_manifest(manifest)]
     input_problems: list[str] = []
     files = 0
     if not problems and input_file is not None:
         compiled = compile_manifest(manifest)
-        result = compiled.input.validate(_load(input_file))
+        result = compiled.input.validate(load_document(input_file))
         input_problems = [f"{input_file}: {p}" for p in result.problems]
         files = len(result.files)
     if problems or input_problems:

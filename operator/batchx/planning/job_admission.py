@@ -100,6 +100,7 @@ __all__ = [
     "cancelled_status",
     "charge",
     "hourly_rate",
+    "image_candidate",
     "judge_job",
     "parse_quantity",
     "rate_of",
@@ -206,6 +207,31 @@ class Request:
     reservation: Decimal
     # The manifest as the Image holds it: kept with the job's plan (batchx.planning.job_record).
     manifest_document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def image_candidate(body: Mapping[str, Any]) -> ImageCandidate | None:
+    """The candidate an Image object (as the API returns it) offers, or None when it is not
+    accepted (not Ready, no coordinates) or is being deleted.
+
+    The operator's admission and the client's check before submitting both read Images with
+    this, so they agree on what a job may resolve to.
+    """
+    status = body.get("status") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    spec = body.get("spec") or {}
+    meta = body.get("metadata") or {}
+    if not ready or not status.get("coordinates") or meta.get("deletionTimestamp"):
+        return None
+    try:
+        coordinates = parse_coordinates(str(status["coordinates"]))
+    except CoordinatesError:
+        return None
+    return ImageCandidate(
+        coordinates, str(spec.get("image")), spec.get("manifest") or {}, bool(spec.get("public"))
+    )
 
 
 # --------------------------------------------------------------------------------- judging

@@ -34,6 +34,7 @@ from batchx.planning.job_admission import (
     admission_status,
     admit_fifo,
     cancelled_status,
+    image_candidate,
 )
 from batchx.planning.job_checks import (
     missing_files_refusal,
@@ -43,7 +44,7 @@ from batchx.planning.job_checks import (
 )
 from batchx.planning.ledger import JobAccount, credit_totals
 from batchx.reconcile import ledger
-from batchx.reconcile.context import JSON, Context, Outcome
+from batchx.reconcile.context import Context, Outcome
 from batchx.reconcile.job_status import (
     PLURAL,
     WAITING,
@@ -68,24 +69,6 @@ def job_policy(settings: Settings) -> JobPolicy:
 # ------------------------------------------------------------------------------- images
 
 
-def _candidate(body: JSON) -> ImageCandidate | None:
-    status = body.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-    spec = body.get("spec") or {}
-    if not ready or not status.get("coordinates") or body["metadata"].get("deletionTimestamp"):
-        return None
-    try:
-        coordinates = parse_coordinates(str(status["coordinates"]))
-    except CoordinatesError:
-        return None
-    return ImageCandidate(
-        coordinates, str(spec.get("image")), spec.get("manifest") or {}, bool(spec.get("public"))
-    )
-
-
 async def candidates(
     ctx: Context, namespace: str, job: JobRead | None = None
 ) -> list[ImageCandidate]:
@@ -101,7 +84,7 @@ async def candidates(
         own = await ctx.kube.list_objects("images", namespace)
         public = await ctx.kube.list_all_namespaces("images", f"{labels.PUBLIC}=true")
         bodies = own + [b for b in public if b["metadata"].get("namespace") != namespace]
-    return [c for c in map(_candidate, bodies) if c is not None]
+    return [c for c in map(image_candidate, bodies) if c is not None]
 
 
 # ---------------------------------------------------------------------------- admission
