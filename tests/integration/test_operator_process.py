@@ -97,3 +97,34 @@ def test_without_a_runner_image_it_is_not_ready_and_jobs_wait_reserving_nothing(
     ]
     assert len(errors) == 1, errors
     assert errors[0]["severity"] == "error"
+
+
+def test_a_store_that_does_not_answer_keeps_it_not_ready(
+    operator_process: OperatorProcess, bx: Bx
+) -> None:
+    """Every setting present, but the store's endpoint refuses connections: readiness says so
+    (the chart's Deployment then never turns Ready, so `helm install --wait` fails)."""
+    url = f"http://127.0.0.1:{_free_port()}/readyz"
+    dead = f"http://127.0.0.1:{_free_port()}"
+    operator_process.env.update(
+        {
+            "BATCHX_READINESS_ENDPOINT": url,
+            "BATCHX_RUNNER_IMAGE": f"batchx.local/batchx-runner@sha256:{'0' * 64}",
+            "BATCHX_STORE": f"s3://nowhere?endpoint={dead}",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "y",
+        }
+    )
+    operator_process.start()
+
+    def answer() -> tuple[int, dict[str, object]] | None:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, dict(json.loads(response.read()))
+        except urllib.error.HTTPError as err:
+            body = dict(json.loads(err.read()))
+            return (err.code, body) if "store" in str(body.get("reason")) else None
+
+    status, body = eventually(answer, timeout=90, what="readiness naming the store")
+    assert status == 503
+    assert "the store does not answer" in str(body["reason"])

@@ -1,27 +1,21 @@
-"""Operator start-up: Kopf settings, the API client, and the liveness and readiness probes.
-
-Liveness is Kopf's own endpoint (its event loop answers). Readiness is ours: an operator that
-cannot run jobs (no runner image, no store) must not look healthy to `helm install --wait`, a
-Deployment rollout or an admin's `kubectl get pods`, so `/readyz` answers 503 with the reason
-until it can; the same reason is logged once at start-up and stops admission
-(`Settings.jobs_unavailable`).
-"""
+"""Operator start-up: Kopf settings, the API client, the probes (liveness: Kopf's; readiness:
+`batchx.handlers.readiness`), and one error line at start-up when a setting every job needs is
+missing (`Settings.jobs_unavailable`)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import kopf
 from aiohttp import web
 
 from batchx import metrics
 from batchx.clients.kube import Kube
+from batchx.handlers import readiness
 from batchx.reconcile.context import Context
 from batchx.settings import Settings
 from batchx.store.config import open_store
@@ -105,31 +99,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if unavailable := config.jobs_unavailable():
         logger.error("%s", unavailable)
     if config.readiness_endpoint:
-        memo["batchx-readiness"] = await _serve_readiness(config.readiness_endpoint, memo)
-
-
-def not_ready(memo: kopf.Memo) -> str | None:
-    """Why the operator is not ready to run jobs, or None."""
-    ctx = memo.get("batchx")
-    if not isinstance(ctx, Context):
-        return "starting: not connected to the API server yet"
-    return ctx.settings.jobs_unavailable()
-
-
-async def _serve_readiness(endpoint: str, memo: kopf.Memo) -> web.AppRunner:
-    url = urlsplit(endpoint)
-
-    async def readyz(_: web.Request) -> web.Response:
-        reason = not_ready(memo)
-        body = {"ready": reason is None, **({"reason": reason} if reason else {})}
-        return web.json_response(body, status=503 if reason else 200, dumps=json.dumps)
-
-    app = web.Application()
-    app.router.add_get(url.path or "/", readyz)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, url.hostname, url.port or 80).start()
-    return runner
+        memo["batchx-readiness"] = await readiness.serve(config.readiness_endpoint, memo)
 
 
 @kopf.on.cleanup()
