@@ -24,6 +24,15 @@ def _free_port() -> int:
         return port
 
 
+def _readiness(url: str) -> tuple[int, dict[str, object]]:
+    """The readiness endpoint's status code and JSON body (503 is an answer, not an error)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, dict(json.loads(response.read()))
+    except urllib.error.HTTPError as err:
+        return err.code, dict(json.loads(err.read()))
+
+
 def test_liveness_json_logs_and_batchx_markers(operator_process: OperatorProcess, bx: Bx) -> None:
     url = f"http://127.0.0.1:{_free_port()}/healthz"
     operator_process.env["BATCHX_LIVENESS_ENDPOINT"] = url
@@ -62,14 +71,7 @@ def test_without_a_runner_image_it_is_not_ready_and_jobs_wait_reserving_nothing(
     operator_process.env["BATCHX_READINESS_ENDPOINT"] = url
     operator_process.start()
 
-    def readiness() -> tuple[int, dict[str, object]] | None:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.status, dict(json.loads(response.read()))
-        except urllib.error.HTTPError as err:
-            return err.code, dict(json.loads(err.read()))
-
-    status, body = eventually(readiness, timeout=60, what="readiness endpoint")
+    status, body = eventually(lambda: _readiness(url), timeout=60, what="readiness endpoint")
     assert status == 503
     assert body["ready"] is False
     assert "runnerImage" in str(body["reason"])
@@ -117,14 +119,10 @@ def test_a_store_that_does_not_answer_keeps_it_not_ready(
     )
     operator_process.start()
 
-    def answer() -> tuple[int, dict[str, object]] | None:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return response.status, dict(json.loads(response.read()))
-        except urllib.error.HTTPError as err:
-            body = dict(json.loads(err.read()))
-            return (err.code, body) if "store" in str(body.get("reason")) else None
+    def naming_the_store() -> tuple[int, dict[str, object]] | None:
+        answer = _readiness(url)
+        return answer if "store" in str(answer[1].get("reason")) else None
 
-    status, body = eventually(answer, timeout=90, what="readiness naming the store")
+    status, body = eventually(naming_the_store, timeout=90, what="readiness naming the store")
     assert status == 503
     assert "the store does not answer" in str(body["reason"])
