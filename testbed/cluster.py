@@ -285,6 +285,8 @@ def containerd_config(state: Path) -> Path:
                         "ipam": {
                             "type": "host-local",
                             "ranges": [[{"subnet": SUBNET, "gateway": GATEWAY}]],
+                            # The one route off the bridge: Services (the API server's).
+                            "routes": [{"dst": SERVICE_RANGE}],
                             "dataDir": str(state / "cni-ipam"),
                         },
                     },
@@ -589,6 +591,7 @@ def _unmount_under(prefixes: list[str]) -> None:
 
 
 SERVICE_CHAIN = "BATCHX-APISERVER"
+FORWARD_CHAIN = "BATCHX-FORWARD"
 
 
 def _route_service_ip_to_apiserver() -> None:
@@ -607,6 +610,12 @@ def _route_service_ip_to_apiserver() -> None:
             "-j", "DNAT", "--to-destination", f"127.0.0.1:{API_PORT}"]  # fmt: skip
     _sh("iptables", "-t", "nat", "-A", SERVICE_CHAIN, *dnat, check=True)
     _sh("iptables", "-t", "nat", "-A", "PREROUTING", "-i", BRIDGE, "-j", SERVICE_CHAIN, check=True)
+    # Nothing from the pods is forwarded off the bridge (this host forwards packets): pods reach
+    # the gateway's own services and each other, never another network.
+    _sh("iptables", "-N", FORWARD_CHAIN)
+    _sh("iptables", "-F", FORWARD_CHAIN)
+    _sh("iptables", "-A", FORWARD_CHAIN, "!", "-o", BRIDGE, "-j", "DROP", check=True)
+    _sh("iptables", "-I", "FORWARD", "-i", BRIDGE, "-j", FORWARD_CHAIN, check=True)
 
 
 def _remove_kubelet_iptables() -> None:

@@ -13,6 +13,7 @@ as `helm uninstall` leaves them); the cluster keeps running for the next demo
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -138,7 +139,57 @@ def show_result(
     print(f"   environment {ENV}: {json.dumps(credits)}")
 
 
+def install_operator(
+    api: client.ApiClient, release: chart.Release, s3: s3bed.S3Server
+) -> example_images.Example:
+    """Build and push the images, then `helm install` the chart as an admin would."""
+    say("images: operator and runner from images/Dockerfile (buildah), examples/wordcount")
+    t_build = time.monotonic()
+    operator_image = product_images.build("operator")
+    runner = product_images.build("runner")
+    example = example_images.build_example("wordcount")
+    print(f"   {operator_image.pinned}\n   {runner.pinned}\n   {example.image.pinned}")
+    print(f"   built and pushed to the test bed's registry in {time.monotonic() - t_build:.0f}s")
+
+    say(f"operator: helm install {release.name} helm/batchx-operator -n {release.namespace}")
+    release.store_secret(s3)
+    values = chart.admin_values(operator_image, runner, s3, BUCKET)
+    print("   values: " + json.dumps(values))
+    ready_after = release.install(values)
+    pod = release.operator_pod()
+    print(f"   pod {pod['metadata']['name']} Ready {ready_after:.0f}s after helm install")
+    print(f"   pulled {pod['status']['containerStatuses'][0]['imageID']}")
+    wait("CRDs established", lambda: crds_established(api), 60)
+    return example
+
+
+def create_environment_and_image(
+    custom: client.CustomObjectsApi, example: example_images.Example
+) -> None:
+    say(f"Environment {ENV}: 4 vCPU, 4 GiB, 2 jobs at once, 1 GiB storage, 100 credits")
+    create_or_replace(custom, "environments", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Environment",
+        "metadata": {"name": ENV},
+        "spec": {"quota": {"cpu": "4", "memory": "4Gi", "gpus": 0, "jobs": 2,
+                           "storage": "1Gi"}, "credits": 100},
+    })  # fmt: skip
+    wait("Environment Ready", lambda: env_ready(custom), 90)
+
+    say("Image examples/wordcount:1.0.0")
+    create_or_replace(custom, "images", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Image",
+        "metadata": {"name": "wordcount-1.0.0", "namespace": ENV},
+        "spec": {"image": example.image.pinned, "manifest": example.manifest},
+    })  # fmt: skip
+    print(f"   coordinates: {wait('Image Ready', lambda: image_coordinates(custom), 60)}")
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the operator and MinIO running afterwards"
+    )
+    keep = parser.parse_args().keep
     t0 = time.monotonic()
     say("test bed: cluster")
     kubeconfig = paths.kubeconfig() if cluster.status_quiet() else cluster.up()
@@ -149,43 +200,9 @@ def main() -> int:
     s3, store_env = start_store(workdir)
     release = chart.Release("batchx", SYSTEM_NAMESPACE, kubeconfig)
     try:
-        say("images: operator and runner from images/Dockerfile (buildah), examples/wordcount")
-        t_build = time.monotonic()
-        operator_image = product_images.build("operator")
-        runner = product_images.build("runner")
-        example = example_images.build_example("wordcount")
-        print(f"   {operator_image.pinned}\n   {runner.pinned}\n   {example.image.pinned}")
-        print(
-            f"   built and pushed to the test bed's registry in {time.monotonic() - t_build:.0f}s"
-        )
-
-        say(f"operator: helm install batchx helm/batchx-operator -n {SYSTEM_NAMESPACE}")
-        release.store_secret(s3)
-        values = chart.admin_values(operator_image, runner, s3, BUCKET)
-        print("   values: " + json.dumps(values))
-        ready_after = release.install(values)
-        pod = release.operator_pod()
-        image_id = pod["status"]["containerStatuses"][0]["imageID"]
-        print(f"   pod {pod['metadata']['name']} Ready {ready_after:.0f}s after helm install")
-        print(f"   pulled {image_id}")
-        wait("CRDs established", lambda: crds_established(api), 60)
-
-        say(f"Environment {ENV}: 4 vCPU, 4 GiB, 2 jobs at once, 1 GiB storage, 100 credits")
-        create_or_replace(custom, "environments", {
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "Environment",
-            "metadata": {"name": ENV},
-            "spec": {"quota": {"cpu": "4", "memory": "4Gi", "gpus": 0, "jobs": 2,
-                               "storage": "1Gi"}, "credits": 100},
-        })  # fmt: skip
-        wait("Environment Ready", lambda: env_ready(custom), 90)
-
-        say("Image examples/wordcount:1.0.0")
-        create_or_replace(custom, "images", {
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "Image",
-            "metadata": {"name": "wordcount-1.0.0", "namespace": ENV},
-            "spec": {"image": example.image.pinned, "manifest": example.manifest},
-        })  # fmt: skip
-        print(f"   coordinates: {wait('Image Ready', lambda: image_coordinates(custom), 60)}")
+        t_install = time.monotonic()
+        example = install_operator(api, release, s3)
+        create_environment_and_image(custom, example)
 
         say("input: bx cp text.txt bx://inputs/text.txt")
         local = workdir / "text.txt"
@@ -196,12 +213,16 @@ def main() -> int:
         job = f"wordcount-{int(time.time())}"
         say(f"Job {job}: examples/wordcount:1.0.0 on bx://inputs/text.txt")
         status = run_job(custom, job)["status"]
+        print(f"   final {time.monotonic() - t_install:.0f}s after the image builds began")
         show_result(custom, status, workdir, bx_env)
         say(f"done in {time.monotonic() - t0:.0f}s; `make cluster-down` stops the cluster")
         return 0 if status["state"] in ("SUCCEEDED", "WARNING") else 1
     finally:
-        release.uninstall()
-        s3bed.stop(s3)
+        if keep:
+            print(f"   kept: release {release.name} in {release.namespace}; MinIO {s3.endpoint}")
+        else:
+            release.uninstall()
+            s3bed.stop(s3)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ exit-warning   writes an output, exits 3 (warningCodes)   WARNING, output collec
 exit-error     exits 2 (errorCodes)                       FAILED, message from errorCodes
 memory-hog     static C: allocates until OOM-killed       OUT_OF_MEMORY
 sleeper        sleeps an hour                             FAILED (Timeout) with a short timeout
+napper         busybox sh: sleeps the input's seconds     SUCCEEDED, output {"slept": seconds}
 bad-output     exits 0, output violates its schema        INVALID_OUTPUT
 =============  =========================================  ========================================
 
@@ -100,6 +101,7 @@ RECIPES: dict[str, Callable[[], ImageSpec]] = {
     "exit-warning": lambda: _busybox("exit-warning", ["/bin/sh", "/exit-with.sh"], ["3"]),
     "exit-error": lambda: _busybox("exit-error", ["/bin/sh", "/exit-with.sh"], ["2"]),
     "sleeper": lambda: _busybox("sleeper", ["/bin/sleep"], ["3600"]),
+    "napper": lambda: _busybox("napper", ["/bin/sh", "/napper.sh"]),
     "bad-output": lambda: _busybox("bad-output", ["/bin/sh", "/bad-output.sh"]),
 }
 

@@ -77,8 +77,11 @@ def export(target: Target, archive: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("targets", nargs="*", choices=TARGETS, default=list(TARGETS))
-    for target in parser.parse_args().targets:
+    parser.add_argument("targets", nargs="*", metavar="TARGET", help=" or ".join(TARGETS))
+    targets = parser.parse_args().targets or list(TARGETS)
+    if unknown := sorted(set(targets) - set(TARGETS)):
+        parser.error(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}")
+    for target in targets:
         print(build(target).pinned)
 
 

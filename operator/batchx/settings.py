@@ -114,6 +114,12 @@ class Settings(_Model):
         "every job Pod), pinned by digest in production; None: no job is admitted (they wait "
         "QUEUED, OperatorNotConfigured)",
     )
+    gpu_types: tuple[str, ...] = Field(
+        (),
+        description="gpuTypes: GPU products jobs may ask for (spec.gpuType) besides those some "
+        "node is labelled with (nvidia.com/gpu.product): node pools that scale up from zero; "
+        "a list, or comma-separated in BATCHX_GPU_TYPES",
+    )
     upload_grace_seconds: int = Field(
         600,
         ge=1,
@@ -130,6 +136,14 @@ class Settings(_Model):
         description="storeSecret: the Secret, in each environment namespace, holding the store "
         "URL and credentials the runner containers read (written by the operator)",
     )
+
+    @field_validator("gpu_types", mode="before")
+    @classmethod
+    def _gpu_types(cls, value: Any) -> Any:
+        """An environment variable holds a string: ``A100,L4``."""
+        if isinstance(value, str):
+            return tuple(t.strip() for t in value.split(",") if t.strip())
+        return value
 
     @field_validator("runner_image", mode="before")
     @classmethod

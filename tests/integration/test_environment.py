@@ -173,13 +173,16 @@ def _records(bx: Bx, env: str) -> dict[str, str]:
 
 
 def test_ledger_counts_each_charge_once_under_a_killed_operator(
-    operator_process: OperatorProcess, bx: Bx
+    operator_process: OperatorProcess, bx: Bx, tmp_path: Path
 ) -> None:
     """The operator is a real `python -m batchx` process, SIGKILLed at different points of its
-    work. Its job controller admits the jobs (their image exists) but, with no runner image
-    configured, creates no pods: the test plays the pods' part by writing the states and charges
-    a job's end would write, so every kill point is chosen, not left to timing."""
+    work. Its job controller admits the jobs (their image exists), but their Pods never start
+    (the runner image it is given is in no registry): the test plays the pods' part by writing
+    the states and charges a job's end would write, so every kill point is chosen, not left to
+    timing."""
     op = operator_process
+    op.env["BATCHX_RUNNER_IMAGE"] = f"batchx.local/batchx-runner@sha256:{'0' * 64}"
+    op.env["BATCHX_STORE"] = f"file://{tmp_path / 'store'}"
     op.start()
     env = bx.create_environment(credits=1000)
     bx.wait_ready(env, timeout=90)

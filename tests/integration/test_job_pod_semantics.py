@@ -163,10 +163,14 @@ def test_example_ends_in_the_planned_state(
         {k: v.replace("bx://", "/batchx/input/files/") for k, v in case.input.items()}
     )
     plan = staging_plan(ref, request, job.spec.input)
-    config_map = plan_config_map(ref, plan)
+    config_map = plan_config_map(ref, plan, request.manifest_document)
     config_map["metadata"].pop("ownerReferences")
     core.create_namespaced_config_map(namespace, config_map)
-    pod = plan_pod(ref, request, PodPolicy(runner_image=busybox.pinned, upload_grace_seconds=5))
+    # No operator here: the kubelet's deadline (the backstop) is the only one, at the timeout.
+    policy = PodPolicy(
+        runner_image=busybox.pinned, upload_grace_seconds=5, deadline_backstop_seconds=0
+    )
+    pod = plan_pod(ref, request, policy)
     _stand_in(pod, busybox, local_input)
     core.create_namespaced_pod(namespace, pod)
 
@@ -179,7 +183,7 @@ def test_example_ends_in_the_planned_state(
     observed = eventually(finished, timeout=120, what=f"pod of {case.example} to finish")
     inputs = StatusInputs(
         resources=request.resources,
-        prices=PRICES,
+        rate=request.rate,
         manifest=request.manifest,
         image=request.image,
         now=T0,

@@ -34,7 +34,7 @@ from testbed import example_images
 from testbed import s3 as s3bed
 from tests.fixtures_cluster import Cluster
 from tests.helpers import eventually
-from tests.job_builders import PRICES, T0
+from tests.job_builders import T0
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
 
@@ -96,7 +96,9 @@ def test_wordcount_runs_with_real_staging_through_s3(
 
     job, request = _request(example, {"text": "bx://texts/a.txt"})
     ref = JobRef("wc", namespace, "uid-wc")
-    config_map = plan_config_map(ref, staging_plan(ref, request, job.spec.input))
+    config_map = plan_config_map(
+        ref, staging_plan(ref, request, job.spec.input), request.manifest_document
+    )
     pod = plan_pod(ref, request, PodPolicy(runner_image=runner.pinned, upload_grace_seconds=60))
     for body in (config_map, pod):
         body["metadata"].pop("ownerReferences")  # no Job here: the GC would delete them
@@ -112,7 +114,7 @@ def test_wordcount_runs_with_real_staging_through_s3(
     observed = eventually(finished, timeout=180, what="the wordcount pod to finish")
     inputs = StatusInputs(
         resources=request.resources,
-        prices=PRICES,
+        rate=request.rate,
         manifest=request.manifest,
         image=request.image,
         now=T0,

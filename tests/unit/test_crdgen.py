@@ -136,9 +136,11 @@ def test_stable_field_names() -> None:
         "cache",
         "cancel",
     }
+    # Stable names (BRIEF section 3) plus the admission record (issue 12 item 7).
     assert props("Job", "status") == {
         "state",
         "image",
+        "admission",
         "output",
         "exitCode",
         "message",
@@ -153,6 +155,7 @@ def test_stable_field_names() -> None:
     }
     assert props("Job", "status", "credits") == {"reserved", "charged"}
     assert props("Job", "status", "image") == {"coordinates", "container"}
+    assert props("Job", "status", "admission") == {"resources", "rate", "cacheKey", "admittedAt"}
 
 
 def test_cel_rules() -> None:

@@ -28,6 +28,7 @@ def test_the_examples_cover_every_way_a_job_ends() -> None:
         "exit-warning",
         "hello-static",
         "memory-hog",
+        "napper",
         "sleeper",
         "wordcount",
     ]

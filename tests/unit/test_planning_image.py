@@ -1,4 +1,4 @@
-"""Image planning: validity, duplicates (oldest wins), and `latest` per major per base name."""
+"""Image planning: validity, duplicates (the accepted one, else the oldest, wins), `latest`."""
 
 from __future__ import annotations
 
@@ -95,6 +95,24 @@ def test_duplicate_tie_broken_by_name() -> None:
     plans = plan(make_image("b"), make_image("a"))
     assert ready(plans["a"]) == ("True", "Accepted")
     assert ready(plans["b"]) == ("False", "DuplicateCoordinates")
+
+
+def test_an_accepted_image_keeps_its_coordinates_against_a_duplicate_of_the_same_second() -> None:
+    """creationTimestamp has one-second resolution: the newcomer's name must not win."""
+    second = "2026-01-01T00:00:00Z"
+    owner = make_image("zz-owner").created(second)
+    accepted = plan(owner)["zz-owner"]
+    assert accepted.status is not None
+    owner.status(**accepted.status.to_json())
+    newcomer = make_image("aa-newcomer").created(second)
+    for builders in ((owner, newcomer), (newcomer, owner)):
+        plans = plan(*builders)
+        assert plans["zz-owner"].status is None  # unchanged: still Ready with its coordinates
+        assert ready(plans["aa-newcomer"]) == ("False", "DuplicateCoordinates")
+        status = plans["aa-newcomer"].status
+        assert status is not None
+        assert "zz-owner" in status.conditions[0].message
+        assert status.coordinates is None
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,10 @@ from batchx.models import (
     Condition,
     ConditionStatus,
     EnvironmentQuota,
+    JobAdmission,
     JobCredits,
     JobImage,
+    JobResources,
     JobState,
     JobStatus,
 )
@@ -31,9 +33,17 @@ from batchx.planning.job_admission import (
     admit_fifo,
     cancelled_status,
     charge,
+    hourly_rate,
     judge_job,
     parse_quantity,
     reservation,
+    submitted_status,
+)
+from batchx.planning.job_checks import (
+    missing_files_refusal,
+    no_environment_status,
+    offered_gpu_types,
+    unoffered_gpu_type,
 )
 from tests.job_builders import (
     FILE_INPUT_SCHEMA,
@@ -248,6 +258,22 @@ def test_input_files_are_found_in_strings_and_arrays() -> None:
     ]
 
 
+def test_missing_input_files_are_refused_with_the_json_path_of_each() -> None:
+    verdict = judge(
+        make_bx_job().input(reads="bx://data/r1.fq", more=["bx://data/r2.fq", "bx://refs/"]),
+        file_image(),
+    )
+    assert isinstance(verdict, Request)
+    refusal = missing_files_refusal("lab", [verdict.files[0], verdict.files[2]])
+    assert refusal == Refusal(
+        Reason.INPUT_FILE_NOT_FOUND,
+        "$.spec.input.reads",
+        "file bx://data/r1.fq does not exist in environment lab; "
+        "$.spec.input.more[1]: folder bx://refs/ does not exist in environment lab",
+    )
+    assert str(refusal).startswith("$.spec.input.reads: file bx://data/r1.fq does not exist")
+
+
 @pytest.mark.parametrize(
     ("values", "path", "in_message"),
     [
@@ -289,7 +315,8 @@ def test_reservation_is_price_times_timeout_rounded_up(
 def test_charge_is_price_times_run_time_capped_at_the_reservation(
     run_seconds: int, charged: Decimal
 ) -> None:
-    assert charge(Resources(1, 1024, 0, None, 3600), PRICES, run_seconds) == charged
+    rate = hourly_rate(Resources(1, 1024, 0, None, 3600), PRICES)
+    assert charge(rate, 3600, run_seconds) == charged
 
 
 @pytest.mark.parametrize(
@@ -500,6 +527,12 @@ def test_status_of_a_wait_and_then_an_admission() -> None:
     assert admitted == JobStatus(
         state=JobState.STARTING,
         image=request.image,
+        # The decision, read back while the job runs instead of judging the job again.
+        admission=JobAdmission(
+            resources=JobResources(vcpus=1, memory=1024, gpus=0, timeout=3600),
+            rate=1.5,
+            admitted_at=later,
+        ),
         credits=JobCredits(reserved=1.5, charged=0),
         conditions=[
             Condition(
@@ -541,3 +574,49 @@ def test_status_of_a_job_cancelled_while_queued() -> None:
         ],
         observed_generation=2,
     )
+
+
+def test_a_job_outside_any_environment_waits_submitted_with_the_reason() -> None:
+    status = no_environment_status(make_bx_job().model(), "stray", generation=1, now=NOW)
+    assert (status.state, status.credits) == (
+        JobState.SUBMITTED,
+        JobCredits(reserved=0, charged=0),
+    )
+    assert [(c.status, c.reason) for c in status.conditions] == [
+        (ConditionStatus.UNKNOWN, "EnvironmentNotFound")
+    ]
+    assert status.conditions[0].message.startswith(
+        "namespace stray is not the namespace of a ready Environment"
+    )
+
+
+def test_gpu_types_offered_are_the_nodes_labels_and_the_configured_ones() -> None:
+    nodes = [
+        {"metadata": {"labels": {"nvidia.com/gpu.product": "T4"}}},
+        {"metadata": {"labels": {"kubernetes.io/hostname": "cpu-only"}}},
+        {"metadata": {}},
+    ]
+    assert offered_gpu_types(nodes, ["A100"]) == {"T4", "A100"}
+
+
+def test_a_gpu_type_no_node_offers_is_refused_with_the_types_offered() -> None:
+    gpu = candidate(runtime={"minMem": 64, "gpus": "supported"})
+    typo = judge(make_bx_job().gpus(1).gpu_type("t4"), gpu)
+    assert isinstance(typo, Request)
+    assert unoffered_gpu_type(typo, frozenset({"T4", "A100"})) == Refusal(
+        Reason.INVALID_RESOURCES,
+        "$.spec.gpuType",
+        "no node offers gpuType 't4' (nodes labelled nvidia.com/gpu.product=t4); the GPU types "
+        "offered are: A100, T4",
+    )
+    offered = judge(make_bx_job().gpus(1).gpu_type("T4"), gpu)
+    assert isinstance(offered, Request)
+    assert unoffered_gpu_type(offered, frozenset({"T4"})) is None
+
+
+def test_a_new_job_is_submitted_before_admission_decides() -> None:
+    status = submitted_status(make_bx_job().model(), generation=1, now=NOW)
+    assert (status.state, status.observed_generation) == (JobState.SUBMITTED, 1)
+    assert [(c.status, c.reason) for c in status.conditions] == [
+        (ConditionStatus.UNKNOWN, "Submitted")
+    ]

@@ -20,6 +20,7 @@ from batchx.planning.job_pod import (
     lists_files,
     parse_report,
     plan_config_map,
+    plan_manifest,
     plan_pod,
     plan_status,
     pod_name,
@@ -30,7 +31,6 @@ from tests.job_builders import (
     FILE_INPUT_SCHEMA,
     FILE_OUTPUT_SCHEMA,
     POD_POLICY,
-    PRICES,
     T0,
     PodBuilder,
     candidate,
@@ -138,7 +138,9 @@ EXPECTED_POD: JSON = {
     },
     "spec": {
         "restartPolicy": "Never",
-        "activeDeadlineSeconds": 600,
+        # The operator stops the pod at the timeout (600 s) with a 1 s grace; the kubelet's own
+        # deadline kill, with the 600 s upload allowance as grace, is the later backstop.
+        "activeDeadlineSeconds": 630,
         "terminationGracePeriodSeconds": 600,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -230,7 +232,8 @@ def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
         reads="bx://data/r1.fq", more=["bx://data/r1.fq", "bx://refs/"]
     )
     model = job.model()
-    plan = staging_plan(REF, request(model), model.spec.input)
+    req = request(model)
+    plan = staging_plan(REF, req, model.spec.input)
     assert plan == {
         "version": 1,
         "job": "align",
@@ -252,11 +255,13 @@ def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
         "resultPath": "jobs/align/result.json",
         "timeout": 3600,
     }
-    config_map = plan_config_map(REF, plan)
+    config_map = plan_config_map(REF, plan, req.manifest_document)
     assert config_map["metadata"]["name"] == "bx-align-plan"
     assert config_map["immutable"] is True
     assert json.loads(config_map["data"]["plan.json"]) == plan
-    assert set(config_map["data"]) == {"plan.json"}  # stage-in writes input.json
+    # stage-in writes input.json; the manifest is what the job's output is judged by.
+    assert set(config_map["data"]) == {"plan.json", "manifest.json"}
+    assert plan_manifest(config_map) == req.manifest_document != {}
 
 
 def test_a_job_without_input_files_has_no_stage_in_and_reads_input_json_from_the_plan() -> None:
@@ -275,7 +280,7 @@ def test_a_job_without_input_files_has_no_stage_in_and_reads_input_json_from_the
         "containers"
     ][0]["volumeMounts"]
     plan = staging_plan(REF, req, model.spec.input)
-    config_map = plan_config_map(REF, plan)
+    config_map = plan_config_map(REF, plan, {})
     assert json.loads(config_map["data"]["input.json"]) == {"label": "ada", "n": 2}
 
 
@@ -327,7 +332,7 @@ def status_of(pod: PodBuilder | None, job: Job | None = None, now: datetime = T0
     req = request(job)
     inputs = StatusInputs(
         resources=req.resources,
-        prices=PRICES,
+        rate=req.rate,
         manifest=req.manifest,
         image=req.image,
         now=now,
@@ -603,8 +608,8 @@ def test_a_cancelled_job_is_charged_from_its_recorded_start_after_its_pod_is_gon
                     }
                 ],
             },
-            "the pod is starting: not scheduled yet: 0/1 nodes are available: 1 node(s) "
-            "didn't match selector.",
+            "the pod cannot be scheduled yet: 0/1 nodes are available: 1 node(s) didn't match "
+            "selector. (the job ends FAILED if no node takes it within its timeout of 600 s)",
         ),
         (
             {
@@ -642,8 +647,46 @@ def test_a_stuck_start_says_why(status: JSON, message: str) -> None:
     body = observed.body
     job = cpu_job()
     req = request(job)
-    inputs = StatusInputs(req.resources, PRICES, req.manifest, req.image, T0, req.reservation)
+    inputs = StatusInputs(req.resources, req.rate, req.manifest, req.image, T0, req.reservation)
     result = plan_status(job, REF, body, inputs)
     staged = message.startswith("input files staged")
     state = JobState.DOWNLOADING_INPUT if staged else JobState.STARTING
     assert (result.state, result.message) == (state, message)
+
+
+def test_a_pod_no_node_takes_is_unschedulable_then_failed_at_its_timeout_since_creation() -> None:
+    job = make_bx_job("tutorial/hello:1.0.0").gpus(1).gpu_type("A100").timeout(60)
+    job.input(reads="bx://r.fq")
+    model = job.model()
+    req = request(model)
+    observed = PodBuilder.of(REF, req)
+    observed.body["metadata"]["creationTimestamp"] = "2026-01-01T12:00:00Z"  # T0
+    observed.body["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node "
+                "affinity/selector.",
+            }
+        ],
+    }
+    note = "(it needs 1 GPUs on a node labelled nvidia.com/gpu.product=A100, spec.gpuType)"
+
+    def at(now: datetime) -> JobStatus:
+        inputs = StatusInputs(
+            req.resources, req.rate, req.manifest, req.image, now, req.reservation
+        )
+        return plan_status(model, REF, observed.body, inputs)
+
+    waiting = at(T0 + seconds(59))
+    assert (waiting.state, waiting.conditions[-1].reason) == (JobState.STARTING, "Unschedulable")
+    assert note in (waiting.message or "")
+    ended = at(T0 + seconds(60))
+    assert (ended.state, ended.conditions[-1].reason) == (JobState.FAILED, "Unschedulable")
+    assert (ended.message or "").startswith(
+        "no node took the job's pod within its timeout of 60 s (spec.timeout) " + note
+    )
+    assert ended.credits == JobCredits(reserved=float(req.reservation), charged=0)

@@ -78,6 +78,14 @@ def test_store_chart_form_needs_a_bucket() -> None:
         Settings.model_validate({"store": {"backend": "s3"}})
 
 
+def test_gpu_types_from_a_file_list_or_a_comma_separated_variable(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("gpuTypes: [A100]\n")
+    assert Settings.load({"BATCHX_CONFIG": str(config)}).gpu_types == ("A100",)
+    assert Settings.load({"BATCHX_GPU_TYPES": "A100, L4"}).gpu_types == ("A100", "L4")
+    assert Settings.load({}).gpu_types == ()
+
+
 def test_jobs_unavailable_names_each_missing_setting() -> None:
     bare = Settings.load({})
     reason = bare.jobs_unavailable()

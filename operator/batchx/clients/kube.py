@@ -238,6 +238,10 @@ class Kube:
             kwargs["grace_period_seconds"] = grace_seconds
         await self._delete(self.core.delete_namespaced_pod, name, namespace, **kwargs)
 
+    async def list_nodes(self, selector: str | None = None) -> list[JSON]:
+        kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
+        return await self._items(self.core.list_node, **kwargs)
+
     # -- rbac --------------------------------------------------------------------------------
 
     async def list_role_bindings(self, namespace: str, selector: str) -> list[JSON]:

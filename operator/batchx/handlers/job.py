@@ -20,7 +20,7 @@ from batchx.handlers.setup import required as _required
 from batchx.models import TERMINAL_STATES
 from batchx.planning import labels
 from batchx.reconcile.context import Outcome
-from batchx.reconcile.job import owner_job, reconcile_job
+from batchx.reconcile.job import owner_job, reconcile_job, release_job
 from batchx.settings import Settings
 
 # Kopf fixes a timer's interval when the handler is registered (at import), so it is read here.
@@ -43,6 +43,13 @@ def _raise_retry(outcome: Outcome) -> None:
 async def job_changed(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     outcome = await reconcile_job(context(memo), _required(namespace), name)
     post(outcome.notices)
+    _raise_retry(outcome)
+
+
+@kopf.on.delete(GROUP, VERSION, "jobs", id="files")
+async def job_deleted(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Holds a Job's deletion (Kopf's finalizer) until its pod is gone and its files removed."""
+    outcome = await release_job(context(memo), _required(namespace), name)
     _raise_retry(outcome)
 
 

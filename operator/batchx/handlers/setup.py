@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,11 +55,30 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
     kopf_settings.execution.max_workers = 4  # only for sync handlers; all of ours are async
 
 
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """Kopf's own credential readers (service account, then $KUBECONFIG), with no client library:
-    the default tries two libraries in turn and logs a failure for the one that cannot read it."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """In a Pod, the service account at the API server's Service address; else $KUBECONFIG.
+
+    The address comes from KUBERNETES_SERVICE_HOST/PORT, as client-go's in-cluster config (and
+    our own API client) reads it. Kopf's own reader names `kubernetes.default.svc`, which needs
+    cluster DNS, which not every cluster runs. The token is read at every login: Kopf logs in
+    again when the API server refuses an expired (rotated) token.
+    """
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    token = SERVICE_ACCOUNT / "token"
+    if host and token.exists():
+        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        namespace = SERVICE_ACCOUNT / "namespace"
+        return kopf.ConnectionInfo(
+            server=f"https://{f'[{host}]' if ':' in host else host}:{port}",
+            ca_path=str(SERVICE_ACCOUNT / "ca.crt"),
+            token=token.read_text().strip(),
+            default_namespace=namespace.read_text().strip() if namespace.exists() else None,
+        )
+    return kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.startup()

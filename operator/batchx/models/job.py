@@ -17,8 +17,10 @@ __all__ = [
     "MAX_VCPUS",
     "TERMINAL_STATES",
     "Job",
+    "JobAdmission",
     "JobCredits",
     "JobImage",
+    "JobResources",
     "JobSpec",
     "JobState",
     "JobStatus",
@@ -190,12 +192,66 @@ class JobCredits(CamelModel):
     )
 
 
+class JobResources(CamelModel):
+    """What an admitted job holds: its spec's resources with the defaults applied."""
+
+    vcpus: int = Field(
+        description=f"vcpus are the virtual CPUs; 1 to {MAX_VCPUS}.", ge=1, le=MAX_VCPUS
+    )
+    memory: int = Field(
+        description=f"memory is the container memory in MB; 1 to {MAX_MEMORY_MB}.",
+        ge=1,
+        le=MAX_MEMORY_MB,
+    )
+    gpus: int = Field(
+        description=f"gpus is the number of GPUs; 0 to {MAX_GPUS}.", ge=0, le=MAX_GPUS
+    )
+    gpu_type: str | None = Field(
+        default=None,
+        description="gpuType is the GPU product the job runs on; at most 63 characters.",
+        max_length=63,
+    )
+    timeout: int = Field(
+        description=f"timeout is the most seconds the job may run; 1 to {MAX_TIMEOUT_SECONDS}.",
+        ge=1,
+        le=MAX_TIMEOUT_SECONDS,
+    )
+
+
+class JobAdmission(CamelModel):
+    """What admission decided, recorded with the move to STARTING and read back, never
+    recomputed, for as long as the job runs (as Kueue keeps a Workload's status.admission).
+
+    The other halves of the decision are stable fields of their own, written in the same status
+    write: the resolved image in status.image and the reservation in status.credits.reserved.
+    """
+
+    resources: JobResources = Field(description="resources are what the job was admitted with.")
+    rate: float = Field(
+        description="rate is the price of the job in credits per hour of run time, fixed at "
+        "admission (the charge is rate x run seconds, at most the reservation); 0 or more.",
+        ge=0,
+    )
+    cache_key: str | None = Field(
+        default=None,
+        description="cacheKey identifies the job's result for execution caching (pinned image "
+        "digest and input content); unset until caching is implemented; at most 128 characters.",
+        max_length=128,
+    )
+    admitted_at: datetime = Field(description="admittedAt is when the job was admitted (RFC 3339).")
+
+
 class JobStatus(CamelModel):
     """status of a Job, written by the operator only."""
 
     state: JobState | None = Field(default=None, description="state is the BatchX job state.")
     image: JobImage | None = Field(
         default=None, description="image is the resolution of spec.image, pinned at admission."
+    )
+    admission: JobAdmission | None = Field(
+        default=None,
+        description="admission is what admission decided (resources, rate), set when the job "
+        "is admitted.",
     )
     output: Annotated[dict[str, Any] | None, WithJsonSchema(_FREE_FORM)] = Field(
         default=None,

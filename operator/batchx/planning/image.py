@@ -1,10 +1,11 @@
 """Image planning: validity, coordinates, duplicates and the `latest` label of one environment.
 
 All Images of a namespace (= environment) are planned together, because one image's verdict
-depends on its siblings: the oldest Image with given coordinates wins (ties broken by name, so
-the answer never depends on the order of events), and ``batchx.io/latest=true`` marks exactly the
-highest accepted version of each major of each base name. Planning the whole set on every create,
-update, delete and resync keeps both true after deletions, whatever order events arrive in.
+depends on its siblings: the Image already accepted with given coordinates keeps them, otherwise
+the oldest wins (ties broken by name, so the answer never depends on the order of events), and
+``batchx.io/latest=true`` marks exactly the highest accepted version of each major of each base
+name. Planning the whole set on every create, update, delete and resync keeps both true after
+deletions, whatever order events arrive in.
 """
 
 from __future__ import annotations
@@ -139,14 +140,30 @@ def _judge(
 def _winners(
     candidates: Iterable[tuple[ImageObject, Coordinates]],
 ) -> dict[str, tuple[ImageObject, Coordinates]]:
-    """For each coordinates string, the Image that owns them: the oldest, then by name."""
+    """For each coordinates string, the Image that owns them (see `_precedence`)."""
     best: dict[str, tuple[ImageObject, Coordinates]] = {}
     for image, coords in candidates:
         key = str(coords)
         current = best.get(key)
-        if current is None or (image.created, image.name) < (current[0].created, current[0].name):
+        if current is None or _precedence(image, key) < _precedence(current[0], key):
             best[key] = (image, coords)
     return best
+
+
+def _precedence(image: ImageObject, coordinates: str) -> tuple[bool, str, str]:
+    """Who owns `coordinates`: the Image already accepted with them, else the oldest, by name.
+
+    creationTimestamp has one-second resolution, so a duplicate created within the same second
+    as the accepted Image would win on its name alone; an owner is never displaced (jobs have
+    resolved to it and `kubectl get` showed it Ready).
+    """
+    ready = find_condition(image.status.conditions, READY)
+    owner = (
+        image.status.coordinates == coordinates
+        and ready is not None
+        and ready.status is ConditionStatus.TRUE
+    )
+    return (not owner, image.created, image.name)
 
 
 def desired_labels(image: ImageObject, coords: Coordinates | None, latest: bool) -> dict[str, str]:

@@ -15,7 +15,9 @@ environment's jobs together:
 Resolution is pinned: the first verdict stores ``status.image`` (coordinates and container), and
 later verdicts for the same job (a queued job re-judged when room frees) look the pinned
 coordinates up exactly, so a newer version imported while a job waits does not change what it
-runs. An Image deleted in between makes the job fail with ``ImageNotFound``.
+runs. An Image deleted in between makes a waiting job fail with ``ImageNotFound`` (it never ran).
+Once admitted, a job is never judged again: its decision is recorded (``status.admission``) and
+read back (`batchx.planning.job_record`), so deleting its Image changes nothing for it.
 
 Resource rules (BRIEF section 3):
 
@@ -23,7 +25,14 @@ Resource rules (BRIEF section 3):
 - ``memory`` (MB, i.e. MiB as in Kubernetes' ``Mi``): default ``runtime.minMem``, never below it;
 - ``gpus``: default 1 when the manifest says ``gpus: required``, else 0; at least 1 when
   required; any GPU request on an image that declares no ``gpus`` is refused;
-- ``gpuType`` only makes sense with at least one GPU;
+- ``gpuType`` only makes sense with at least one GPU, and must be a GPU product the cluster
+  offers: the ``nvidia.com/gpu.product`` label of some node, or one of the operator's
+  ``gpuTypes`` (products of node pools that scale up from zero, so no node shows them yet).
+  Any other is refused (``InvalidResources``, with the products offered): a typo such as ``t4``
+  fails at once instead of leaving a Pod that no node can take. When the operator may not list
+  nodes, or none has the label at all, the check is skipped (fail open: the cluster may label
+  its GPUs otherwise). A Pod that still cannot be scheduled (the nodes went away, or are full)
+  is judged by `batchx.planning.job_pod.plan_status`: Unschedulable, then FAILED at its timeout;
 - ``timeout``: default from the operator's configuration, at most its maximum.
 
 Prices (operator configuration, per hour): a job's rate is
@@ -62,8 +71,10 @@ from batchx.models import (
     ConditionStatus,
     EnvironmentQuota,
     Job,
+    JobAdmission,
     JobCredits,
     JobImage,
+    JobResources,
     JobState,
     JobStatus,
 )
@@ -92,7 +103,9 @@ __all__ = [
     "image_candidate",
     "judge_job",
     "parse_quantity",
+    "rate_of",
     "reservation",
+    "submitted_status",
 ]
 
 # Credits are kept to a millionth: fine enough for one vCPU-second at any sane price, coarse
@@ -109,10 +122,12 @@ class Reason(StrEnum):
     INVALID_IMAGE_REFERENCE = "InvalidImageReference"
     IMAGE_NOT_FOUND = "ImageNotFound"
     INVALID_INPUT = "InvalidInput"
+    INPUT_FILE_NOT_FOUND = "InputFileNotFound"  # a bx:// path of the input is not in the index
     INVALID_RESOURCES = "InvalidResources"
     QUOTA_EXCEEDED = "QuotaExceeded"
     INSUFFICIENT_CREDITS = "InsufficientCredits"
     POD_REJECTED = "PodRejected"  # the API server refused the planned Pod (not quota)
+    ENVIRONMENT_NOT_FOUND = "EnvironmentNotFound"  # waits: no Environment owns the namespace
     OPERATOR_NOT_CONFIGURED = "OperatorNotConfigured"  # a setting every job needs is missing
 
 
@@ -152,6 +167,19 @@ class Resources:
     gpu_type: str | None
     timeout: int
 
+    def to_model(self) -> JobResources:
+        return JobResources(
+            vcpus=self.vcpus,
+            memory=self.memory_mb,
+            gpus=self.gpus,
+            gpu_type=self.gpu_type,
+            timeout=self.timeout,
+        )
+
+    @classmethod
+    def of_model(cls, model: JobResources) -> Resources:
+        return cls(model.vcpus, model.memory, model.gpus, model.gpu_type, model.timeout)
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -177,6 +205,8 @@ class Request:
     files: tuple[FileRef, ...]
     rate: Decimal
     reservation: Decimal
+    # The manifest as the Image holds it: kept with the job's plan (batchx.planning.job_record).
+    manifest_document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def image_candidate(body: Mapping[str, Any]) -> ImageCandidate | None:
@@ -243,6 +273,7 @@ def judge_job(
         files=checked.files,
         rate=hourly_rate(resources, policy.prices),
         reservation=reservation(resources, policy.prices),
+        manifest_document=resolved.manifest,
     )
 
 
@@ -364,16 +395,23 @@ def reservation(resources: Resources, prices: Prices) -> Decimal:
     return amount.quantize(CREDIT_QUANTUM, rounding=ROUND_CEILING)
 
 
-def charge(resources: Resources, prices: Prices, run_seconds: int) -> Decimal:
-    """Credits charged for `run_seconds` of run time, never more than the reservation.
+def charge(rate: Decimal, timeout: int, run_seconds: int) -> Decimal:
+    """Credits charged for `run_seconds` at `rate` credits/hour, never more than the reservation.
 
-    The run time is capped at the timeout (the pod's deadline kills it there anyway; a late
-    status must not charge beyond what was reserved).
+    `rate` is the one recorded at admission (``status.admission.rate``), so a price change
+    while a job runs changes neither its reservation nor its charge. The run time is capped at
+    the timeout (the job is stopped there anyway; a late status must not charge beyond what was
+    reserved).
     """
-    seconds = max(0, min(run_seconds, resources.timeout))
-    amount = hourly_rate(resources, prices) * seconds / _SECONDS_PER_HOUR
-    exact = amount.quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_EVEN)
-    return min(exact, reservation(resources, prices))
+    seconds = max(0, min(run_seconds, timeout))
+    exact = (rate * seconds / _SECONDS_PER_HOUR).quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_EVEN)
+    ceiling = (rate * timeout / _SECONDS_PER_HOUR).quantize(CREDIT_QUANTUM, rounding=ROUND_CEILING)
+    return min(exact, ceiling)
+
+
+def rate_of(admission: JobAdmission) -> Decimal:
+    """The recorded rate as the exact decimal it was computed as (JSON carries a float)."""
+    return _dec(float(admission.rate))
 
 
 def _dec(value: float) -> Decimal:
@@ -614,10 +652,13 @@ def admission_status(
     - `Wait`: QUEUED, ``Succeeded=Unknown`` with QuotaExceeded/InsufficientCredits and the
       numbers; the resolution is pinned (``status.image``), nothing is reserved.
     - `Admit`: STARTING, ``Succeeded=Unknown`` (Admitted), the reservation in
-      ``status.credits.reserved``. It must be stored before the pod is created, so the ledger
-      counts the reservation from the moment the job can run.
+      ``status.credits.reserved`` and the decision in ``status.admission`` (resources, rate):
+      what the job's reconcile reads from then on instead of judging the job again. It must be
+      stored before the pod is created, so the ledger counts the reservation from the moment
+      the job can run.
     """
     previous = job.status or JobStatus()
+    admission = previous.admission
     if isinstance(decision, Refusal):
         state, status, reason = JobState.FAILED, ConditionStatus.FALSE, decision.reason.value
         message, image, reserved = str(decision), previous.image, Decimal(0)
@@ -633,9 +674,13 @@ def admission_status(
             f"{res.timeout} s; {_num(request.reservation)} credits reserved"
         )
         image, reserved = request.image, request.reservation
+        admission = JobAdmission(
+            resources=res.to_model(), rate=float(request.rate), admitted_at=now
+        )
     return JobStatus(
         state=state,
         image=image,
+        admission=admission,
         message=message if state is JobState.FAILED else None,
         credits=JobCredits(reserved=float(reserved), charged=0),
         finished_at=now if state is JobState.FAILED else None,
@@ -645,6 +690,24 @@ def admission_status(
             status=status,
             reason=reason,
             message=message[:32768],
+            generation=generation,
+            now=now,
+        ),
+        observed_generation=generation,
+    )
+
+
+def submitted_status(job: Job, *, generation: int, now: datetime) -> JobStatus:
+    """SUBMITTED, BatchX's first state: what a new job shows until admission decides."""
+    previous = job.status or JobStatus()
+    return JobStatus(
+        state=JobState.SUBMITTED,
+        conditions=set_condition(
+            previous.conditions,
+            type=SUCCEEDED_CONDITION,
+            status=ConditionStatus.UNKNOWN,
+            reason="Submitted",
+            message="waiting for admission",
             generation=generation,
             now=now,
         ),

@@ -64,8 +64,19 @@ The staging plan is a ConfigMap ``<pod name>-plan`` owned by the Job, mounted on
 runner containers: the input alone may be 256 KiB, too big for an environment variable
 (``MAX_ARG_STRLEN`` is 128 KiB) or an annotation (256 KiB for all of them together).
 
-Timeout: ``activeDeadlineSeconds`` = ``timeout`` counts from the pod's start, staging included,
-so the job can never hold resources (or be charged) longer than its reservation.
+Timeout: the job may run ``timeout`` seconds from the pod's start, staging included, so it can
+never hold resources (or be charged) longer than its reservation. At that moment the operator
+declares ``Timeout`` and deletes the pod with a 1 s grace period: the user's container gets
+SIGTERM and, one second later, SIGKILL, whatever it does with SIGTERM and whatever the upload
+allowance is. ``activeDeadlineSeconds`` is only the backstop for an operator that is down: it is
+``timeout`` plus `PodPolicy.deadline_backstop_seconds`, later than the operator's delete, and it
+must be. The kubelet's own deadline kill uses the pod's ``terminationGracePeriodSeconds`` (the
+upload allowance, 600 s), and a kill under way is not shortened by a later delete with a
+shorter grace: a program that ignores SIGTERM (any PID 1 without a handler) then keeps its CPU
+for the whole allowance after its Timeout. The per-container way out, a ``SIGKILL``
+``lifecycle.stopSignal`` on the job container only (KEP-4960), is alpha in Kubernetes 1.33 and
+needs containerd 2; nothing may run inside the user's image to kill it there (no wrapper, no
+exec: it may have no shell).
 
 Status planning
 ---------------
@@ -111,7 +122,6 @@ from batchx.models import (
 from batchx.planning import labels
 from batchx.planning.conditions import set_condition
 from batchx.planning.job_admission import SUCCEEDED_CONDITION, Request, Resources, charge
-from batchx.settings import Prices
 
 __all__ = [
     "INPUT_DIR",
@@ -125,11 +135,14 @@ __all__ = [
     "PodPolicy",
     "RunnerReport",
     "input_local_path",
+    "job_files",
     "lists_files",
     "needs_stage_in",
     "output_prefix",
     "parse_report",
     "plan_config_map",
+    "plan_config_map_name",
+    "plan_manifest",
     "plan_pod",
     "plan_status",
     "pod_finished",
@@ -147,13 +160,14 @@ FILES_DIR = f"{INPUT_DIR}/files"
 PLAN_DIR = "/var/run/batchx/plan"
 PLAN_FILE = "plan.json"
 INPUT_FILE = "input.json"
+# The manifest the job was admitted with (batchx.planning.job_record): its output is judged by it.
+MANIFEST_FILE = "manifest.json"
 JOB_CONTAINER = "job"
 STAGE_IN = "stage-in"
 STAGE_OUT = "stage-out"
 # The runner image's entrypoint (testbed.runner_image); exec hooks need the whole command.
 RUNNER_COMMAND = ("python3", "-m", "batchx.runner")
 GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 PLAN_VERSION = 1
 _NAME_MAX = 63  # a DNS label: usable as hostname and label value too
 
@@ -184,14 +198,23 @@ def pod_name(job_name: str) -> str:
     return f"{name[: _NAME_MAX - 11].rstrip('-.')}-{digest}"
 
 
+def job_files(job_name: str) -> str:
+    """The folder of everything the platform writes for a job: its outputs and its report.
+
+    The job's own: removed when the Job is deleted, so a new Job of the same name (a GitOps
+    tool replacing it) gets paths of its own, which immutable paths would otherwise refuse.
+    """
+    return f"jobs/{job_name}/"
+
+
 def output_prefix(job_name: str) -> str:
     """Where the job's output files land in its environment's file system (BRIEF section 5)."""
-    return f"jobs/{job_name}/output/"
+    return f"{job_files(job_name)}output/"
 
 
 def result_path(job_name: str) -> str:
     """The store path of the full runner report when it is too big for a termination message."""
-    return f"jobs/{job_name}/result.json"
+    return f"{job_files(job_name)}result.json"
 
 
 def input_local_path(ref: FileRef) -> str:
@@ -259,24 +282,42 @@ def lists_files(schema: Any) -> bool:
     return False
 
 
+def plan_config_map_name(job_name: str) -> str:
+    return f"{pod_name(job_name)}-plan"
+
+
+def plan_manifest(config_map: Mapping[str, Any] | None) -> JSON | None:
+    """The admitted manifest kept in a plan ConfigMap; None when absent or unreadable."""
+    text = ((config_map or {}).get("data") or {}).get(MANIFEST_FILE)
+    try:
+        manifest = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
 def needs_stage_in(plan: Mapping[str, Any]) -> bool:
     """Whether the job's input names files to download (else input.json comes from the plan)."""
     return bool(plan.get("files"))
 
 
-def plan_config_map(job: JobRef, plan: JSON) -> JSON:
-    """The immutable ConfigMap holding the staging plan (and input.json when nothing is staged).
+def plan_config_map(job: JobRef, plan: JSON, manifest: Mapping[str, Any]) -> JSON:
+    """The immutable ConfigMap holding the staging plan, the manifest the job was admitted with
+    (`plan_manifest`), and input.json when nothing is staged.
 
     Owned by the Job.
     """
-    data = {PLAN_FILE: json.dumps(plan, sort_keys=True, separators=(",", ":"))}
+    data = {
+        PLAN_FILE: json.dumps(plan, sort_keys=True, separators=(",", ":")),
+        MANIFEST_FILE: json.dumps(manifest, sort_keys=True, separators=(",", ":")),
+    }
     if not needs_stage_in(plan):
         data[INPUT_FILE] = json.dumps(plan["input"], ensure_ascii=False, separators=(",", ":"))
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": f"{pod_name(job.name)}-plan",
+            "name": plan_config_map_name(job.name),
             "namespace": job.namespace,
             "labels": _labels(job),
             "ownerReferences": [_owner(job)],
@@ -293,6 +334,9 @@ class PodPolicy:
     runner_image: str
     store_secret: str = "batchx-store"
     upload_grace_seconds: int = 600
+    # activeDeadlineSeconds = timeout + this: the kubelet's deadline kill must come after the
+    # operator's short-grace delete (see "Timeout" in the module docstring).
+    deadline_backstop_seconds: int = 30
     run_as_user: int | None = 1000
     runner_cpu_limit: str = "1"
     runner_memory_limit: str = "512Mi"
@@ -330,7 +374,7 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
     }
     spec: JSON = {
         "restartPolicy": "Never",
-        "activeDeadlineSeconds": res.timeout,
+        "activeDeadlineSeconds": res.timeout + policy.deadline_backstop_seconds,
         "terminationGracePeriodSeconds": policy.upload_grace_seconds,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -359,7 +403,7 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
     if res.gpus:
         spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
         if res.gpu_type:
-            spec["nodeSelector"] = {GPU_PRODUCT_LABEL: res.gpu_type}
+            spec["nodeSelector"] = {labels.GPU_PRODUCT: res.gpu_type}
     if policy.priority_class:
         spec["priorityClassName"] = policy.priority_class
     return {
@@ -555,6 +599,7 @@ class _PodView:
     reason: str
     message: str
     started: datetime | None
+    created: datetime | None
     stage_in: _Container
     stage_out: _Container
     job: _Container
@@ -580,6 +625,7 @@ class _PodView:
             reason=str(status.get("reason") or ""),
             message=str(status.get("message") or ""),
             started=_time(status.get("startTime")),
+            created=_time((pod.get("metadata") or {}).get("creationTimestamp")),
             stage_in=_Container.of(by_name.get(STAGE_IN)),
             stage_out=_Container.of(by_name.get(STAGE_OUT)),
             job=_Container.of(by_name.get(JOB_CONTAINER)),
@@ -608,7 +654,7 @@ class StatusInputs:
     """Everything `plan_status` reads besides the Job and its Pod."""
 
     resources: Resources
-    prices: Prices
+    rate: Decimal  # credits per hour, as admission recorded it
     manifest: CompiledManifest
     image: JobImage
     now: datetime
@@ -632,6 +678,7 @@ def plan_status(
     ``spec.cancel``, pod still running      CANCELLING (Cancelling): the reconciler stops it
     no pod, pod was created before          FAILED (PodLost): never recreated, one pod per job
     no pod yet                              STARTING (Admitted): the reconciler creates it
+    never scheduled, timeout since creation FAILED (Unschedulable)
     DeadlineExceeded, or running past it    FAILED (Timeout)
     stage-in failed                         FAILED (InputStagingFailed)
     job container OOMKilled                 OUT_OF_MEMORY (OOMKilled)
@@ -642,6 +689,7 @@ def plan_status(
     pod not finished, job exited            UPLOADING_OUTPUT
     job container running                   RUNNING
     stage-in running or done                DOWNLOADING_INPUT (never back to STARTING)
+    the scheduler says Unschedulable        STARTING (Unschedulable), Warning Event
     otherwise                               STARTING (Admitted)
     ======================================  =================================================
 
@@ -676,7 +724,9 @@ def plan_status(
             # API times have whole-second resolution: a container that ran at all ran for at
             # least a second (a sub-second job would otherwise show start == end, and be free).
             seconds = max(1, math.ceil((ended - started).total_seconds()))
-            charged = charge(inputs.resources, inputs.prices, seconds)
+            charged = charge(inputs.rate, inputs.resources.timeout, seconds)
+            if inputs.reserved > 0:  # never beyond what was held (float round trips aside)
+                charged = min(charged, inputs.reserved)
     condition_status = (
         ConditionStatus.UNKNOWN
         if not terminal
@@ -726,9 +776,17 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
                 f"pod {previous.pod_name} was deleted before the job finished",
             )
         return _Verdict(JobState.STARTING, "Admitted", "waiting for the pod to be created")
-    past_deadline = (
-        view.started is not None and (inputs.now - view.started).total_seconds() >= timeout
-    )
+    # A pod no node took (no startTime) counts its timeout from its creation: it holds its
+    # quota and reservation all the same (rule: batchx.planning.job_admission, gpuType).
+    since = view.started or view.created
+    past_deadline = since is not None and (inputs.now - since).total_seconds() >= timeout
+    if view.started is None and view.unschedulable and past_deadline:
+        return _Verdict(
+            JobState.FAILED,
+            "Unschedulable",
+            f"no node took the job's pod within its timeout of {timeout} s (spec.timeout)"
+            f"{_gpu_note(inputs.resources)}: {view.unschedulable}",
+        )
     if view.reason == "DeadlineExceeded" or (past_deadline and not view.finished):
         # The kubelet reports DeadlineExceeded only once every container is dead, which takes
         # the whole grace period for a program that ignores SIGTERM (any PID 1 without a
@@ -761,7 +819,23 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
             "DownloadingInput",
             "input files staged; starting the job" + _waiting_on(view),
         )
+    if view.unschedulable and view.started is None:
+        return _Verdict(
+            JobState.STARTING,
+            "Unschedulable",
+            f"the pod cannot be scheduled yet{_gpu_note(inputs.resources)}: {view.unschedulable}"
+            f" (the job ends FAILED if no node takes it within its timeout of {timeout} s)",
+        )
     return _Verdict(JobState.STARTING, "Admitted", "the pod is starting" + _waiting_on(view))
+
+
+def _gpu_note(resources: Resources) -> str:
+    if resources.gpu_type is None:
+        return ""
+    return (
+        f" (it needs {resources.gpus} GPUs on a node labelled "
+        f"{labels.GPU_PRODUCT}={resources.gpu_type}, spec.gpuType)"
+    )
 
 
 def _waiting_on(view: _PodView) -> str:

@@ -25,6 +25,8 @@ VERSION = "batchx.io/version"
 PUBLIC = "batchx.io/public"
 LEDGER = "batchx.io/ledger"
 LEDGER_JOB = "batchx.io/job"
+# The GPU product of a node (NVIDIA's GPU feature discovery sets it): what spec.gpuType selects.
+GPU_PRODUCT = "nvidia.com/gpu.product"
 
 _READABLE_NAME = re.compile(
     r"^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(/[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*$"

@@ -7,12 +7,19 @@ thread: the event loop never waits on S3.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
+from collections.abc import Mapping, Sequence
 
+from batchx.domain.validation import FileRef
 from batchx.models import EnvironmentStorage, Quantity
 from batchx.planning.job_admission import parse_quantity
 from batchx.reconcile.context import Context
-from batchx.store.fs import Usage
+from batchx.store.errors import NotFoundError
+from batchx.store.fs import EnvFiles, Usage
+
+logger = logging.getLogger(__name__)
 
 
 def storage_limit(quota: Quantity | None) -> int | None:
@@ -36,3 +43,66 @@ async def sync_storage(
 
     usage = await asyncio.to_thread(exchange)
     return EnvironmentStorage(used_bytes=usage.bytes, files=usage.files)
+
+
+async def missing_inputs(
+    ctx: Context, environment: str, inputs: Mapping[str, Sequence[FileRef]]
+) -> dict[str, list[FileRef]]:
+    """For each job (by name) the input files its environment's index does not hold.
+
+    A file exists when its path has an index entry; a folder (a target ending in ``/``) when at
+    least one file lies under it. Without a store, or when the store cannot be read now, nothing
+    is reported missing: the check spares a user a pod that would fail, it never fails a job on
+    a store outage (staging reports a file that is really missing, with its path).
+    """
+    store = ctx.store
+    wanted = {name: list(refs) for name, refs in inputs.items() if refs}
+    if store is None or not wanted:
+        return {}
+
+    def check() -> dict[str, list[FileRef]]:
+        files = store.env(environment)
+        targets = {r.target for refs in wanted.values() for r in refs}
+        present = _present(files, sorted(targets))
+        return {
+            name: missing
+            for name, refs in wanted.items()
+            if (missing := [r for r in refs if r.target not in present])
+        }
+
+    try:
+        return await asyncio.to_thread(check)
+    except Exception:  # any backend failure (S3 unreachable, throttled): do not judge now
+        logger.warning(
+            "input files of %s not checked: the store failed", environment, exc_info=True
+        )
+        return {}
+
+
+def _present(files: EnvFiles, targets: list[str]) -> set[str]:
+    plain = [t for t in targets if not t.endswith("/")]
+    found = {entry.path for entry in files.entries(plain)}
+    found.update(t for t in targets if t.endswith("/") and next(files.find(t), None) is not None)
+    return found
+
+
+async def remove_files(ctx: Context, environment: str, folder: str) -> int:
+    """Remove every path under `folder` (ending in ``/``) of `environment`; how many went.
+
+    Removing drops references only: content another path still names (a ``bx cp`` copy) stays.
+    Store failures propagate: the caller retries.
+    """
+    store = ctx.store
+    if store is None:
+        return 0
+
+    def remove() -> int:
+        files = store.env(environment)
+        removed = 0
+        for path in list(files.find(folder)):
+            with contextlib.suppress(NotFoundError):  # removed concurrently: gone all the same
+                files.delete(path)
+                removed += 1
+        return removed
+
+    return await asyncio.to_thread(remove)

@@ -1,0 +1,236 @@
+"""Admission of one environment's waiting jobs: judged, checked, queued first in, first out.
+
+One pass (serialised and coalesced per environment by `batchx.reconcile.job.admit`) owns the
+jobs that were not admitted yet (no state, ``SUBMITTED``, ``QUEUED``): it judges each (refusal
+-> ``FAILED``), checks what needs the world around it (`batchx.planning.job_checks`: the
+Environment, the store's index, the nodes' GPU products), asks `admit_fifo` which fit the quota
+and the ledger's fresh balance, and writes ``QUEUED`` (with the numbers) or ``STARTING`` (image
+pinned, credits reserved, the decision recorded in ``status.admission``). The admission status
+is stored *before* any object is created, so the ledger counts the reservation from then on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from batchx.clients.kube import KubeError
+from batchx.domain.coordinates import CoordinatesError, parse_coordinates
+from batchx.domain.validation import FileRef
+from batchx.models import EnvironmentQuota, JobState
+from batchx.planning import labels
+from batchx.planning.job_admission import (
+    Admit,
+    Capacity,
+    ImageCandidate,
+    JobPolicy,
+    Refusal,
+    Request,
+    Resources,
+    Usage,
+    Wait,
+    admission_status,
+    admit_fifo,
+    cancelled_status,
+    image_candidate,
+)
+from batchx.planning.job_checks import (
+    missing_files_refusal,
+    no_environment_status,
+    offered_gpu_types,
+    unoffered_gpu_type,
+)
+from batchx.planning.ledger import JobAccount, credit_totals
+from batchx.reconcile import ledger
+from batchx.reconcile.context import Context, Outcome
+from batchx.reconcile.job_status import (
+    PLURAL,
+    WAITING,
+    JobRead,
+    same_wait,
+    write_or_retry,
+)
+from batchx.reconcile.storage import missing_inputs
+from batchx.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def job_policy(settings: Settings) -> JobPolicy:
+    return JobPolicy(
+        prices=settings.prices,
+        default_timeout=settings.default_timeout,
+        max_timeout=settings.max_timeout,
+    )
+
+
+# ------------------------------------------------------------------------------- images
+
+
+async def candidates(
+    ctx: Context, namespace: str, job: JobRead | None = None
+) -> list[ImageCandidate]:
+    """Images a job of `namespace` may resolve to; for an admitted job only its pinned one's."""
+    pinned = job.status.image.coordinates if job and job.status.image else None
+    if pinned:
+        try:
+            home = parse_coordinates(pinned).environment
+        except CoordinatesError:
+            return []
+        bodies = await ctx.kube.list_objects("images", home)
+    else:
+        own = await ctx.kube.list_objects("images", namespace)
+        public = await ctx.kube.list_all_namespaces("images", f"{labels.PUBLIC}=true")
+        bodies = own + [b for b in public if b["metadata"].get("namespace") != namespace]
+    return [c for c in map(image_candidate, bodies) if c is not None]
+
+
+# ---------------------------------------------------------------------------- admission
+
+
+async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list[str]:
+    kube = ctx.kube
+    env = await kube.get_cluster_object("environments", namespace)
+    jobs = [JobRead(b) for b in await kube.list_objects(PLURAL, namespace)]
+    waiting = [j for j in jobs if j.state in WAITING and not j.deleting]
+    if not waiting:
+        return []
+    now = datetime.now(UTC)
+    if env is None or (env.get("status") or {}).get("namespace") != namespace:
+        # No ready Environment owns this namespace: the jobs wait, and are told why.
+        for job in waiting:
+            status = no_environment_status(
+                job.model, namespace, generation=job.ref.generation, now=now
+            )
+            if not same_wait(job.status, status):
+                await write_or_retry(ctx, job, status, outcome, warning=True)
+        return []
+    policy = job_policy(ctx.settings)
+    images = await candidates(ctx, namespace)
+    accounts, records = await ledger.settle(ctx, namespace)
+    totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
+    running, running_reserved = _running(jobs, images, policy)
+
+    requests: dict[str, tuple[JobRead, Request]] = {}
+    for job in waiting:
+        ref = job.ref
+        if job.model.spec.cancel:
+            status = cancelled_status(job.model, generation=ref.generation, now=now)
+            await write_or_retry(ctx, job, status, outcome)
+            continue
+        verdict = job.judge(images, policy)
+        if isinstance(verdict, Refusal):
+            status = admission_status(job.model, verdict, generation=ref.generation, now=now)
+            await write_or_retry(ctx, job, status, outcome)
+            continue
+        requests[job.name] = (job, verdict)
+
+    spec_quota = (env.get("spec") or {}).get("quota")
+    quota = EnvironmentQuota.model_validate(spec_quota) if spec_quota else None
+    capacity = Capacity.of(
+        quota,
+        running=running,
+        balance=totals.balance,
+        running_reserved=running_reserved,
+        unavailable=ctx.settings.jobs_unavailable(),
+    )
+    admitted = []
+    for decision in await _decide(ctx, _Pass(namespace, requests, outcome, now), capacity):
+        job, _ = requests[decision.request.name]
+        status = admission_status(job.model, decision, generation=job.ref.generation, now=now)
+        if isinstance(decision, Wait) and same_wait(job.status, status):
+            continue
+        if await write_or_retry(ctx, job, status, outcome) and isinstance(decision, Admit):
+            admitted.append(job.name)
+    return admitted
+
+
+def _running(
+    jobs: list[JobRead], images: list[ImageCandidate], policy: JobPolicy
+) -> tuple[Usage, Decimal]:
+    """What the admitted, unfinished jobs hold, and their reservations."""
+    running, reserved = Usage(), Decimal(0)
+    for job in jobs:
+        if job.state is None or job.state in WAITING or job.state.is_terminal:
+            continue
+        # What an admitted job holds is what admission recorded; whatever became of its Image.
+        recorded = job.status.admission
+        if recorded is not None:
+            running = running + Usage.of(Resources.of_model(recorded.resources))
+        elif isinstance(verdict := job.judge(images, policy), Request):
+            running = running + Usage.of(verdict.resources)
+        reserved += JobAccount.from_body(job.body).reserved
+    return running, reserved
+
+
+@dataclass
+class _Pass:
+    """One admission pass's valid requests (by job name) and where its writes report."""
+
+    namespace: str
+    requests: dict[str, tuple[JobRead, Request]]
+    outcome: Outcome
+    now: datetime
+
+
+async def _decide(ctx: Context, one: _Pass, capacity: Capacity) -> list[Admit | Wait]:
+    """`admit_fifo` over the requests whose input files exist.
+
+    Input files are looked up in the index when a job is first judged, and again right before
+    it is admitted (a path may have been removed while it waited); a job refused then frees its
+    room for the next in line within the same pass.
+    """
+    await _refuse_unoffered_gpu_types(ctx, one)
+    fresh = {n: r.files for n, (j, r) in one.requests.items() if j.state is not JobState.QUEUED}
+    await _refuse_missing_files(ctx, one, fresh)
+    checked = set(fresh)
+    while True:
+        decisions = admit_fifo([r for _, r in one.requests.values()], capacity)
+        again = {
+            d.request.name: d.request.files
+            for d in decisions
+            if isinstance(d, Admit) and d.request.name not in checked
+        }
+        checked |= again.keys()
+        if not await _refuse_missing_files(ctx, one, again):
+            return decisions
+
+
+async def _refuse_unoffered_gpu_types(ctx: Context, one: _Pass) -> None:
+    """Refuse the requests for a GPU product no node offers (rule: `unoffered_gpu_type`)."""
+    if not any(r.resources.gpu_type for _, r in one.requests.values()):
+        return
+    try:
+        nodes = await ctx.kube.list_nodes(selector=labels.GPU_PRODUCT)
+    except KubeError as err:  # e.g. no RBAC to list nodes: the scheduler will say it instead
+        logger.warning("GPU types not checked: nodes cannot be listed: %s", err)
+        return
+    offered = offered_gpu_types(nodes, ctx.settings.gpu_types)
+    if not offered:  # the cluster does not label its GPUs this way: nothing to check against
+        return
+    for name, (job, request) in list(one.requests.items()):
+        refusal = unoffered_gpu_type(request, offered)
+        if refusal is not None:
+            del one.requests[name]
+            status = admission_status(
+                job.model, refusal, generation=job.ref.generation, now=one.now
+            )
+            await write_or_retry(ctx, job, status, one.outcome)
+
+
+async def _refuse_missing_files(
+    ctx: Context, one: _Pass, files: dict[str, tuple[FileRef, ...]]
+) -> bool:
+    """Refuse (and drop from the pass) the jobs whose input files are not in the index."""
+    missing = await missing_inputs(ctx, one.namespace, files)
+    for name, refs in missing.items():
+        job, _ = one.requests.pop(name)
+        refusal = missing_files_refusal(one.namespace, refs)
+        status = admission_status(job.model, refusal, generation=job.ref.generation, now=one.now)
+        await write_or_retry(ctx, job, status, one.outcome)
+    return bool(missing)
+
+
+__all__ = ["admission_pass", "candidates", "job_policy"]

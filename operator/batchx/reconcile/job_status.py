@@ -1,0 +1,172 @@
+"""Jobs as the reconcilers read them, and how their status is written (one place for both).
+
+`JobRead` is a Job body with its parsed model; `write_status` writes a status computed from a
+read with that read's resourceVersion (a decision made from a stale read is refused, `Stale`)
+and posts an Event when the state (or, for a job that is stuck, its reason) changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from batchx import API_VERSION
+from batchx.clients.kube import Conflict, NotFound
+from batchx.models import Job, JobState, JobStatus
+from batchx.planning.job_admission import ImageCandidate, JobPolicy, Refusal, Request, judge_job
+from batchx.planning.job_pod import JobRef
+from batchx.reconcile.context import JSON, Context, Notice, Outcome
+
+PLURAL = "jobs"
+WAITING = frozenset({None, JobState.SUBMITTED, JobState.QUEUED})
+_FAILURES = frozenset({JobState.FAILED, JobState.OUT_OF_MEMORY, JobState.INVALID_OUTPUT})
+
+
+@dataclass
+class JobRead:
+    """One Job as read from the API."""
+
+    body: JSON
+    model: Job = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.model = Job.model_validate(
+            {"spec": self.body.get("spec") or {}, "status": self.body.get("status")}
+        )
+
+    @property
+    def meta(self) -> JSON:
+        meta: JSON = self.body.get("metadata") or {}
+        return meta
+
+    @property
+    def name(self) -> str:
+        return str(self.meta["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.meta["namespace"])
+
+    @property
+    def ref(self) -> JobRef:
+        return JobRef(
+            self.name, self.namespace, str(self.meta["uid"]), int(self.meta.get("generation") or 1)
+        )
+
+    @property
+    def status(self) -> JobStatus:
+        return self.model.status or JobStatus()
+
+    @property
+    def state(self) -> JobState | None:
+        return self.status.state
+
+    @property
+    def deleting(self) -> bool:
+        return bool(self.meta.get("deletionTimestamp"))
+
+    def judge(self, images: list[ImageCandidate], policy: JobPolicy) -> Request | Refusal:
+        return judge_job(
+            self.model,
+            name=self.name,
+            namespace=self.namespace,
+            created=str(self.meta.get("creationTimestamp") or ""),
+            images=images,
+            policy=policy,
+        )
+
+
+def job_ref_body(ref: JobRef) -> JSON:
+    """The reference Events about a job are posted on."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Job",
+        "metadata": {"name": ref.name, "namespace": ref.namespace, "uid": ref.uid},
+    }
+
+
+async def write_status(
+    ctx: Context,
+    job: JobRead,
+    status: JobStatus,
+    outcome: Outcome,
+    *,
+    precondition: bool = True,
+    warning: bool = False,
+) -> bool:
+    """Write `status` if the job is still as read; post an Event when its state or reason
+    changes (a Warning for failures, and when `warning` says the job is stuck).
+
+    Admission writes go without the precondition: only the admission pass (serialised per
+    environment) writes a waiting job's status, so a concurrent change can only be Kopf's
+    annotations or a cancel, which the job's own reconcile handles after admission.
+    """
+    patch = status.to_json()
+    version = str(job.meta.get("resourceVersion") or "") if precondition else ""
+    try:
+        updated = await ctx.kube.patch_status(
+            PLURAL, job.namespace, job.name, patch, resource_version=version or None
+        )
+    except NotFound:
+        return False
+    except Conflict as exc:
+        raise Stale(f"job {job.name} changed while being reconciled") from exc
+    previous = job.status.state
+    previous_reason = job.status.conditions[-1].reason if job.status.conditions else None
+    job.body = updated
+    job.model = Job.model_validate(
+        {"spec": updated.get("spec") or {}, "status": updated.get("status")}
+    )
+    condition = status.conditions[-1] if status.conditions else None
+    if status.state != previous or (warning and condition and condition.reason != previous_reason):
+        state = status.state.value if status.state else "?"
+        reason = condition.reason if condition else state
+        message = f"{state}: {condition.message if condition else ''}"[:1024]
+        kind = "Warning" if warning or status.state in _FAILURES else "Normal"
+        outcome.notices.append(Notice(job_ref_body(job.ref), kind, reason, message))
+    return True
+
+
+class Stale(Exception):
+    """The job changed since it was read: its status was not written."""
+
+
+def merge(into: Outcome, other: Outcome) -> None:
+    into.notices.extend(other.notices)
+    if other.retry_after is not None and (
+        into.retry_after is None or other.retry_after < into.retry_after
+    ):
+        into.retry_after, into.retry_reason = other.retry_after, other.retry_reason
+
+
+async def write_or_retry(
+    ctx: Context, job: JobRead, status: JobStatus, outcome: Outcome, *, warning: bool = False
+) -> bool:
+    """An admission write; a job that changed meanwhile is decided again by another pass."""
+    try:
+        return await write_status(ctx, job, status, outcome, precondition=False, warning=warning)
+    except Stale:
+        # Its update event (or the resync) triggers the next pass, which reads it afresh.
+        outcome.retry_after, outcome.retry_reason = 1.0, f"job {job.name} changed; admit again"
+        return False
+
+
+def same_wait(previous: JobStatus, status: JobStatus) -> bool:
+    """A waiting job whose state, reason and numbers did not change needs no write (no Event
+    storm)."""
+    if previous.state is not status.state:
+        return False
+    old = [(c.reason, c.message) for c in previous.conditions]
+    return old == [(c.reason, c.message) for c in status.conditions]
+
+
+__all__ = [
+    "PLURAL",
+    "WAITING",
+    "JobRead",
+    "Stale",
+    "job_ref_body",
+    "merge",
+    "same_wait",
+    "write_or_retry",
+    "write_status",
+]
