@@ -286,7 +286,10 @@ def test_logs_follow_streams_a_job_from_before_it_starts(lab: Lab) -> None:
     submitted = lab.run("submit", "examples/wordcount", '{"text": "bx://texts/a.txt"}')
     name = submitted.stdout.strip()
     followed = lab.run("logs", "-f", name)  # returns once the container's log ends
-    assert (followed.returncode, followed.stdout.strip()) == (0, "wordcount: 2 lines, 7 words")
+    assert (followed.returncode, followed.stdout.strip()) == (
+        0,
+        "wordcount: 2 lines, 7 words",
+    ), followed.stderr
 
 
 def test_env_shows_credits_and_quota(lab: Lab) -> None:
@@ -363,7 +366,7 @@ def test_a_viewer_reads_but_is_told_which_permission_submitting_needs(
     assert listed.returncode == 0, listed.stderr
     before = lab.job_names()
     refused = viewer.run("submit", "examples/wordcount", '{"text": "bx://texts/a.txt"}')
-    assert refused.returncode == 3
+    assert refused.returncode == 3, refused.stderr
     assert f"not allowed to create jobs.batchx.io in namespace {lab.name}" in refused.stderr
     assert f'User "{user}" cannot create resource "jobs"' in refused.stderr
     assert lab.job_names() == before

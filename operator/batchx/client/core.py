@@ -265,23 +265,27 @@ class Client:
         return [r for r in results if state is None or r.state == state]
 
     def watch_jobs(self) -> Iterator[JobResult]:
-        """Every job of the environment now, then each job as it changes (until interrupted)."""
-        listing = self.kube.list("jobs", self.env)
-        yield from sorted(
-            map(JobResult.from_body, listing.get("items") or []),
-            key=lambda r: (r.created, r.ref.name),
-        )
-        version = str(listing["metadata"]["resourceVersion"])
+        """Every job of the environment now, then each job as it changes (until interrupted).
+
+        When the watch expires (410) the jobs are listed again and all reported, so no change
+        in between is lost.
+        """
         while True:
+            listing = self.kube.list("jobs", self.env)
+            yield from sorted(
+                map(JobResult.from_body, listing.get("items") or []),
+                key=lambda r: (r.created, r.ref.name),
+            )
+            version = str(listing["metadata"]["resourceVersion"])
             try:
-                for kind, obj in self.kube.watch("jobs", self.env, version, timeout=300):
-                    version = str(obj.get("metadata", {}).get("resourceVersion") or version)
-                    if kind in ("ADDED", "MODIFIED"):
-                        yield JobResult.from_body(obj)
+                while True:  # each watch ends after 5 minutes; resume where it ended
+                    for kind, obj in self.kube.watch("jobs", self.env, version, timeout=300):
+                        version = str(obj.get("metadata", {}).get("resourceVersion") or version)
+                        if kind in ("ADDED", "MODIFIED"):
+                            yield JobResult.from_body(obj)
             except ApiError as err:
                 if err.status != 410:
                     raise
-                version = str(self.kube.list("jobs", self.env)["metadata"]["resourceVersion"])
 
     # -- images ------------------------------------------------------------------------------
 
