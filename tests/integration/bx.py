@@ -178,13 +178,20 @@ class Bx:
     # -- rbac ----------------------------------------------------------------------------
 
     def can(
-        self, user: str, verb: str, resource: str, namespace: str | None, group: str = GROUP
+        self,
+        user: str,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        group: str = GROUP,
+        *,
+        name: str | None = None,
     ) -> bool:
         review = client.V1SubjectAccessReview(
             spec=client.V1SubjectAccessReviewSpec(
                 user=user,
                 resource_attributes=client.V1ResourceAttributes(
-                    verb=verb, group=group, resource=resource, namespace=namespace
+                    verb=verb, group=group, resource=resource, namespace=namespace, name=name
                 ),
             )
         )

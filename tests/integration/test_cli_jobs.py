@@ -364,6 +364,14 @@ def test_a_viewer_reads_but_is_told_which_permission_submitting_needs(
     )
     listed = viewer.run("images", "-o", "json")
     assert listed.returncode == 0, listed.stderr
+    # A member reads their own Environment (it is cluster-scoped: a per-environment reader role)
+    shown = eventually(
+        lambda: (done := viewer.run("env", "-o", "json")).returncode == 0 and done,
+        timeout=30,
+        what="bx env as a viewer",
+    )
+    assert [e["name"] for e in json.loads(shown.stdout)] == [lab.name]
+    assert json.loads(shown.stdout)[0]["credits"]["granted"] == 1000
     before = lab.job_names()
     refused = viewer.run("submit", "examples/wordcount", '{"text": "bx://texts/a.txt"}')
     assert refused.returncode == 3, refused.stderr

@@ -135,6 +135,22 @@ def test_members_get_exactly_their_role(operator: KopfRunner, bx: Bx) -> None:
     got = [(u, v, r, ns, bx.can(u, v, r, ns)) for u, v, r, ns, _ in expectations]
     assert got == expectations
     assert bx.can("alice", "get", "configmaps", env, group="") is False  # not the ledger
+    # Every member reads their own Environment (credits, quota: `bx env`), and no other.
+    eventually(
+        lambda: bx.can("vic", "get", "environments", None, name=env),
+        timeout=30,
+        what="members may read their Environment",
+    )
+    readers = [
+        (user, name, verb, bx.can(user, verb, "environments", None, name=name))
+        for user in ("alice", "vic", "ada", "nobody")
+        for name, verb in ((env, "get"), (other, "get"), (None, "list"))
+    ]
+    assert [r for r in readers if r[3]] == [
+        ("alice", env, "get", True),
+        ("vic", env, "get", True),
+        ("ada", env, "get", True),
+    ]
 
     # a member removed from the spec loses access
     bx.patch_environment(env, {"members": [{"name": "ada", "role": "admin"}]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +16,7 @@ from batchx.planning.environment import (
     Observed,
     desired_namespace,
     desired_quota,
+    desired_reader,
     desired_role_bindings,
     desired_store_secret,
     judge_namespace,
@@ -134,8 +136,43 @@ def test_first_reconcile_creates_everything() -> None:
         make_environment("lab").quota(cpu="4").member("bob", "viewer").build()
     )
     actions = plan_children(env, Observed(namespace=None), "restricted")
-    assert _reasons(actions) == ["NamespaceCreated", "QuotaApplied", "MembersApplied"]
+    assert _reasons(actions) == [
+        "NamespaceCreated",
+        "QuotaApplied",
+        "MembersApplied",
+        "ReaderRoleApplied",
+        "ReadersApplied",
+    ]
     assert all(isinstance(a, Apply) for a in actions)
+
+
+def test_members_may_read_their_environment_and_no_other() -> None:
+    env = EnvironmentObject.from_body(
+        make_environment("lab").member("bob", "viewer").member("al", "admin").build()
+    )
+    role, binding = desired_reader(env)
+    assert role["metadata"]["name"] == binding["metadata"]["name"] == "batchx-env-lab"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["batchx.io"],
+            "resources": ["environments"],
+            "resourceNames": ["lab"],
+            "verbs": ["get", "watch"],
+        }
+    ]
+    assert [s["name"] for s in binding["subjects"]] == ["al", "bob"]
+    assert role["metadata"]["ownerReferences"][0]["uid"] == "uid-lab"
+    alone = EnvironmentObject.from_body(make_environment("lab").member("bob", "viewer").build())
+    observed = Observed(
+        namespace=desired_namespace(env, "restricted"),
+        role_bindings=desired_role_bindings(env),
+        reader_role=role,
+        reader_binding=binding,
+    )
+    assert _reasons(plan_children(alone, observed, "restricted")) == [
+        "MembersRemoved",
+        "ReadersApplied",
+    ]
 
 
 def test_converged_state_plans_nothing() -> None:
@@ -146,6 +183,8 @@ def test_converged_state_plans_nothing() -> None:
         namespace=desired_namespace(env, "restricted"),
         quota=desired_quota(env),
         role_bindings=desired_role_bindings(env),
+        reader_role=desired_reader(env)[0],
+        reader_binding=desired_reader(env)[1],
     )
     assert plan_children(env, observed, "restricted") == []
     # ... but a different pod security level is drift to repair
@@ -163,6 +202,8 @@ def test_spec_changes_update_and_remove_children() -> None:
         namespace=desired_namespace(before, "restricted"),
         quota=desired_quota(before),
         role_bindings=desired_role_bindings(before),
+        reader_role=desired_reader(before)[0],
+        reader_binding=desired_reader(before)[1],
     )
     actions = plan_children(after, observed, "restricted")
     assert _reasons(actions) == [
@@ -170,6 +211,7 @@ def test_spec_changes_update_and_remove_children() -> None:
         "MembersApplied",
         "MembersRemoved",
         "MembersRemoved",
+        "ReadersApplied",
     ]
     assert [a.name for a in actions if isinstance(a, Delete)] == ["batchx-admin", "batchx-viewer"]
     no_quota = EnvironmentObject.from_body(make_environment("lab").member("bob", "member").build())
@@ -225,7 +267,11 @@ STORE = ("batchx-store", {"BATCHX_STORE": "s3://bx", "AWS_ACCESS_KEY_ID": "key"}
 
 def test_store_secret_written_owned_and_kept_in_sync() -> None:
     env = EnvironmentObject.from_body(make_environment("lab").build())
-    observed = Observed(namespace=desired_namespace(env, "restricted"))
+    observed = Observed(
+        namespace=desired_namespace(env, "restricted"),
+        reader_role=desired_reader(env)[0],
+        reader_binding=desired_reader(env)[1],
+    )
     actions = plan_children(env, observed, "restricted", STORE)
     assert _reasons(actions) == ["StoreSecretApplied"]
     secret = actions[0].body  # type: ignore[union-attr]
@@ -233,7 +279,7 @@ def test_store_secret_written_owned_and_kept_in_sync() -> None:
     assert secret["data"] == {"AWS_ACCESS_KEY_ID": "a2V5", "BATCHX_STORE": "czM6Ly9ieA=="}
     # The Event names the keys, never the values.
     assert "key" not in actions[0].message.replace("AWS_ACCESS_KEY_ID", "")
-    converged = Observed(namespace=observed.namespace, store_secret=secret)
+    converged = replace(observed, store_secret=secret)
     assert plan_children(env, converged, "restricted", STORE) == []
     rotated = ("batchx-store", {**STORE[1], "AWS_ACCESS_KEY_ID": "new"})
     assert _reasons(plan_children(env, converged, "restricted", rotated)) == ["StoreSecretApplied"]

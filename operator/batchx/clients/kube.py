@@ -255,6 +255,18 @@ class Kube:
     async def delete_role_binding(self, namespace: str, name: str) -> None:
         await self._delete(self.rbac.delete_namespaced_role_binding, name, namespace)
 
+    async def get_cluster_role(self, name: str) -> JSON | None:
+        return await self._get(self.rbac.read_cluster_role, name)
+
+    async def apply_cluster_role(self, body: JSON) -> JSON:
+        return await self._apply(self.rbac.patch_cluster_role, body)
+
+    async def get_cluster_role_binding(self, name: str) -> JSON | None:
+        return await self._get(self.rbac.read_cluster_role_binding, name)
+
+    async def apply_cluster_role_binding(self, body: JSON) -> JSON:
+        return await self._apply(self.rbac.patch_cluster_role_binding, body)
+
     # -- batchx custom resources ---------------------------------------------------------------
 
     async def get_cluster_object(self, plural: str, name: str) -> JSON | None:

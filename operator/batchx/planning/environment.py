@@ -208,6 +208,47 @@ def desired_role_bindings(env: EnvironmentObject) -> list[JSON]:
     return bindings
 
 
+def reader_name(env_name: str) -> str:
+    """The ClusterRole and ClusterRoleBinding letting an environment's members read it."""
+    return f"{ROLE_PREFIX}env-{env_name}"
+
+
+def desired_reader(env: EnvironmentObject) -> tuple[JSON, JSON]:
+    """Every member may `get` (and watch) their own Environment, and no other.
+
+    An Environment is cluster-scoped, so a namespace's RoleBindings cannot grant it: one
+    ClusterRole limited by `resourceNames` to this Environment, bound to all its members, and
+    owned by the Environment (garbage-collected with it). `bx env` reads credits and quota here.
+    """
+    name = reader_name(env.name)
+    meta = {"name": name, "labels": _child_labels(env), "ownerReferences": [owner_reference(env)]}
+    role = {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "ClusterRole",
+        "metadata": meta,
+        "rules": [
+            {
+                "apiGroups": ["batchx.io"],
+                "resources": ["environments"],
+                "resourceNames": [env.name],
+                "verbs": ["get", "watch"],
+            }
+        ],
+    }
+    subjects = sorted(
+        {(m.kind.value, m.name): _subject(m) for m in env.model.spec.members}.values(),
+        key=lambda s: (s["kind"], s["name"]),
+    )
+    binding = {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": meta,
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
+        "subjects": subjects,
+    }
+    return role, binding
+
+
 def desired_store_secret(
     env: EnvironmentObject, name: str, credentials: Mapping[str, str]
 ) -> JSON | None:
@@ -260,6 +301,8 @@ class Observed:
     quota: JSON | None = None
     role_bindings: list[JSON] = field(default_factory=list)
     store_secret: JSON | None = None
+    reader_role: JSON | None = None
+    reader_binding: JSON | None = None
 
 
 def _subset_differs(desired: JSON, observed: JSON | None, keys: tuple[str, ...]) -> bool:
@@ -313,6 +356,14 @@ def plan_children(
     for name in sorted(have.keys() - wanted.keys()):
         actions.append(
             Delete("RoleBinding", env.name, name, "MembersRemoved", f"{name}: no members left")
+        )
+    role, binding = desired_reader(env)
+    if _subset_differs(role, observed.reader_role, ("rules",)):
+        actions.append(Apply(role, "ReaderRoleApplied", f"members may read Environment {env.name}"))
+    if _subset_differs(binding, observed.reader_binding, ("subjects", "roleRef")):
+        count = len(binding["subjects"])
+        actions.append(
+            Apply(binding, "ReadersApplied", f"{count} member(s) may read Environment {env.name}")
         )
     if store_secret is not None:
         secret_name, credentials = store_secret

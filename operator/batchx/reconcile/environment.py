@@ -63,6 +63,8 @@ async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
             store_secret=(
                 await kube.get_secret(env.name, ctx.settings.store_secret) if namespace else None
             ),
+            reader_role=await kube.get_cluster_role(plan.reader_name(env.name)),
+            reader_binding=await kube.get_cluster_role_binding(plan.reader_name(env.name)),
         )
         secret = (ctx.settings.store_secret, ctx.store_credentials)
         for action in plan.plan_children(env, observed, ctx.settings.pod_security_level, secret):
@@ -116,6 +118,10 @@ async def _execute(ctx: Context, action: Action) -> None:
             await kube.apply_role_binding(action.body)
         elif kind == "Secret":
             await kube.apply_secret(action.body)
+        elif kind == "ClusterRole":
+            await kube.apply_cluster_role(action.body)
+        elif kind == "ClusterRoleBinding":
+            await kube.apply_cluster_role_binding(action.body)
         else:  # pragma: no cover - the planner only plans the kinds above
             raise ValueError(f"cannot apply {kind}")
     elif action.kind == "ResourceQuota":
