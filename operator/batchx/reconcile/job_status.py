@@ -8,12 +8,14 @@ and posts an Event when the state (or, for a job that is stuck, its reason) chan
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from batchx import API_VERSION
 from batchx.clients.kube import Conflict, NotFound
 from batchx.models import Job, JobState, JobStatus
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Refusal, Request, judge_job
 from batchx.planning.job_pod import JobRef
+from batchx.planning.kstatus import with_job_conditions
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
 
 PLURAL = "jobs"
@@ -100,6 +102,8 @@ async def write_status(
     environment) writes a waiting job's status, so a concurrent change can only be Kopf's
     annotations or a cancel, which the job's own reconcile handles after admission.
     """
+    # Every write carries the conditions generic tools read (Ready, Reconciling, Stalled).
+    status = with_job_conditions(status, generation=job.ref.generation, now=datetime.now(UTC))
     patch = status.to_json()
     version = str(job.meta.get("resourceVersion") or "") if precondition else ""
     try:
