@@ -14,14 +14,17 @@ from batchx.models import Condition, ConditionStatus, JobState, JobStatus
 from batchx.planning.environment import (
     EnvironmentObject,
     NamespaceVerdict,
+    is_new,
     plan_status,
     readiness,
+    setting_up_status,
 )
 from batchx.planning.image import ImageObject, plan_images
 from batchx.planning.kstatus import (
     Progress,
     Standing,
     job_standing,
+    stale_job_conditions,
     standard_conditions,
     with_job_conditions,
 )
@@ -120,6 +123,22 @@ def test_planning_twice_gives_the_same_conditions_and_times() -> None:
     assert twice.to_json() == once.to_json()
 
 
+def test_a_finished_job_still_marked_reconciling_is_stale() -> None:
+    running = with_job_conditions(
+        JobStatus(state=JobState.RUNNING, conditions=[succeeded("Unknown", "Running")]),
+        generation=1,
+        now=NOW,
+    )
+    # What an operator that does not know these conditions writes at the end: Succeeded only.
+    failed = JobStatus(
+        state=JobState.FAILED,
+        conditions=[*running.conditions[:2], succeeded("False", "ExitCode")],
+    )
+    assert stale_job_conditions(failed, generation=1, now=LATER)
+    healed = with_job_conditions(failed, generation=1, now=LATER)
+    assert not stale_job_conditions(healed, generation=1, now=LATER)
+
+
 def test_standard_conditions_keep_other_conditions_in_order() -> None:
     others = [
         Condition(type="A", status="True", reason="X", last_transition_time=NOW),
@@ -155,6 +174,22 @@ def test_environment_conditions(
     status = plan_status(env, readiness(env, verdict), None, None, NOW)
     assert summary(status.conditions) == expected
     assert status.observed_generation == 4
+
+
+def test_new_environment_is_reconciling_until_its_first_status() -> None:
+    env = EnvironmentObject.from_body(make_environment("lab").build())
+    assert is_new(env)
+    status = setting_up_status(env, NOW)
+    assert summary(status.conditions) == [
+        ("Ready", "False", "SettingUp"),
+        ("Reconciling", "True", "SettingUp"),
+    ]
+    assert status.observed_generation == 1
+    body = make_environment("lab").status(**status.to_json()).build()
+    set_up = EnvironmentObject.from_body(body)
+    assert not is_new(set_up)
+    done = plan_status(set_up, readiness(set_up, NamespaceVerdict.OURS), None, None, LATER)
+    assert summary(done.conditions) == [("Ready", "True", "Reconciled")]
 
 
 @pytest.mark.parametrize(

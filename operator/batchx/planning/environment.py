@@ -388,6 +388,30 @@ def plan_status(
     )
 
 
+def is_new(env: EnvironmentObject) -> bool:
+    """Whether the Environment was never reconciled (it has no Ready condition yet)."""
+    return find_condition(env.status.conditions, READY) is None
+
+
+def setting_up_status(env: EnvironmentObject, now: datetime) -> EnvironmentStatus:
+    """What a new Environment shows while its namespace and children are created: without it
+    the Environment would have no status until it is ready, and kstatus reads an object with no
+    conditions as Current."""
+    previous = env.status
+    message = f"creating namespace {env.name}, its quota and role bindings"
+    return previous.model_copy(
+        update={
+            "conditions": standard_conditions(
+                previous.conditions,
+                Standing(Progress.RECONCILING, "SettingUp", message),
+                generation=env.generation,
+                now=now,
+            ),
+            "observed_generation": env.generation,
+        }
+    )
+
+
 def ready_changed(env: EnvironmentObject, ready: Readiness) -> bool:
     """Whether this readiness is news (an Event is posted only for news, not every resync)."""
     current = find_condition(env.status.conditions, READY)

@@ -40,6 +40,7 @@ __all__ = [
     "Progress",
     "Standing",
     "job_standing",
+    "stale_job_conditions",
     "standard_conditions",
     "with_job_conditions",
 ]
@@ -112,3 +113,12 @@ def with_job_conditions(status: JobStatus, *, generation: int, now: datetime) ->
         status.conditions, job_standing(status), generation=generation, now=now
     )
     return status.model_copy(update={"conditions": conditions, "observed_generation": generation})
+
+
+def stale_job_conditions(status: JobStatus, *, generation: int, now: datetime) -> bool:
+    """Whether a written status's standard conditions disagree with its state: a job that
+    ended under an operator that did not write them (an upgrade), or whose last write came from
+    one."""
+    return with_job_conditions(status, generation=generation, now=now).to_json() != (
+        status.to_json()
+    )

@@ -52,6 +52,12 @@ async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
     totals = credit_totals(env.model.spec.credits, [], [])
     storage: EnvironmentStorage | None = None
     if verdict in (NamespaceVerdict.ABSENT, NamespaceVerdict.OURS):
+        if plan.is_new(env):
+            try:  # a new Environment: say it is being set up before doing it
+                status = plan.setting_up_status(env, datetime.now(UTC))
+                await kube.patch_cluster_status(PLURAL, env.name, status.to_json())
+            except NotFound:
+                return Outcome()
         observed = Observed(
             namespace=namespace,
             quota=await kube.get_resource_quota(env.name, plan.QUOTA_NAME) if namespace else None,
