@@ -9,18 +9,25 @@ one job at a time (`quota.jobs: 1`), so a sleeper RUNNING keeps the next job QUE
 from __future__ import annotations
 
 import copy
+import os
+import re
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client
-from testbed.health_checker import HealthChecker
+from testbed.health_checker import HEALTH_SCRIPTS, HealthChecker
 
+from testbed import cluster as testbed_cluster
 from tests.fixtures_cluster import Cluster
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
 from tests.integration.bx import GROUP, VERSION, Bx
 from tests.job_lab import JSON, Lab, cleanup, make_env
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.cluster
 
@@ -182,3 +189,40 @@ def test_kubectl_wait(finished: Lab, cluster: Cluster) -> None:
         "wait", "-n", lab.name, "--for=condition=Stalled", "bxjob/err", "--timeout=10s"
     )
     assert stalled.returncode == 0, stalled.stderr
+
+
+def test_argocd_cm_install_as_documented(
+    finished: Lab, cluster: Cluster, namespace: str, health: HealthChecker, tmp_path: Path
+) -> None:
+    """The command of docs/gitops.md, run against an argocd-cm in the test's namespace, installs
+    the chart's scripts under Argo CD's keys; the installed text judges a real failed Job."""
+    docs = (REPO / "docs" / "gitops.md").read_text()
+    command = re.search(r"## Argo CD.*?```sh\n(.*?)```", docs, re.S)
+    assert command is not None
+    script = command.group(1).replace("-n argocd ", f"-n {namespace} ")
+    core = client.CoreV1Api(finished.bx.custom.api_client)
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="argocd-cm"), data={"url": "x"}),
+    )
+    bins = str(testbed_cluster.build_binaries()) if cluster.kind is None else ""
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    env["PATH"] = f"{bins}:{env['PATH']}" if bins else env["PATH"]
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    data = core.read_namespaced_config_map("argocd-cm", namespace).data
+    assert data["url"] == "x"  # a merge: the admin's settings stay
+    for kind in ("Environment", "Image", "Job"):
+        installed = data[f"resource.customizations.health.batchx.io_{kind}"]
+        assert installed == (HEALTH_SCRIPTS / f"{kind}.lua").read_text()
+    job_lua = tmp_path / "health.lua"
+    job_lua.write_text(data["resource.customizations.health.batchx.io_Job"])
+    assert health.argo(finished.job("err"), script=job_lua).status == DEGRADED
