@@ -75,6 +75,7 @@ async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
             await _execute(ctx, action)
             outcome.notices.append(Notice(_ref(env), "Normal", action.reason, action.message))
         jobs, records = await ledger.settle(ctx, env.name)
+        metrics.count_jobs(env.name, (job.state for job in jobs))
         totals = credit_totals(env.model.spec.credits, jobs, records)
         quota = env.model.spec.quota
         storage = await sync_storage(ctx, env.name, quota.storage if quota else None)

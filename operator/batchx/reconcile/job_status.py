@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from batchx import API_VERSION
+from batchx import API_VERSION, metrics
 from batchx.clients.kube import Conflict, NotFound
 from batchx.models import Job, JobState, JobStatus
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Refusal, Request, judge_job
@@ -61,6 +61,11 @@ class JobRead:
     @property
     def state(self) -> JobState | None:
         return self.status.state
+
+    @property
+    def created(self) -> datetime | None:
+        stamp = self.meta.get("creationTimestamp")
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
 
     @property
     def deleting(self) -> bool:
@@ -120,6 +125,7 @@ async def write_status(
     job.model = Job.model_validate(
         {"spec": updated.get("spec") or {}, "status": updated.get("status")}
     )
+    metrics.job_state_changed(job.namespace, previous, status, job.created)
     condition = status.conditions[-1] if status.conditions else None
     if status.state != previous or (warning and condition and condition.reason != previous_reason):
         state = status.state.value if status.state else "?"
