@@ -21,6 +21,7 @@ import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
+from testbed.dashboard import metric_names, series_names
 
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
@@ -59,9 +60,13 @@ def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx
     cleanup(helper)
 
 
-def scrape(url: str) -> Samples:
+def fetch(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
+        return str(response.read().decode())
+
+
+def scrape(url: str) -> Samples:
+    text = fetch(url)
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(text)
@@ -114,3 +119,8 @@ def test_job_metrics_move_after_real_jobs(metrics_url: str, module_bx: Bx, job_b
     assert (credits > 0) == (ended > 0), (credits, counted)
     # No job names anywhere in the labels.
     assert not any(v in ("hello", "err") for (_, labels) in after for _, v in labels)
+
+
+def test_the_dashboard_queries_metrics_the_operator_serves(metrics_url: str) -> None:
+    served = series_names(text_string_to_metric_families(fetch(metrics_url)))
+    assert metric_names() <= served, metric_names() - served
