@@ -21,11 +21,12 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
 
-testbed-build: ## build Kubernetes, etcd, MinIO, helm and the registry from their Go modules (cached in ~/.cache)
+testbed-build: ## build Kubernetes, etcd, MinIO, helm, the registry and the health checker from their Go modules (cached in ~/.cache)
 	testbed/build-kube.sh >/dev/null
 	testbed/build-minio.sh >/dev/null
 	testbed/build-helm.sh >/dev/null
 	testbed/build-registry.sh >/dev/null
+	testbed/build-health.sh >/dev/null
 
 cluster-up: venv testbed-build ## start the local cluster; prints the kubeconfig path
 	$(PY) -m testbed.cluster up

@@ -1,12 +1,21 @@
-"""Prometheus metrics of the operator (`batchx_*`), served on `metricsPort` when it is set."""
+"""Prometheus metrics of the operator (`batchx_*`), served on `metricsPort` when it is set.
+
+Labels stay low-cardinality, so an admin can alert on them and Prometheus keeps them cheap:
+kinds, results, environments and the thirteen job states, never job or pod names.
+Job metrics are counted where a Job's status is written (`job_state_changed`, called by the one
+status writer), so a state change counts once per successful write, whichever pass made it.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from batchx.models import JobState, JobStatus
 
 RECONCILES = Counter(
     "batchx_reconcile_total", "Reconciles run, by kind and result", ["kind", "result"]
@@ -24,6 +33,68 @@ STORAGE_BYTES = Gauge(
     "Bytes of distinct content an environment references",
     ["environment"],
 )
+
+JOBS = Gauge(
+    "batchx_jobs",
+    "Jobs of an environment by state (counted at each environment reconcile; QUEUED is the "
+    "queue depth)",
+    ["environment", "state"],
+)
+JOB_STATE_CHANGES = Counter(
+    "batchx_job_state_changes_total",
+    "Job state changes written, by environment and the state entered",
+    ["environment", "state"],
+)
+ADMISSION_SECONDS = Histogram(
+    "batchx_job_admission_seconds",
+    "Seconds from a job's creation to its admission (queue wait included), by environment",
+    ["environment"],
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600),
+)
+RUN_SECONDS = Counter(
+    "batchx_job_run_seconds_total",
+    "Run seconds of finished jobs (container start to end), by environment",
+    ["environment"],
+)
+CREDITS_CHARGED = Counter(
+    "batchx_job_credits_charged_total",
+    "Credits charged to finished jobs, by environment",
+    ["environment"],
+)
+
+
+def job_state_changed(
+    environment: str, previous: JobState | None, status: JobStatus, created: datetime | None
+) -> None:
+    """Count a job's move from `previous` to `status.state` (just written)."""
+    state = status.state
+    if state is None or state is previous:
+        return
+    JOB_STATE_CHANGES.labels(environment, state.value).inc()
+    admission = status.admission
+    if state is JobState.STARTING and admission is not None and created is not None:
+        ADMISSION_SECONDS.labels(environment).observe(
+            max(0.0, (admission.admitted_at - created).total_seconds())
+        )
+    if not state.is_terminal:
+        return
+    if status.started_at is not None and status.finished_at is not None:
+        RUN_SECONDS.labels(environment).inc(
+            max(0.0, (status.finished_at - status.started_at).total_seconds())
+        )
+    if status.credits is not None and status.credits.charged > 0:
+        CREDITS_CHARGED.labels(environment).inc(status.credits.charged)
+
+
+def count_jobs(environment: str, states: Iterable[str | None]) -> None:
+    """Set the environment's `batchx_jobs` from the states of all its jobs (0 for the rest)."""
+    counts = dict.fromkeys((s.value for s in JobState), 0)
+    for state in states:
+        key = state or JobState.SUBMITTED.value  # not written yet: it is waiting for admission
+        if key in counts:  # a fixed label set, whatever a status holds
+            counts[key] += 1
+    for state, count in counts.items():
+        JOBS.labels(environment, state).set(count)
 
 
 @contextmanager

@@ -8,7 +8,14 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from testbed import health_checker
 from tests.integration.bx import GROUP, VERSION, Bx
+
+
+@pytest.fixture(scope="session")
+def health() -> health_checker.HealthChecker:
+    """kstatus and Argo CD's Lua runtime, built once from their Go modules (testbed/health)."""
+    return health_checker.build()
 
 
 @pytest.fixture

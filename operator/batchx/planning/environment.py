@@ -32,7 +32,8 @@ from batchx.models import (
     MemberRole,
 )
 from batchx.planning import labels
-from batchx.planning.conditions import find_condition, set_condition
+from batchx.planning.conditions import find_condition
+from batchx.planning.kstatus import READY, Progress, Standing, standard_conditions
 from batchx.planning.ledger import Totals
 
 JSON = dict[str, Any]
@@ -40,7 +41,6 @@ JSON = dict[str, Any]
 QUOTA_NAME = "batchx-quota"
 ROLE_PREFIX = "batchx-"
 RBAC_GROUP = "rbac.authorization.k8s.io"
-READY = "Ready"
 
 
 @dataclass(frozen=True)
@@ -390,6 +390,11 @@ class Readiness:
     status: ConditionStatus
     reason: str
     message: str
+    progress: Progress  # a conflict needs someone to act (Stalled), a terminating namespace not
+
+    @property
+    def standing(self) -> Standing:
+        return Standing(self.progress, self.reason, self.message)
 
 
 def readiness(env: EnvironmentObject, verdict: NamespaceVerdict) -> Readiness:
@@ -399,14 +404,18 @@ def readiness(env: EnvironmentObject, verdict: NamespaceVerdict) -> Readiness:
             "NamespaceConflict",
             f"namespace {env.name} already exists and is not owned by this Environment; "
             "nothing was changed (delete or rename it, or rename the Environment)",
+            Progress.STALLED,
         )
     if verdict is NamespaceVerdict.TERMINATING:
         return Readiness(
             ConditionStatus.FALSE,
             "NamespaceTerminating",
             f"namespace {env.name} is being deleted; waiting for it to go",
+            Progress.RECONCILING,
         )
-    return Readiness(ConditionStatus.TRUE, "Reconciled", f"namespace {env.name} is ready")
+    return Readiness(
+        ConditionStatus.TRUE, "Reconciled", f"namespace {env.name} is ready", Progress.CURRENT
+    )
 
 
 def plan_status(
@@ -423,16 +432,34 @@ def plan_status(
         namespace=env.name if owned else None,
         credits=totals.to_model() if totals is not None else previous.credits,
         storage=storage or previous.storage or EnvironmentStorage(),
-        conditions=set_condition(
-            previous.conditions,
-            type=READY,
-            status=ready.status,
-            reason=ready.reason,
-            message=ready.message,
-            generation=env.generation,
-            now=now,
+        conditions=standard_conditions(
+            previous.conditions, ready.standing, generation=env.generation, now=now
         ),
         observed_generation=env.generation,
+    )
+
+
+def is_new(env: EnvironmentObject) -> bool:
+    """Whether the Environment was never reconciled (it has no Ready condition yet)."""
+    return find_condition(env.status.conditions, READY) is None
+
+
+def setting_up_status(env: EnvironmentObject, now: datetime) -> EnvironmentStatus:
+    """What a new Environment shows while its namespace and children are created: without it
+    the Environment would have no status until it is ready, and kstatus reads an object with no
+    conditions as Current."""
+    previous = env.status
+    message = f"creating namespace {env.name}, its quota and role bindings"
+    return previous.model_copy(
+        update={
+            "conditions": standard_conditions(
+                previous.conditions,
+                Standing(Progress.RECONCILING, "SettingUp", message),
+                generation=env.generation,
+                now=now,
+            ),
+            "observed_generation": env.generation,
+        }
     )
 
 

@@ -19,10 +19,10 @@ from typing import Any
 from batchx.domain.coordinates import Coordinates, default_listing
 from batchx.models import ConditionStatus, ImageStatus
 from batchx.planning import labels
-from batchx.planning.conditions import find_condition, set_condition
+from batchx.planning.conditions import find_condition
+from batchx.planning.kstatus import READY, Progress, Standing, standard_conditions
 
 JSON = dict[str, Any]
-READY = "Ready"
 OUR_LABELS = (labels.BASE_NAME, labels.MAJOR, labels.VERSION, labels.LATEST, labels.PUBLIC)
 _DIGEST = re.compile(r"@sha256:[a-f0-9]{64}$")
 
@@ -99,6 +99,14 @@ class _Verdict:
     ready: bool
     reason: str
     message: str
+
+
+def _progress(verdict: _Verdict) -> Progress:
+    """An Image waiting for its Environment is accepted once it exists (GitOps applies both at
+    once); any other refusal stands until the Image is replaced (its spec is immutable)."""
+    if verdict.ready:
+        return Progress.CURRENT
+    return Progress.RECONCILING if verdict.reason == "EnvironmentNotFound" else Progress.STALLED
 
 
 def is_pinned(reference: str) -> bool:
@@ -227,12 +235,9 @@ def _plan_one(image: ImageObject, verdict: _Verdict, latest: bool, now: datetime
     status = ImageStatus(
         coordinates=str(coords) if coords else None,
         base_name=str(coords.base_name) if coords else None,
-        conditions=set_condition(
+        conditions=standard_conditions(
             image.status.conditions,
-            type=READY,
-            status=ConditionStatus.TRUE if verdict.ready else ConditionStatus.FALSE,
-            reason=verdict.reason,
-            message=message,
+            Standing(_progress(verdict), verdict.reason, message),
             generation=image.generation,
             now=now,
         ),

@@ -70,6 +70,7 @@ class JobAccount:
     terminal: bool
     reserved: Decimal
     charged: Decimal
+    state: str | None = None
 
     @classmethod
     def from_body(cls, body: JSON) -> JobAccount:
@@ -82,6 +83,7 @@ class JobAccount:
             terminal=status.get("state") in _TERMINAL,
             reserved=_amount(credits.get("reserved")),
             charged=_amount(credits.get("charged")),
+            state=str(status["state"]) if status.get("state") else None,
         )
 
 

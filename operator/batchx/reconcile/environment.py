@@ -52,6 +52,12 @@ async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
     totals = credit_totals(env.model.spec.credits, [], [])
     storage: EnvironmentStorage | None = None
     if verdict in (NamespaceVerdict.ABSENT, NamespaceVerdict.OURS):
+        if plan.is_new(env):
+            try:  # a new Environment: say it is being set up before doing it
+                status = plan.setting_up_status(env, datetime.now(UTC))
+                await kube.patch_cluster_status(PLURAL, env.name, status.to_json())
+            except NotFound:
+                return Outcome()
         observed = Observed(
             namespace=namespace,
             quota=await kube.get_resource_quota(env.name, plan.QUOTA_NAME) if namespace else None,
@@ -71,6 +77,7 @@ async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
             await _execute(ctx, action)
             outcome.notices.append(Notice(_ref(env), "Normal", action.reason, action.message))
         jobs, records = await ledger.settle(ctx, env.name)
+        metrics.count_jobs(env.name, (job.state for job in jobs))
         totals = credit_totals(env.model.spec.credits, jobs, records)
         quota = env.model.spec.quota
         storage = await sync_storage(ctx, env.name, quota.storage if quota else None)

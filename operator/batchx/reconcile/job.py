@@ -54,6 +54,7 @@ from batchx.planning.job_pod import (
     staging_plan,
 )
 from batchx.planning.job_record import Admitted, admitted, admitted_request
+from batchx.planning.kstatus import stale_job_conditions
 from batchx.planning.ledger import JobAccount
 from batchx.reconcile.admission import admission_pass, candidates, job_policy
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
@@ -129,6 +130,8 @@ async def reconcile_job(
             job = JobRead(body)
             if job.deleting or (job.state is not None and job.state.is_terminal):
                 ctx.wakeups.cancel(_key(namespace, name))
+                if not job.deleting:
+                    await _heal_conditions(ctx, job, outcome)
                 return outcome
             ended = False
             if job.state is None:
@@ -146,6 +149,14 @@ async def reconcile_job(
     if admission and (ended or job.state in WAITING):
         merge(outcome, await admit(ctx, namespace))
     return outcome
+
+
+async def _heal_conditions(ctx: Context, job: JobRead, outcome: Outcome) -> None:
+    """A finished job whose Ready/Reconciling/Stalled do not match its state gets them fixed
+    (write_status recomputes them; the state is unchanged, so no Event)."""
+    if stale_job_conditions(job.status, generation=job.ref.generation, now=datetime.now(UTC)):
+        with suppress(Stale):
+            await write_status(ctx, job, job.status, outcome)
 
 
 async def _submitted(ctx: Context, job: JobRead, outcome: Outcome) -> None:

@@ -8,12 +8,14 @@ and posts an Event when the state (or, for a job that is stuck, its reason) chan
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from batchx import API_VERSION
+from batchx import API_VERSION, metrics
 from batchx.clients.kube import Conflict, NotFound
 from batchx.models import Job, JobState, JobStatus
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Refusal, Request, judge_job
 from batchx.planning.job_pod import JobRef
+from batchx.planning.kstatus import with_job_conditions
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
 
 PLURAL = "jobs"
@@ -61,6 +63,11 @@ class JobRead:
         return self.status.state
 
     @property
+    def created(self) -> datetime | None:
+        stamp = self.meta.get("creationTimestamp")
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
+
+    @property
     def deleting(self) -> bool:
         return bool(self.meta.get("deletionTimestamp"))
 
@@ -100,6 +107,8 @@ async def write_status(
     environment) writes a waiting job's status, so a concurrent change can only be Kopf's
     annotations or a cancel, which the job's own reconcile handles after admission.
     """
+    # Every write carries the conditions generic tools read (Ready, Reconciling, Stalled).
+    status = with_job_conditions(status, generation=job.ref.generation, now=datetime.now(UTC))
     patch = status.to_json()
     version = str(job.meta.get("resourceVersion") or "") if precondition else ""
     try:
@@ -116,6 +125,7 @@ async def write_status(
     job.model = Job.model_validate(
         {"spec": updated.get("spec") or {}, "status": updated.get("status")}
     )
+    metrics.job_state_changed(job.namespace, previous, status, job.created)
     condition = status.conditions[-1] if status.conditions else None
     if status.state != previous or (warning and condition and condition.reason != previous_reason):
         state = status.state.value if status.state else "?"

@@ -1,0 +1,57 @@
+"""Job metrics: what one state change adds, and the per-state gauge (fixed label values)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import REGISTRY
+
+from batchx import metrics
+from batchx.models import JobAdmission, JobCredits, JobResources, JobState, JobStatus
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_admission_and_end_are_counted_once_per_change() -> None:
+    env = "unit-metrics"
+    admission = JobAdmission(
+        resources=JobResources(vcpus=1, memory=32, gpus=0, timeout=60),
+        rate=1.0,
+        admitted_at=T0 + timedelta(seconds=7),
+    )
+    starting = JobStatus(state=JobState.STARTING, admission=admission)
+    metrics.job_state_changed(env, JobState.QUEUED, starting, T0)
+    metrics.job_state_changed(env, JobState.STARTING, starting, T0)  # no change: not counted
+    done = JobStatus(
+        state=JobState.SUCCEEDED,
+        admission=admission,
+        started_at=T0 + timedelta(seconds=10),
+        finished_at=T0 + timedelta(seconds=40),
+        credits=JobCredits(reserved=1, charged=0.25),
+    )
+    metrics.job_state_changed(env, JobState.RUNNING, done, T0)
+    assert sample("batchx_job_state_changes_total", environment=env, state="STARTING") == 1
+    assert sample("batchx_job_state_changes_total", environment=env, state="SUCCEEDED") == 1
+    assert sample("batchx_job_admission_seconds_count", environment=env) == 1
+    assert sample("batchx_job_admission_seconds_sum", environment=env) == 7
+    assert sample("batchx_job_run_seconds_total", environment=env) == 30
+    assert sample("batchx_job_credits_charged_total", environment=env) == 0.25
+
+
+def test_jobs_gauge_counts_every_state_and_ignores_unknown_ones() -> None:
+    env = "unit-gauge"
+    metrics.count_jobs(env, ["QUEUED", "QUEUED", "RUNNING", None, "NOT-A-STATE"])
+    assert sample("batchx_jobs", environment=env, state="QUEUED") == 2
+    assert sample("batchx_jobs", environment=env, state="RUNNING") == 1
+    assert sample("batchx_jobs", environment=env, state="SUBMITTED") == 1
+    assert sample("batchx_jobs", environment=env, state="FAILED") == 0
+    assert (
+        REGISTRY.get_sample_value("batchx_jobs", {"environment": env, "state": "NOT-A-STATE"})
+        is None
+    )
+    metrics.count_jobs(env, ["SUCCEEDED"])
+    assert sample("batchx_jobs", environment=env, state="QUEUED") == 0
