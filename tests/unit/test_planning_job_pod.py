@@ -18,6 +18,7 @@ from batchx.planning.job_pod import (
     RunnerReport,
     StatusInputs,
     lists_files,
+    owned_by,
     parse_report,
     plan_config_map,
     plan_manifest,
@@ -690,3 +691,11 @@ def test_a_pod_no_node_takes_is_unschedulable_then_failed_at_its_timeout_since_c
         "no node took the job's pod within its timeout of 60 s (spec.timeout) " + note
     )
     assert ended.credits == JobCredits(reserved=float(req.reservation), charged=0)
+
+
+def test_a_pod_of_a_deleted_job_of_the_same_name_is_not_the_new_jobs() -> None:
+    """Names are functions of the job's name: a re-created Job can meet its namesake's pod."""
+    old = plan_pod(REF, request(cpu_job()), POD_POLICY)
+    assert owned_by(old, REF)
+    assert not owned_by(old, JobRef(REF.name, REF.namespace, "uid-2"))
+    assert not owned_by(None, REF)

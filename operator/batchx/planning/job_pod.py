@@ -139,6 +139,7 @@ __all__ = [
     "lists_files",
     "needs_stage_in",
     "output_prefix",
+    "owned_by",
     "parse_report",
     "plan_config_map",
     "plan_config_map_name",
@@ -220,6 +221,17 @@ def result_path(job_name: str) -> str:
 def input_local_path(ref: FileRef) -> str:
     """Where a staged input file (or folder, ending in ``/``) appears in the job's container."""
     return f"{FILES_DIR}/{ref.target}"
+
+
+def owned_by(obj: Mapping[str, Any] | None, job: JobRef) -> bool:
+    """Whether `obj` (a pod or plan ConfigMap found under the job's name) is this job's.
+
+    Names are functions of the job's name only, so after a Job is deleted and created again
+    under the same name, the old one's pod and plan can still exist until the garbage
+    collector removes them: they are not the new job's, whatever their name.
+    """
+    owners = ((obj or {}).get("metadata") or {}).get("ownerReferences") or []
+    return any(o.get("kind") == "Job" and o.get("uid") == job.uid for o in owners)
 
 
 def _owner(job: JobRef) -> JSON:

@@ -42,6 +42,7 @@ from batchx.planning.job_pod import (
     RunnerReport,
     StatusInputs,
     job_files,
+    owned_by,
     parse_report,
     plan_config_map,
     plan_config_map_name,
@@ -184,6 +185,8 @@ async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
     # the way to the pod): a pod made before (by an operator that died before writing
     # podName) answers AlreadyExists, and `_create_pod` reads that one instead.
     pod = None if fresh else await kube.get_pod(ref.namespace, pod_name(ref.name))
+    if pod is not None and not owned_by(pod, ref):
+        pod = None  # a deleted job's of the same name, not yet collected: not this job's
     if pod is None and fresh:
         created = await _create_pod(ctx, job, decision, outcome)
         if isinstance(created, Refusal):
@@ -225,7 +228,7 @@ async def _decision(ctx: Context, job: JobRead) -> Admitted | Refusal:
     """
     ref = job.ref
     config_map = await ctx.kube.get_config_map(ref.namespace, plan_config_map_name(ref.name))
-    manifest = plan_manifest(config_map)
+    manifest = plan_manifest(config_map) if owned_by(config_map, ref) else None
     pinned = job.status.image
     if manifest is None:
         images = await candidates(ctx, ref.namespace, job)
@@ -327,8 +330,13 @@ async def _create_pod(
         return request
     plan = staging_plan(ref, request, job.model.spec.input)
     config_map = plan_config_map(ref, plan, decision.document)
-    with suppress(Conflict):  # created before: the plan is a function of the immutable spec
+    try:
         await kube.create_config_map(config_map)
+    except Conflict:  # created before: the plan is a function of the immutable spec
+        existing_plan = await kube.get_config_map(ref.namespace, plan_config_map_name(ref.name))
+        if existing_plan is not None and not owned_by(existing_plan, ref):
+            _previous_job(outcome, "plan ConfigMap")
+            return None
     body = plan_pod(ref, request, policy)
     try:
         created: JSON = await kube.create_pod(body)
@@ -337,6 +345,11 @@ async def _create_pod(
         if existing is None:  # deleted again in between: decide on the next event
             outcome.retry_after = QUOTA_RETRY_SECONDS
             outcome.retry_reason = "pod deleted while being created"
+        elif not owned_by(existing, ref):
+            if _grace_left(existing) > STOP_GRACE_SECONDS:
+                await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
+            _previous_job(outcome, "pod")
+            return None
         return existing
     except Forbidden as exc:
         if "exceeded quota" in exc.message:
@@ -352,6 +365,12 @@ async def _create_pod(
         Notice(job_ref_body(ref), "Normal", "PodCreated", f"created pod {body['metadata']['name']}")
     )
     return created
+
+
+def _previous_job(outcome: Outcome, what: str) -> None:
+    """Wait for the garbage collector: a deleted Job of the same name still has its `what`."""
+    outcome.retry_after = QUOTA_RETRY_SECONDS
+    outcome.retry_reason = f"the {what} of a deleted job of the same name is being removed"
 
 
 async def _stored_report(ctx: Context, namespace: str, pod: JSON | None) -> RunnerReport | None:
@@ -385,9 +404,11 @@ async def release_job(ctx: Context, namespace: str, name: str) -> Outcome:
         ctx.wakeups.cancel(_key(namespace, name))
         pod = await ctx.kube.get_pod(namespace, pod_name(name))
         # A finished pod uploads nothing more (the garbage collector removes it with the Job).
+        if pod is not None and _grace_left(pod) > STOP_GRACE_SECONDS:
+            # Deleted now rather than by the garbage collector after the Job: a new Job of
+            # the same name then rarely finds it (`owned_by` guards when it does).
+            await ctx.kube.delete_pod(namespace, pod_name(name), STOP_GRACE_SECONDS)
         if pod is not None and not pod_finished(pod):
-            if _grace_left(pod) > STOP_GRACE_SECONDS:
-                await ctx.kube.delete_pod(namespace, pod_name(name), STOP_GRACE_SECONDS)
             outcome.retry_after, outcome.retry_reason = 1.0, f"waiting for pod {pod_name(name)}"
             return outcome
         try:
