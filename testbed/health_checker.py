@@ -1,8 +1,9 @@
 """What GitOps tools conclude about an object, computed by their own code (testbed/health).
 
 The Go program in testbed/health links kstatus (sigs.k8s.io/cli-utils `status.Compute`, what
-Flux and cli-utils appliers use) and gopher-lua (the interpreter Argo CD runs health scripts in),
-so tests ask the real libraries instead of an imitation. `build()` compiles it once
+Flux and cli-utils appliers use), gopher-lua (the interpreter Argo CD runs health scripts in) and
+Flux's healthCheckExprs evaluator (fluxcd/pkg/runtime/cel), so tests ask the real libraries
+instead of an imitation. `build()` compiles it once
 (testbed/build-health.sh, cached under ~/.cache/batchx-testbed by the hash of its sources).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,13 @@ class HealthChecker:
     def argo(self, obj: dict[str, Any], script: Path | None = None) -> Verdict:
         """Argo CD's health of `obj` from the chart's script for its kind (or `script`)."""
         return self._run(["lua", str(script or HEALTH_SCRIPTS / f"{obj['kind']}.lua")], obj)
+
+    def flux(self, obj: dict[str, Any], exprs: dict[str, Any]) -> Verdict:
+        """Flux's verdict on `obj` from one entry of a Kustomization's healthCheckExprs."""
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            json.dump(exprs, f)
+            f.flush()
+            return self._run(["flux", f.name], obj)
 
     def _run(self, args: list[str], obj: dict[str, Any]) -> Verdict:
         done = subprocess.run(

@@ -1,16 +1,20 @@
 // Command health prints what GitOps tools conclude about one Kubernetes object.
 //
-// The operator's status is written for two readers it does not control: kstatus
-// (sigs.k8s.io/cli-utils, used by Flux, kpt and cli-utils appliers) and Argo CD's Lua health
-// checks. Testing against imitations of them would only prove that the imitation agrees with us,
-// so the test bed builds the real libraries: status.Compute from cli-utils, and gopher-lua, the
-// interpreter Argo CD embeds, run the way Argo CD runs a resource customization (the object as
-// the global `obj`, a table {status=..., message=...} returned).
+// The operator's status is written for readers it does not control: kstatus
+// (sigs.k8s.io/cli-utils, used by kpt, cli-utils appliers and, through its fork, Flux), Argo
+// CD's Lua health checks, and Flux's healthCheckExprs. Testing against imitations of them would
+// only prove that the imitation agrees with us, so the test bed builds the real libraries:
+// status.Compute from cli-utils; gopher-lua, the interpreter Argo CD embeds, run the way Argo CD
+// runs a resource customization (the object as the global `obj`, a table {status=..., message=...}
+// returned); and the CEL status evaluator of Flux's kustomize-controller (fluxcd/pkg/runtime/cel).
 //
 // Usage:
 //
 //	health kstatus < object.json           -> {"status": "Current", "message": "..."}
 //	health lua SCRIPT.lua < object.json    -> {"status": "Healthy", "message": "..."}
+//	health flux EXPRS.json < object.json   -> {"status": "Failed", "message": ""}
+//
+// EXPRS.json is one entry of a Kustomization's spec.healthCheckExprs (current, failed, inProgress).
 package main
 
 import (
@@ -21,6 +25,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/kustomize"
+	fluxcel "github.com/fluxcd/pkg/runtime/cel"
 	lua "github.com/yuin/gopher-lua"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kjson "k8s.io/apimachinery/pkg/util/json"
@@ -34,7 +40,7 @@ type verdict struct {
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: health kstatus | health lua SCRIPT.lua (object JSON on stdin)")
+		fail("usage: health kstatus | health lua SCRIPT.lua | health flux EXPRS.json (object JSON on stdin)")
 	}
 	raw, err := io.ReadAll(os.Stdin)
 	if err != nil {
@@ -51,8 +57,10 @@ func main() {
 		out, err = kstatus(obj)
 	case os.Args[1] == "lua" && len(os.Args) == 3:
 		out, err = argoLua(os.Args[2], obj)
+	case os.Args[1] == "flux" && len(os.Args) == 3:
+		out, err = fluxExprs(os.Args[2], obj)
 	default:
-		fail("usage: health kstatus | health lua SCRIPT.lua (object JSON on stdin)")
+		fail("usage: health kstatus | health lua SCRIPT.lua | health flux EXPRS.json (object JSON on stdin)")
 	}
 	if err != nil {
 		fail("%v", err)
@@ -64,6 +72,28 @@ func main() {
 
 func kstatus(obj map[string]interface{}) (verdict, error) {
 	res, err := status.Compute(&unstructured.Unstructured{Object: obj})
+	if err != nil {
+		return verdict{}, err
+	}
+	return verdict{Status: res.Status.String(), Message: res.Message}, nil
+}
+
+// fluxExprs evaluates healthCheckExprs as kustomize-controller does (RFC 0009: observedGeneration
+// first, then inProgress, failed, current; none true is InProgress).
+func fluxExprs(path string, obj map[string]interface{}) (verdict, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return verdict{}, err
+	}
+	var exprs kustomize.HealthCheckExpressions
+	if err := json.Unmarshal(raw, &exprs); err != nil {
+		return verdict{}, fmt.Errorf("healthCheckExprs entry: %w", err)
+	}
+	evaluator, err := fluxcel.NewStatusEvaluator(&exprs)
+	if err != nil {
+		return verdict{}, err
+	}
+	res, err := evaluator.Evaluate(context.Background(), &unstructured.Unstructured{Object: obj})
 	if err != nil {
 		return verdict{}, err
 	}

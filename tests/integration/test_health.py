@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from kopf.testing import KopfRunner
 from kubernetes import client
 from testbed.health_checker import HEALTH_SCRIPTS, HealthChecker
@@ -57,12 +58,26 @@ def finished(lab: Lab) -> Lab:
     return lab
 
 
-def verdicts(health: HealthChecker, obj: JSON) -> tuple[str, str]:
-    return health.kstatus(obj).status, health.argo(obj).status
+def _flux_exprs() -> dict[str, JSON]:
+    """The healthCheckExprs of docs/gitops.md's Flux example, by kind."""
+    docs = (REPO / "docs" / "gitops.md").read_text()
+    block = re.search(r"```yaml\n(apiVersion: kustomize.toolkit.fluxcd.io.*?)```", docs, re.S)
+    assert block is not None
+    kustomization = yaml.safe_load(block.group(1))
+    return {e["kind"]: e for e in kustomization["spec"]["healthCheckExprs"]}
 
 
-def judged(health: HealthChecker, read: Callable[[], JSON], expected: tuple[str, str]) -> JSON:
-    """The object once kstatus and the Lua script say `expected` of it.
+FLUX_EXPRS = _flux_exprs()
+
+
+def verdicts(health: HealthChecker, obj: JSON) -> tuple[str, str, str]:
+    """kstatus's, Argo CD's (the chart's script) and Flux's (the documented expressions)."""
+    flux = health.flux(obj, FLUX_EXPRS[obj["kind"]])
+    return health.kstatus(obj).status, health.argo(obj).status, flux.status
+
+
+def judged(health: HealthChecker, read: Callable[[], JSON], expected: tuple[str, str, str]) -> JSON:
+    """The object once kstatus, the Lua script and Flux's expressions say `expected` of it.
 
     Polled rather than read once: the other operators on the shared test bed (older builds)
     may rewrite an object's status on their resync; ours writes it back on its own.
@@ -80,12 +95,14 @@ def environment(lab: Lab) -> JSON:
 
 
 def test_ready_environment_is_current_and_healthy(lab: Lab, health: HealthChecker) -> None:
-    env = judged(health, lambda: environment(lab), (CURRENT, HEALTHY))
+    env = judged(health, lambda: environment(lab), (CURRENT, HEALTHY, CURRENT))
     assert env["status"]["observedGeneration"] == env["metadata"]["generation"]
 
 
 def test_valid_image_is_current_and_healthy(lab: Lab, health: HealthChecker) -> None:
-    judged(health, lambda: lab.bx.image(lab.name, "hello-static-1-0-0"), (CURRENT, HEALTHY))
+    judged(
+        health, lambda: lab.bx.image(lab.name, "hello-static-1-0-0"), (CURRENT, HEALTHY, CURRENT)
+    )
 
 
 def test_invalid_image_is_failed_and_degraded(lab: Lab, health: HealthChecker) -> None:
@@ -93,7 +110,7 @@ def test_invalid_image_is_failed_and_degraded(lab: Lab, health: HealthChecker) -
     spec["manifest"]["errorCodes"] = {"oops": "not an integer key"}
     lab.bx.create_image(lab.name, "broken", spec)
     lab.bx.wait_image(lab.name, "broken", "False", "InvalidManifest")
-    image = judged(health, lambda: lab.bx.image(lab.name, "broken"), (FAILED, DEGRADED))
+    image = judged(health, lambda: lab.bx.image(lab.name, "broken"), (FAILED, DEGRADED, FAILED))
     kstatus, argo = health.kstatus(image), health.argo(image)
     assert "$.spec.manifest.errorCodes" in kstatus.message
     assert argo.message.startswith("InvalidManifest: $.spec.manifest.errorCodes")
@@ -103,16 +120,16 @@ def test_duplicate_image_is_failed_and_degraded(lab: Lab, health: HealthChecker)
     spec = lab.bx.image(lab.name, "hello-static-1-0-0")["spec"]
     lab.bx.create_image(lab.name, "hello-again", spec)
     lab.bx.wait_image(lab.name, "hello-again", "False", "DuplicateCoordinates")
-    judged(health, lambda: lab.bx.image(lab.name, "hello-again"), (FAILED, DEGRADED))
+    judged(health, lambda: lab.bx.image(lab.name, "hello-again"), (FAILED, DEGRADED, FAILED))
 
 
 def test_succeeded_job_is_current_and_healthy(finished: Lab, health: HealthChecker) -> None:
-    job = judged(health, lambda: finished.job("hello"), (CURRENT, HEALTHY))
+    job = judged(health, lambda: finished.job("hello"), (CURRENT, HEALTHY, CURRENT))
     assert job["status"]["state"] == "SUCCEEDED", job["status"]
 
 
 def test_failed_job_is_failed_and_degraded(finished: Lab, health: HealthChecker) -> None:
-    job = judged(health, lambda: finished.job("err"), (FAILED, DEGRADED))
+    job = judged(health, lambda: finished.job("err"), (FAILED, DEGRADED, FAILED))
     assert job["status"]["state"] == "FAILED", job["status"]
     kstatus, argo = health.kstatus(job), health.argo(job)
     assert "the reference genome is not indexed" in kstatus.message
@@ -127,9 +144,9 @@ def test_running_and_queued_jobs_are_in_progress_then_cancelled_fails(
     lab.wait_state("sleepy", "RUNNING")
     lab.submit("next", "examples/hello-static:1.0.0", {"name": "bob"})
     lab.wait_state("next", "QUEUED")
-    running = judged(health, lambda: lab.job("sleepy"), (IN_PROGRESS, PROGRESSING))
+    running = judged(health, lambda: lab.job("sleepy"), (IN_PROGRESS, PROGRESSING, IN_PROGRESS))
     assert running["status"]["state"] == "RUNNING"
-    queued = judged(health, lambda: lab.job("next"), (IN_PROGRESS, PROGRESSING))
+    queued = judged(health, lambda: lab.job("next"), (IN_PROGRESS, PROGRESSING, IN_PROGRESS))
     assert queued["status"]["state"] == "QUEUED"
     kstatus, argo = health.kstatus(queued), health.argo(queued)
     assert kstatus.message.startswith("QUEUED: ")  # why it waits, with the numbers
@@ -139,9 +156,9 @@ def test_running_and_queued_jobs_are_in_progress_then_cancelled_fails(
         GROUP, VERSION, lab.name, "jobs", "sleepy", {"spec": {"cancel": True}}
     )
     lab.wait_state("sleepy", "CANCELLED")
-    judged(health, lambda: lab.job("sleepy"), (FAILED, DEGRADED))
+    judged(health, lambda: lab.job("sleepy"), (FAILED, DEGRADED, FAILED))
     lab.wait_done("next")
-    done = judged(health, lambda: lab.job("next"), (CURRENT, HEALTHY))
+    done = judged(health, lambda: lab.job("next"), (CURRENT, HEALTHY, CURRENT))
     assert done["status"]["state"] == "SUCCEEDED"
 
 
@@ -149,7 +166,7 @@ def test_new_environment_is_in_progress_until_ready(lab: Lab, health: HealthChec
     """Polled from its creation: once it has a status, never Current before it is Ready (with
     no status at all kstatus says Current: the operator writes SettingUp first thing)."""
     bx = lab.bx
-    seen: list[tuple[str, str, bool]] = []
+    seen: list[tuple[str, str, str, bool]] = []
     name = bx.create_environment(f"{lab.name}-x")
 
     def ready() -> JSON | None:
@@ -161,8 +178,8 @@ def test_new_environment_is_in_progress_until_ready(lab: Lab, health: HealthChec
         return env if is_ready else None
 
     eventually(ready, timeout=60, interval=0.05, what=f"Environment {name} Ready")
-    assert seen[-1] == (CURRENT, HEALTHY, True)
-    assert all(v[:2] == (IN_PROGRESS, PROGRESSING) for v in seen if not v[2]), seen
+    assert seen[-1] == (CURRENT, HEALTHY, CURRENT, True)
+    assert all(v[:3] == (IN_PROGRESS, PROGRESSING, IN_PROGRESS) for v in seen if not v[3]), seen
 
 
 def test_kubectl_wait(finished: Lab, cluster: Cluster) -> None:
