@@ -254,3 +254,30 @@ def test_a_job_re_created_under_a_finished_jobs_name_gets_outputs_of_its_own(
     with job_bed.store() as store:
         counts = store.env(lab.name).read_bytes("jobs/again/output/counts.txt")
     assert counts.split() == [b"2", b"two"]
+
+
+def test_a_job_re_created_after_its_namesakes_finalizer_was_bypassed_still_succeeds(
+    lab: Lab, job_bed: JobBed
+) -> None:
+    """`kubectl patch --type merge -p '{"metadata":{"finalizers":null}}'` then delete: the old
+    outputs stay behind; the new job's first pod removes them before it runs."""
+    with job_bed.store() as store:
+        files = store.env(lab.name)
+        files.put_bytes("texts/third.txt", b"three\n")
+        files.put_bytes("texts/fourth.txt", b"four four four\n")
+    lab.submit("bypass", "examples/wordcount", {"text": "bx://texts/third.txt"})
+    assert lab.wait_done("bypass")["status"]["state"] == "SUCCEEDED"
+    unfinalized = {"metadata": {"finalizers": None}}
+    lab.bx.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, lab.name, "jobs", "bypass", unfinalized
+    )
+    lab.bx.custom.delete_namespaced_custom_object(GROUP, VERSION, lab.name, "jobs", "bypass")
+    eventually(lambda: "bypass" not in [j["metadata"]["name"] for j in lab.bx.jobs(lab.name)])
+    lab.submit("bypass", "examples/wordcount", {"text": "bx://texts/fourth.txt"})
+    second = lab.wait_done("bypass")["status"]
+    assert second["state"] == "SUCCEEDED", second
+    assert second["output"]["words"] == 3
+    lab.bx.wait_event(lab.name, "bypass", "StaleFilesRemoved", "Warning")
+    with job_bed.store() as store:
+        counts = store.env(lab.name).read_bytes("jobs/bypass/output/counts.txt")
+    assert counts.split() == [b"3", b"four"]
