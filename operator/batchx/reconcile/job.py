@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from contextlib import suppress
 from datetime import UTC, datetime
 
@@ -70,6 +71,8 @@ from batchx.reconcile.job_status import (
 )
 from batchx.reconcile.storage import remove_files
 from batchx.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # A stopped job's pod goes at once: its charge is decided by the clock, not by the pod's end.
 STOP_GRACE_SECONDS = 1
@@ -337,6 +340,8 @@ async def _create_pod(
         if existing_plan is not None and not owned_by(existing_plan, ref):
             _previous_job(outcome, "plan ConfigMap")
             return None
+    else:
+        await _remove_stale_files(ctx, ref, outcome)
     body = plan_pod(ref, request, policy)
     try:
         created: JSON = await kube.create_pod(body)
@@ -365,6 +370,27 @@ async def _create_pod(
         Notice(job_ref_body(ref), "Normal", "PodCreated", f"created pod {body['metadata']['name']}")
     )
     return created
+
+
+async def _remove_stale_files(ctx: Context, ref: JobRef, outcome: Outcome) -> None:
+    """Files under the job's folder before its first pod are a deleted namesake's.
+
+    The plan was just created, so this job never had a pod and wrote nothing: what lies under
+    ``bx://jobs/<name>/`` was left by a deleted Job of the same name whose finalizer was bypassed
+    (`release_job` removes them otherwise), and would make this job's upload fail on immutable
+    paths. A store that cannot be read now leaves them (the upload reports any conflict).
+    """
+    try:
+        removed = await remove_files(ctx, ref.namespace, job_files(ref.name))
+    except Exception:  # any store failure: the job runs; a conflicting upload says so
+        logger.warning("stale files of job %s not checked", ref.name, exc_info=True)
+        return
+    if removed:
+        message = (
+            f"removed {removed} files under bx://{job_files(ref.name)} left by a deleted job of "
+            "the same name (its finalizer was bypassed)"
+        )
+        outcome.notices.append(Notice(job_ref_body(ref), "Warning", "StaleFilesRemoved", message))
 
 
 def _previous_job(outcome: Outcome, what: str) -> None:
