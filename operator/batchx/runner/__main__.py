@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 USAGE = "usage: python -m batchx.runner stage-in|stage-out PLAN | nudge"
-NUDGE_WAIT_SECONDS = 20.0
+NUDGE_WAIT_SECONDS = 60.0  # a loaded node may take long to start the sidecar
 
 
 def _report(text: str) -> None:
@@ -127,6 +127,10 @@ def _without_store() -> bool:
 
 
 def _stage_out(plan_path: Path) -> int:
+    # The handler first, before the plan is read and before the preload thread competes for the
+    # GIL: until it is installed, a SIGTERM to PID 1 is dropped (the preStop nudge waits for it).
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         plan = json.loads(plan_path.read_text())
         lists_files = bool(plan.get("outputFiles", True))
@@ -134,8 +138,6 @@ def _stage_out(plan_path: Path) -> int:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         lists_files, environment = True, ""  # the step itself reports the broken plan
     preload = _Preload(environment) if lists_files and environment else None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("runner: stage-out waiting for the job to end (SIGTERM)", file=sys.stderr, flush=True)
     # Short timeouts: a signal that lands on the preload thread runs its Python handler only when
     # the main thread wakes up.
