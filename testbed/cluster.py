@@ -94,7 +94,12 @@ def _openssl(*args: str) -> None:
 def ensure_pki(pki: Path) -> None:
     """A CA and one certificate per component; made once, kept across `down`/`up`."""
     pki.mkdir(parents=True, exist_ok=True)
-    if not (pki / "ca.crt").exists():
+    # The front-proxy CA is a second signer, as kubeadm and kind make it: the API server presents
+    # its front-proxy client certificate to aggregated API servers, which trust only that CA for
+    # the forwarded identity headers (--requestheader-*).
+    for ca, subject in (("ca", "/CN=batchx-testbed-ca"), ("front-proxy-ca", "/CN=front-proxy-ca")):
+        if (pki / f"{ca}.crt").exists():
+            continue
         _openssl(
             "req",
             "-x509",
@@ -105,13 +110,13 @@ def ensure_pki(pki: Path) -> None:
             "-pkeyopt",
             "ec_paramgen_curve:prime256v1",
             "-keyout",
-            str(pki / "ca.key"),
+            str(pki / f"{ca}.key"),
             "-out",
-            str(pki / "ca.crt"),
+            str(pki / f"{ca}.crt"),
             "-days",
             "3650",
             "-subj",
-            "/CN=batchx-testbed-ca",
+            subject,
         )
     if not (pki / "sa.key").exists():
         _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
@@ -131,8 +136,10 @@ def ensure_pki(pki: Path) -> None:
         "controller-manager": ("/CN=system:kube-controller-manager", "extendedKeyUsage=clientAuth"),
         "scheduler": ("/CN=system:kube-scheduler", "extendedKeyUsage=clientAuth"),
         "kubelet": (f"/O=system:nodes/CN=system:node:{NODE}", "extendedKeyUsage=clientAuth"),
+        "front-proxy-client": ("/CN=front-proxy-client", "extendedKeyUsage=clientAuth"),
     }
     for name, (subject, ext) in certs.items():
+        signer = "front-proxy-ca" if name.startswith("front-proxy") else "ca"
         if (pki / f"{name}.crt").exists():
             continue
         (pki / f"{name}.ext").write_text(ext + "\n")
@@ -157,9 +164,9 @@ def ensure_pki(pki: Path) -> None:
             "-in",
             str(pki / f"{name}.csr"),
             "-CA",
-            str(pki / "ca.crt"),
+            str(pki / f"{signer}.crt"),
             "-CAkey",
-            str(pki / "ca.key"),
+            str(pki / f"{signer}.key"),
             "-CAcreateserial",
             "-days",
             "3650",
@@ -422,6 +429,16 @@ def processes(bins: Path, state: Path, pki: Path) -> list[Proc]:
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--endpoint-reconciler-type=none",
+                # Aggregated APIs (the operator's files API): the front-proxy identity headers,
+                # and routing to a Service's endpoints (the test bed runs no kube-proxy).
+                f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+                "--enable-aggregator-routing=true",
             ],
         ),
         Proc(
