@@ -47,7 +47,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from tests.watching import Recorder, Seen
 
-from testbed import cluster, example_images, paths, product_images
+from testbed import cluster, example_images, paths, product_images, topology
 from testbed import s3 as s3bed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +109,7 @@ def apply_crds() -> None:
 
 def start_store(workdir: Path) -> tuple[s3bed.S3Server, dict[str, str]]:
     """MinIO on the bridge gateway, a bucket, and the operator's store settings for it."""
-    server = s3bed.start(workdir / "s3", host=cluster.GATEWAY)
+    server = s3bed.start(workdir / "s3", host=topology.GATEWAY)
     bucket = server.make_bucket(f"bench-{uuid.uuid4().hex[:8]}")
     return server, {
         "BATCHX_STORE": f"s3://{bucket}?endpoint={server.endpoint}",

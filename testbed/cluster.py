@@ -17,7 +17,6 @@ it speaks CRI v1, which containerd 1.6 serves.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import os
@@ -31,17 +30,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed import images, paths, procs, registry
+from testbed import images, network, paths, procs, registry
+from testbed import pki as pki_files
+from testbed.topology import API_PORT, BRIDGE, ETCD_PORT, GATEWAY, NODE, SERVICE_RANGE, SUBNET
 
 HERE = Path(__file__).resolve().parent
-NODE = "batchx-node"
-BRIDGE = "bxbr0"
-GATEWAY = os.environ.get("BATCHX_BRIDGE_IP", "10.87.0.1")
-SUBNET = os.environ.get("BATCHX_POD_SUBNET", "10.87.0.0/24")
-SERVICE_RANGE = "10.96.0.0/16"
-SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service: the first address of SERVICE_RANGE
-API_PORT = int(os.environ.get("BATCHX_API_PORT", "6443"))
-ETCD_PORT = int(os.environ.get("BATCHX_ETCD_PORT", "23790"))
+
 GPUS = int(os.environ.get("BATCHX_FAKE_GPUS", "2"))
 GPU_PRODUCT = os.environ.get("BATCHX_FAKE_GPU_PRODUCT", "T4")
 COMPONENTS = [
@@ -82,132 +76,6 @@ def build_binaries() -> Path:
         .splitlines()[-1]
     )
     return Path(out)
-
-
-# ----------------------------------------------------------------------------------------- PKI
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def ensure_pki(pki: Path) -> None:
-    """A CA and one certificate per component; made once, kept across `down`/`up`."""
-    pki.mkdir(parents=True, exist_ok=True)
-    # The front-proxy CA is a second signer, as kubeadm and kind make it: the API server presents
-    # its front-proxy client certificate to aggregated API servers, which trust only that CA for
-    # the forwarded identity headers (--requestheader-*).
-    for ca, subject in (("ca", "/CN=batchx-testbed-ca"), ("front-proxy-ca", "/CN=front-proxy-ca")):
-        if (pki / f"{ca}.crt").exists():
-            continue
-        _openssl(
-            "req",
-            "-x509",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-keyout",
-            str(pki / f"{ca}.key"),
-            "-out",
-            str(pki / f"{ca}.crt"),
-            "-days",
-            "3650",
-            "-subj",
-            subject,
-        )
-    if not (pki / "sa.key").exists():
-        _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
-        _openssl("rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
-    sans = (
-        f"subjectAltName=IP:127.0.0.1,IP:{GATEWAY},IP:{SERVICE_IP},DNS:localhost,"
-        "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
-        "DNS:kubernetes.default.svc.cluster.local"
-    )
-    certs = {
-        "apiserver": ("/CN=kube-apiserver", f"{sans}\nextendedKeyUsage=serverAuth"),
-        "apiserver-kubelet-client": (
-            "/O=system:masters/CN=kube-apiserver-kubelet-client",
-            "extendedKeyUsage=clientAuth",
-        ),
-        "admin": ("/O=system:masters/CN=batchx-admin", "extendedKeyUsage=clientAuth"),
-        "controller-manager": ("/CN=system:kube-controller-manager", "extendedKeyUsage=clientAuth"),
-        "scheduler": ("/CN=system:kube-scheduler", "extendedKeyUsage=clientAuth"),
-        "kubelet": (f"/O=system:nodes/CN=system:node:{NODE}", "extendedKeyUsage=clientAuth"),
-        "front-proxy-client": ("/CN=front-proxy-client", "extendedKeyUsage=clientAuth"),
-    }
-    for name, (subject, ext) in certs.items():
-        signer = "front-proxy-ca" if name.startswith("front-proxy") else "ca"
-        if (pki / f"{name}.crt").exists():
-            continue
-        (pki / f"{name}.ext").write_text(ext + "\n")
-        _openssl(
-            "req",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-keyout",
-            str(pki / f"{name}.key"),
-            "-subj",
-            subject,
-            "-out",
-            str(pki / f"{name}.csr"),
-        )
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            str(pki / f"{name}.csr"),
-            "-CA",
-            str(pki / f"{signer}.crt"),
-            "-CAkey",
-            str(pki / f"{signer}.key"),
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            str(pki / f"{name}.ext"),
-            "-out",
-            str(pki / f"{name}.crt"),
-        )
-
-
-def write_kubeconfig(path: Path, pki: Path, user: str) -> None:
-    def b64(name: str) -> str:
-        return base64.b64encode((pki / name).read_bytes()).decode()
-
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "batchx-testbed",
-                "cluster": {
-                    "server": f"https://127.0.0.1:{API_PORT}",
-                    "certificate-authority-data": b64("ca.crt"),
-                },
-            }
-        ],
-        "users": [
-            {
-                "name": user,
-                "user": {
-                    "client-certificate-data": b64(f"{user}.crt"),
-                    "client-key-data": b64(f"{user}.key"),
-                },
-            }
-        ],
-        "contexts": [
-            {"name": "batchx-testbed", "context": {"cluster": "batchx-testbed", "user": user}}
-        ],
-        "current-context": "batchx-testbed",
-    }
-    path.write_text(json.dumps(config, indent=2))  # JSON is YAML: every client reads it
 
 
 # ------------------------------------------------------------------------------------ processes
@@ -531,10 +399,10 @@ def up() -> Path:
     bins = build_binaries()
     state, run, pki = paths.state_dir(), paths.run_dir(), paths.state_dir() / "pki"
     run.mkdir(parents=True, exist_ok=True)
-    ensure_pki(pki)
-    write_kubeconfig(paths.kubeconfig(), pki, "admin")
+    pki_files.ensure_pki(pki)
+    pki_files.write_kubeconfig(paths.kubeconfig(), pki, "admin")
     for user in ("controller-manager", "scheduler", "kubelet"):
-        write_kubeconfig(state / f"{user}.kubeconfig", pki, user)
+        pki_files.write_kubeconfig(state / f"{user}.kubeconfig", pki, user)
     # The bridge exists before the kubelet so the node can take the gateway as its address.
     _sh("ip", "link", "add", BRIDGE, "type", "bridge", check=True)
     _sh("ip", "addr", "add", f"{GATEWAY}/{SUBNET.split('/')[1]}", "dev", BRIDGE, check=True)
@@ -557,7 +425,7 @@ def up() -> Path:
     procs["kube-apiserver"].start()
     wait_for("kube-apiserver", lambda: _https_ok(f"https://127.0.0.1:{API_PORT}/readyz", pki), 90)
     wait_for("registry", registry.ready, 30)
-    _route_service_ip_to_apiserver()
+    network.route_service_ip_to_apiserver()
     for name in ("kube-controller-manager", "kube-scheduler", "kubelet"):
         procs[name].start()
     wait_for("node Ready", lambda: _node_ready(bins), 120)
@@ -607,52 +475,6 @@ def _unmount_under(prefixes: list[str]) -> None:
         _sh("umount", "-l", point)
 
 
-SERVICE_CHAIN = "BATCHX-APISERVER"
-FORWARD_CHAIN = "BATCHX-FORWARD"
-
-
-def _route_service_ip_to_apiserver() -> None:
-    """Pods reach the API server at the `kubernetes` Service's address, as in any cluster.
-
-    The test bed runs no kube-proxy and its API server listens on 127.0.0.1 only, so one DNAT
-    rule (in a chain of our own, for packets that enter from the pod bridge) sends
-    10.96.0.1:443 to 127.0.0.1:API_PORT; `route_localnet` on the bridge lets the kernel deliver
-    them to a loopback address. In-cluster clients (the operator's Pod, pipelines) then use
-    KUBERNETES_SERVICE_HOST unchanged. The API server's certificate names 10.96.0.1.
-    """
-    Path(f"/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet").write_text("1\n")
-    _sh("iptables", "-t", "nat", "-N", SERVICE_CHAIN)
-    _sh("iptables", "-t", "nat", "-F", SERVICE_CHAIN)
-    dnat = ["-d", f"{SERVICE_IP}/32", "-p", "tcp", "--dport", "443",
-            "-j", "DNAT", "--to-destination", f"127.0.0.1:{API_PORT}"]  # fmt: skip
-    _sh("iptables", "-t", "nat", "-A", SERVICE_CHAIN, *dnat, check=True)
-    _sh("iptables", "-t", "nat", "-A", "PREROUTING", "-i", BRIDGE, "-j", SERVICE_CHAIN, check=True)
-    # Nothing from the pods is forwarded off the bridge (this host forwards packets): pods reach
-    # the gateway's own services and each other, never another network.
-    _sh("iptables", "-N", FORWARD_CHAIN)
-    _sh("iptables", "-F", FORWARD_CHAIN)
-    _sh("iptables", "-A", FORWARD_CHAIN, "!", "-o", BRIDGE, "-j", "DROP", check=True)
-    _sh("iptables", "-I", "FORWARD", "-i", BRIDGE, "-j", FORWARD_CHAIN, check=True)
-
-
-def _remove_kubelet_iptables() -> None:
-    """Drop the KUBE-* chains the kubelet adds (firewall for localnet, canaries), our own
-    BATCHX-* chain, and their jumps."""
-    ours = ("KUBE-", "BATCHX-")
-    for table in ("filter", "nat", "mangle"):
-        rules = _sh("iptables", "-t", table, "-S").stdout.splitlines()
-        for rule in rules:
-            parts = rule.split()
-            if parts[0] == "-A" and not parts[1].startswith(ours) and any(o in rule for o in ours):
-                _sh("iptables", "-t", table, "-D", *parts[1:])
-        for rule in rules:
-            if rule.startswith(("-N KUBE-", "-N BATCHX-")):
-                _sh("iptables", "-t", table, "-F", rule.split()[1])
-        for rule in rules:
-            if rule.startswith(("-N KUBE-", "-N BATCHX-")):
-                _sh("iptables", "-t", table, "-X", rule.split()[1])
-
-
 def down(quiet: bool = False) -> None:
     state, run = paths.state_dir(), paths.run_dir()
     if not quiet:
@@ -680,7 +502,7 @@ def down(quiet: bool = False) -> None:
     for ns in netns:
         Path(ns).unlink(missing_ok=True)
     _sh("ip", "link", "del", BRIDGE)
-    _remove_kubelet_iptables()
+    network.remove_kubelet_iptables()
     # Wipe the cluster's data but keep PKI and containerd's image store (no registry to refill it).
     for name in ("etcd", "kubelet", "kubelet-pki", "cni-ipam", "run"):
         subprocess.run(["rm", "-rf", str(state / name)], check=False)

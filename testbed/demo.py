@@ -26,7 +26,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from testbed import chart, cluster, example_images, paths, product_images
+from testbed import chart, cluster, example_images, paths, product_images, topology
 from testbed import s3 as s3bed
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,7 +93,7 @@ def image_coordinates(custom: client.CustomObjectsApi) -> str | None:
 
 def start_store(workdir: Path) -> tuple[s3bed.S3Server, dict[str, str]]:
     """MinIO on the bridge gateway (pods reach it there), a bucket, and the store settings."""
-    s3 = s3bed.start(workdir / "s3", host=cluster.GATEWAY)
+    s3 = s3bed.start(workdir / "s3", host=topology.GATEWAY)
     s3.make_bucket(BUCKET)
     return s3, {"BATCHX_STORE": f"s3://{BUCKET}?endpoint={s3.endpoint}", **s3.credentials()}
 

@@ -1,7 +1,7 @@
 """pytest plugin: what running real Jobs needs, for the session and for one module.
 
 - `pod_s3` (session): a MinIO that pods can reach: it listens on the pod bridge's gateway
-  (`testbed.cluster.GATEWAY`, the node's own address), not on 127.0.0.1 like `s3_server`.
+  (`testbed.topology.GATEWAY`, the node's own address), not on 127.0.0.1 like `s3_server`.
 - `job_bed` (session): a bucket on it, the runner image and every example image imported into
   the cluster; `job_bed.operator_env()` is the ``BATCHX_*``/``AWS_*`` configuration an operator
   needs to run jobs (for `operator_process` too: ``{**os.environ, **job_bed.operator_env()}``).
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 from kopf.testing import KopfRunner
-from testbed.cluster import GATEWAY
 from testbed.images import BuiltImage
+from testbed.topology import GATEWAY
 
 from batchx.store import open_store
 from batchx.store.fs import Store

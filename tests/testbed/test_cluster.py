@@ -12,7 +12,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from testbed import cluster as testbed_cluster
-from testbed import images
+from testbed import images, topology
 from tests.fixtures_cluster import Cluster
 from tests.helpers import eventually
 
@@ -53,7 +53,7 @@ def wait_phase(core: client.CoreV1Api, ns: str, name: str, timeout: float = 90) 
 
 
 def test_node_is_ready_and_advertises_gpus(kube_api: client.ApiClient) -> None:
-    node = client.CoreV1Api(kube_api).read_node(testbed_cluster.NODE)
+    node = client.CoreV1Api(kube_api).read_node(topology.NODE)
     ready = {c.type: c.status for c in node.status.conditions}["Ready"]
     assert ready == "True"
     assert node.status.capacity["nvidia.com/gpu"] == str(testbed_cluster.GPUS)
@@ -170,7 +170,7 @@ def gateway_http() -> Iterator[int]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer((testbed_cluster.GATEWAY, 0), Hello)
+    server = http.server.ThreadingHTTPServer((topology.GATEWAY, 0), Hello)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_address[1]
@@ -182,10 +182,10 @@ def test_pods_get_an_address_and_reach_the_bridge_gateway(
     kube_api: client.ApiClient, namespace: str, busybox: images.BuiltImage, gateway_http: int
 ) -> None:
     core = client.CoreV1Api(kube_api)
-    url = f"http://{testbed_cluster.GATEWAY}:{gateway_http}/"
+    url = f"http://{topology.GATEWAY}:{gateway_http}/"
     # No `wget -T`: busybox-static's wget segfaults with a timeout set.
     core.create_namespaced_pod(namespace, busybox_pod("net", busybox, f"wget -qO- {url}"))
     assert wait_phase(core, namespace, "net") == "Succeeded"
     assert pod_log(core, namespace, "net") == "reached the gateway\n"
     pod_ip = core.read_namespaced_pod("net", namespace).status.pod_ip
-    assert pod_ip.startswith(testbed_cluster.GATEWAY.rsplit(".", 1)[0] + ".")
+    assert pod_ip.startswith(topology.GATEWAY.rsplit(".", 1)[0] + ".")
