@@ -1,8 +1,7 @@
 """A test Environment for job tests: submit Jobs and wait for their states on the real cluster.
 
 `make_env` creates an Environment with every example image imported (testbed.example_images);
-`cleanup` deletes the Environments a `Bx` created (and the finalizers of their jobs, which no
-operator removes once the module's operator stopped).
+`Bx.clean_up` deletes it after the module.
 """
 
 from __future__ import annotations
@@ -89,19 +88,3 @@ def make_env(bx: Bx, job_bed: JobBed, **spec: Any) -> Lab:
     for example in job_bed.examples.values():
         bx.wait_image(name, example.image_object(name)["metadata"]["name"], "True", "Accepted")
     return lab
-
-
-def cleanup(bx: Bx) -> None:
-    for name in bx.created_envs:
-        bx.delete_environment(name)
-        # Jobs carry the ledger's finalizer: once the module's operator stops, nothing would
-        # remove it and the namespace would stay Terminating.
-        for job in bx.jobs(name):
-            bx.custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                name,
-                "jobs",
-                job["metadata"]["name"],
-                {"metadata": {"finalizers": None}},
-            )

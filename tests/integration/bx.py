@@ -54,6 +54,29 @@ class Bx:
             if exc.status != 404:
                 raise
 
+    def forget_environment(self, name: str) -> None:
+        """Drop the operator's finalizer from an Environment (none may be left to drop it)."""
+        unfinalized = {"metadata": {"finalizers": None}}
+        try:
+            self.custom.patch_cluster_custom_object(
+                GROUP, VERSION, "environments", name, unfinalized
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def clean_up(self) -> None:
+        """Delete the Environments this helper created, their namespaces with them.
+
+        Jobs carry the ledger's finalizer and Environments the operator's: once the test's
+        operator has stopped nothing would remove them, and namespaces would stay Terminating.
+        """
+        for name in self.created_envs:
+            self.delete_environment(name)
+            if self.namespace_exists(name):
+                self.forget_jobs(name)
+            self.forget_environment(name)
+
     def wait_ready(
         self,
         name: str,
@@ -155,6 +178,18 @@ class Bx:
     def jobs(self, namespace: str) -> list[JSON]:
         result = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "jobs")
         return list(result["items"])
+
+    def forget_jobs(self, namespace: str) -> None:
+        """Drop the ledger's finalizer from every Job of `namespace` (deleted or not)."""
+        unfinalized = {"metadata": {"finalizers": None}}
+        for job in self.jobs(namespace):
+            try:
+                self.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "jobs", job["metadata"]["name"], unfinalized
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
 
     # -- events --------------------------------------------------------------------------
 

@@ -109,17 +109,7 @@ def submitted(stderr: str) -> str:
 def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
     helper = Bx(kube_api)
     yield helper
-    for name in helper.created_envs:
-        helper.delete_environment(name)
-        for job in helper.jobs(name):  # the ledger's finalizer: no operator is left to drop it
-            helper.custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                name,
-                "jobs",
-                job["metadata"]["name"],
-                {"metadata": {"finalizers": None}},
-            )
+    helper.clean_up()
 
 
 @pytest.fixture(scope="module")

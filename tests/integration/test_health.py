@@ -26,7 +26,7 @@ from tests.fixtures_cluster import Cluster
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
 from tests.integration.bx import GROUP, VERSION, Bx
-from tests.job_lab import JSON, Lab, cleanup, make_env
+from tests.job_lab import JSON, Lab, make_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ HEALTHY, PROGRESSING, DEGRADED = "Healthy", "Progressing", "Degraded"
 def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
     helper = Bx(kube_api)
     yield helper
-    cleanup(helper)
+    helper.clean_up()
 
 
 @pytest.fixture(scope="module")

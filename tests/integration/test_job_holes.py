@@ -20,7 +20,7 @@ from kubernetes import client
 from tests.fixtures_jobs import UPLOAD_GRACE_SECONDS, JobBed
 from tests.helpers import eventually
 from tests.integration.bx import GROUP, VERSION, Bx, condition
-from tests.job_lab import Lab, cleanup, make_env
+from tests.job_lab import Lab, make_env
 
 pytestmark = pytest.mark.cluster
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.cluster
 def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
     helper = Bx(kube_api)
     yield helper
-    cleanup(helper)
+    helper.clean_up()
 
 
 @pytest.fixture(scope="module")
@@ -118,15 +118,7 @@ def stray_namespace(jobs_operator: KopfRunner, module_bx: Bx) -> Iterator[Lab]:
     name = f"stray-{uuid.uuid4().hex[:6]}"
     module_bx.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield Lab(module_bx, name)
-    for job in module_bx.jobs(name):
-        module_bx.custom.patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            name,
-            "jobs",
-            job["metadata"]["name"],
-            {"metadata": {"finalizers": None}},
-        )
+    module_bx.forget_jobs(name)
     module_bx.core.delete_namespace(name)
 
 

@@ -18,7 +18,7 @@ from kubernetes import client
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
 from tests.integration.bx import GROUP, VERSION, Bx, condition
-from tests.job_lab import JSON, TERMINAL, Lab, cleanup, make_env
+from tests.job_lab import JSON, TERMINAL, Lab, make_env
 
 pytestmark = pytest.mark.cluster
 
@@ -29,7 +29,7 @@ TEXT = b"the cat saw the dog\nthe end\n"
 def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
     helper = Bx(kube_api)
     yield helper
-    cleanup(helper)
+    helper.clean_up()
 
 
 @pytest.fixture(scope="module")

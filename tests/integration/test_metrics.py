@@ -26,7 +26,7 @@ from testbed.dashboard import metric_names, series_names
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
 from tests.integration.bx import Bx
-from tests.job_lab import Lab, cleanup, make_env
+from tests.job_lab import Lab, make_env
 
 pytestmark = pytest.mark.cluster
 
@@ -57,7 +57,7 @@ def metrics_url(job_bed: JobBed, kubeconfig: str, batchx_crds: list[str]) -> Ite
 def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
     helper = Bx(kube_api)
     yield helper
-    cleanup(helper)
+    helper.clean_up()
 
 
 def fetch(url: str) -> str:
