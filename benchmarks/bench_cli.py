@@ -42,7 +42,7 @@ from bench_jobs import (
     say,
     start_store,
 )
-from testbed import cluster, example_images, paths, product_images
+from testbed import cluster, example_images, kube, paths, product_images
 from testbed import s3 as s3bed
 
 BX = str(Path(sys.executable).parent / "bx")
@@ -74,7 +74,7 @@ def main() -> int:
     if not cluster.status_quiet():
         say("starting the test bed (`make cluster-down` stops it)")
         cluster.up()
-    kubectl = str(cluster.build_binaries() / "kubectl")
+    kubectl = str(kube.build_binaries() / "kubectl")
     api = config.new_client_from_config(config_file=str(paths.kubeconfig()))
     workdir = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     apply_crds()

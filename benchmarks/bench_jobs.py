@@ -47,7 +47,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from tests.watching import Recorder, Seen
 
-from testbed import cluster, example_images, paths, product_images, topology
+from testbed import cluster, example_images, kube, paths, product_images, topology
 from testbed import s3 as s3bed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +86,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def apply_crds() -> None:
-    kubectl = cluster.build_binaries() / "kubectl"
+    kubectl = kube.build_binaries() / "kubectl"
     subprocess.run(
         [str(kubectl), f"--kubeconfig={paths.kubeconfig()}", "apply", "-f", "crds/"],
         check=True,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed import images, paths, registry
+from testbed import images, kube, paths, registry
 from testbed import s3 as s3bed
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,16 +61,7 @@ class Release:
     kubeconfig: Path
 
     def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        from testbed import cluster  # noqa: PLC0415 - cluster imports the builders too
-
-        return subprocess.run(
-            [str(cluster.build_binaries() / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
+        return kube.kubectl(self.kubeconfig, *args, input=input)
 
     def store_secret(self, s3: s3bed.S3Server) -> None:
         """The Secret `storeCredentialsSecret` names (the admin creates it; never in values)."""

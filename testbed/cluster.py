@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed import images, network, paths, procs, registry
+from testbed import images, kube, network, paths, procs, registry
 from testbed import pki as pki_files
 from testbed.topology import API_PORT, BRIDGE, ETCD_PORT, GATEWAY, NODE, SERVICE_RANGE, SUBNET
 
@@ -67,15 +67,6 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: flo
 
 
 # --------------------------------------------------------------------------------------- build
-
-
-def build_binaries() -> Path:
-    out = (
-        subprocess.run([str(HERE / "build-kube.sh")], check=True, stdout=subprocess.PIPE, text=True)
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    return Path(out)
 
 
 # ------------------------------------------------------------------------------------ processes
@@ -370,11 +361,8 @@ def _https_ok(url: str, pki: Path) -> bool:
 
 
 def _kubectl(bins: Path, *args: str) -> str:
-    return subprocess.run(
-        [str(bins / "kubectl"), f"--kubeconfig={paths.kubeconfig()}", *args],
-        check=True,
-        capture_output=True,
-        text=True,
+    return kube.kubectl(
+        paths.kubeconfig(), *args, check=True, executable=str(bins / "kubectl")
     ).stdout
 
 
@@ -396,7 +384,7 @@ def _advertise_gpus(bins: Path) -> None:
 def up() -> Path:
     t0 = time.monotonic()
     down(quiet=True)
-    bins = build_binaries()
+    bins = kube.build_binaries()
     state, run, pki = paths.state_dir(), paths.run_dir(), paths.state_dir() / "pki"
     run.mkdir(parents=True, exist_ok=True)
     pki_files.ensure_pki(pki)
@@ -560,7 +548,7 @@ def main() -> None:
     elif verb == "down":
         down()
     elif verb == "build":
-        print(build_binaries())
+        print(kube.build_binaries())
     else:
         sys.exit(status())
 

@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client, config
 
 from testbed import cluster as testbed_cluster
-from testbed import images, paths, product_images
+from testbed import images, kube, paths, product_images
 from tests.helpers import eventually
 
 
@@ -59,15 +59,8 @@ class Cluster:
         return built
 
     def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        kubectl = testbed_cluster.build_binaries() / "kubectl" if self.kind is None else "kubectl"
-        return subprocess.run(
-            [str(kubectl), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        executable = None if self.kind is None else "kubectl"
+        return kube.kubectl(self.kubeconfig, *args, input=input, executable=executable)
 
 
 def _local_cluster_running() -> bool:

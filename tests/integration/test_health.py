@@ -21,7 +21,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 from testbed.health_checker import HEALTH_SCRIPTS, HealthChecker
 
-from testbed import cluster as testbed_cluster
+from testbed import kube
 from tests.fixtures_cluster import Cluster
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
@@ -222,7 +222,7 @@ def test_argocd_cm_install_as_documented(
         namespace,
         client.V1ConfigMap(metadata=client.V1ObjectMeta(name="argocd-cm"), data={"url": "x"}),
     )
-    bins = str(testbed_cluster.build_binaries()) if cluster.kind is None else ""
+    bins = str(kube.build_binaries()) if cluster.kind is None else ""
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
     env["PATH"] = f"{bins}:{env['PATH']}" if bins else env["PATH"]
     done = subprocess.run(
