@@ -17,33 +17,21 @@ def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
+_NEW_EC_KEY = ("-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
+_TEN_YEARS = ("-days", "3650")
+
+
 def ensure_pki(pki: Path) -> None:
-    """A CA and one certificate per component; made once, kept across `down`/`up`."""
+    """The CAs and one certificate per component; made once, kept across `down`/`up`."""
     pki.mkdir(parents=True, exist_ok=True)
     # The front-proxy CA is a second signer, as kubeadm and kind make it: the API server presents
     # its front-proxy client certificate to aggregated API servers, which trust only that CA for
     # the forwarded identity headers (--requestheader-*).
     for ca, subject in (("ca", "/CN=batchx-testbed-ca"), ("front-proxy-ca", "/CN=front-proxy-ca")):
-        if (pki / f"{ca}.crt").exists():
-            continue
-        _openssl(
-            "req",
-            "-x509",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-keyout",
-            str(pki / f"{ca}.key"),
-            "-out",
-            str(pki / f"{ca}.crt"),
-            "-days",
-            "3650",
-            "-subj",
-            subject,
-        )
+        if not (pki / f"{ca}.crt").exists():
+            key, crt = str(pki / f"{ca}.key"), str(pki / f"{ca}.crt")
+            _openssl("req", "-x509", *_NEW_EC_KEY, "-keyout", key, "-out", crt, *_TEN_YEARS,
+                     "-subj", subject)  # fmt: skip
     if not (pki / "sa.key").exists():
         _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
         _openssl("rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
@@ -52,55 +40,26 @@ def ensure_pki(pki: Path) -> None:
         "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
         "DNS:kubernetes.default.svc.cluster.local"
     )
+    client = "extendedKeyUsage=clientAuth"
     certs = {
         "apiserver": ("/CN=kube-apiserver", f"{sans}\nextendedKeyUsage=serverAuth"),
-        "apiserver-kubelet-client": (
-            "/O=system:masters/CN=kube-apiserver-kubelet-client",
-            "extendedKeyUsage=clientAuth",
-        ),
-        "admin": ("/O=system:masters/CN=batchx-admin", "extendedKeyUsage=clientAuth"),
-        "controller-manager": ("/CN=system:kube-controller-manager", "extendedKeyUsage=clientAuth"),
-        "scheduler": ("/CN=system:kube-scheduler", "extendedKeyUsage=clientAuth"),
-        "kubelet": (f"/O=system:nodes/CN=system:node:{NODE}", "extendedKeyUsage=clientAuth"),
-        "front-proxy-client": ("/CN=front-proxy-client", "extendedKeyUsage=clientAuth"),
+        "apiserver-kubelet-client": ("/O=system:masters/CN=kube-apiserver-kubelet-client", client),
+        "admin": ("/O=system:masters/CN=batchx-admin", client),
+        "controller-manager": ("/CN=system:kube-controller-manager", client),
+        "scheduler": ("/CN=system:kube-scheduler", client),
+        "kubelet": (f"/O=system:nodes/CN=system:node:{NODE}", client),
+        "front-proxy-client": ("/CN=front-proxy-client", client),
     }
     for name, (subject, ext) in certs.items():
-        signer = "front-proxy-ca" if name.startswith("front-proxy") else "ca"
         if (pki / f"{name}.crt").exists():
             continue
+        signer = pki / ("front-proxy-ca" if name.startswith("front-proxy") else "ca")
         (pki / f"{name}.ext").write_text(ext + "\n")
-        _openssl(
-            "req",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-keyout",
-            str(pki / f"{name}.key"),
-            "-subj",
-            subject,
-            "-out",
-            str(pki / f"{name}.csr"),
-        )
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            str(pki / f"{name}.csr"),
-            "-CA",
-            str(pki / f"{signer}.crt"),
-            "-CAkey",
-            str(pki / f"{signer}.key"),
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            str(pki / f"{name}.ext"),
-            "-out",
-            str(pki / f"{name}.crt"),
-        )
+        key, csr, crt = (str(pki / f"{name}.{suffix}") for suffix in ("key", "csr", "crt"))
+        _openssl("req", *_NEW_EC_KEY, "-keyout", key, "-subj", subject, "-out", csr)
+        _openssl("x509", "-req", "-in", csr, "-CA", f"{signer}.crt", "-CAkey", f"{signer}.key",
+                 "-CAcreateserial", *_TEN_YEARS, "-extfile", str(pki / f"{name}.ext"),
+                 "-out", crt)  # fmt: skip
 
 
 def write_kubeconfig(path: Path, pki: Path, user: str) -> None:
