@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -119,23 +120,39 @@ def run(
     env: EnvOption = None,
 ) -> None:
     """Run IMAGE on INPUT, wait, print the output JSON; exit 0 only for SUCCEEDED/WARNING."""
-    document = read_input(input)
+    requested = _Requested(vcpus, memory, gpus, gpu_type, timeout, cache=not no_cache)
     with session(env) as bx:
-        if upload:
-            document = _upload(bx, image, document, store)
-        ref = bx.submit(
-            image,
-            document,
-            vcpus=vcpus,
-            memory=memory,
-            gpus=gpus,
-            gpu_type=gpu_type,
-            timeout=timeout,
-            cache=not no_cache,
-        )
+        ref = _submit(bx, image, read_input(input), requested, upload=upload, store=store)
         note(f"job {ref.name} submitted to environment {ref.namespace}")
         result = _follow(bx, ref, logs=logs, wait_timeout=wait_timeout, cancel=cancel_on_interrupt)
     _verdict(result, output)
+
+
+@dataclass(frozen=True)
+class _Requested:
+    """What `bx run` and `bx submit` ask for besides the image and input (None: the default)."""
+
+    vcpus: int | None
+    memory: int | None
+    gpus: int | None
+    gpu_type: str | None
+    timeout: int | None
+    cache: bool
+
+
+def _submit(
+    bx: Client,
+    image: str,
+    document: dict[str, Any],
+    requested: _Requested,
+    *,
+    upload: bool,
+    store: str | None,
+) -> JobRef:
+    """Submit one job (its local files uploaded first with --upload)."""
+    if upload:
+        document = _upload(bx, image, document, store)
+    return bx.submit(image, document, **asdict(requested))
 
 
 def _upload(bx: Client, image: str, document: dict[str, Any], store: str | None) -> dict[str, Any]:
@@ -290,20 +307,9 @@ def submit(
 
     Example: NAME=$(bx submit -e lab examples/sleeper '{}'); bx logs -f "$NAME"
     """
-    document = read_input(input)
+    requested = _Requested(vcpus, memory, gpus, gpu_type, timeout, cache=not no_cache)
     with session(env) as bx:
-        if upload:
-            document = _upload(bx, image, document, store)
-        ref = bx.submit(
-            image,
-            document,
-            vcpus=vcpus,
-            memory=memory,
-            gpus=gpus,
-            gpu_type=gpu_type,
-            timeout=timeout,
-            cache=not no_cache,
-        )
+        ref = _submit(bx, image, read_input(input), requested, upload=upload, store=store)
     typer.echo(ref.name)
 
 
