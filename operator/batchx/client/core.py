@@ -393,7 +393,7 @@ class Client:
     def environments(self) -> list[EnvironmentInfo]:
         """The Environments the user may list; only this one if listing is not allowed."""
         try:
-            bodies = self.kube.list_cluster("environments").get("items") or []
+            bodies = self.kube.list("environments", None).get("items") or []
         except Forbidden:
             bodies = [self.kube.get_cluster("environments", self.env)]
         return sorted(map(EnvironmentInfo.from_body, bodies), key=lambda e: e.name)

@@ -174,18 +174,6 @@ class Kube:
         )
         return result
 
-    def list_cluster(self, plural: str) -> JSON:
-        result: JSON = self._call(
-            "list",
-            _res(plural),
-            None,
-            self.custom.list_cluster_custom_object,
-            GROUP,
-            VERSION,
-            plural,
-        )
-        return result
-
     def watch(
         self,
         plural: str,
