@@ -3,6 +3,7 @@
     python -m testbed.cluster up      # prints the kubeconfig path once the node is Ready
     python -m testbed.cluster down    # stops everything; leaves no process, mount or interface
     python -m testbed.cluster status
+    python -m testbed.cluster restart kube-apiserver   # one component, for fault tests
 
 Pieces: etcd and kube-apiserver on 127.0.0.1, kube-controller-manager, kube-scheduler, and a
 kubelet driving Debian's containerd + runc with the CNI bridge plugin. Pods live on a bridge the
@@ -403,13 +404,7 @@ def up() -> Path:
     procs["containerd"].start()
     wait_for("containerd", lambda: bool(images.ctr("version")), 30)
     images.import_image(images.pause_spec())
-    wait_for(
-        "etcd",
-        lambda: (
-            urllib.request.urlopen(f"http://127.0.0.1:{ETCD_PORT}/health", timeout=2).status == 200
-        ),
-        30,
-    )
+    wait_for("etcd", _etcd_healthy, 30)
     procs["kube-apiserver"].start()
     wait_for("kube-apiserver", lambda: _https_ok(f"https://127.0.0.1:{API_PORT}/readyz", pki), 90)
     wait_for("registry", registry.ready, 30)
@@ -430,6 +425,42 @@ def up() -> Path:
         f"(build check {t_build - t0:.1f}s, start {time.monotonic() - t_build:.1f}s)"
     )
     return paths.kubeconfig()
+
+
+RESTARTABLE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet")
+
+
+def restart(name: str, down_for: float = 0.0) -> float:
+    """Stop one running component by PID (TERM, then KILL) and start it again as `up` did.
+
+    For fault tests: `down_for` seconds pass between the stop and the start (the outage).
+    Returns the seconds from the start until the component answers again (for the kubelet:
+    the node is Ready). Containers keep running through a kubelet restart, as on a real node.
+    """
+    if name not in RESTARTABLE:
+        raise ValueError(f"{name}: only {', '.join(RESTARTABLE)} can be restarted")
+    bins = kube.build_binaries()
+    state, pki = paths.state_dir(), paths.state_dir() / "pki"
+    proc = {p.name: p for p in processes(bins, state, pki)}[name]
+    pid_text, exe = proc.pidfile.read_text().split()
+    stop_pid(int(pid_text), exe)
+    time.sleep(down_for)  # the outage itself, not a synchronisation
+    started = time.monotonic()
+    proc.start()
+    ready: dict[str, Callable[[], bool]] = {
+        "etcd": _etcd_healthy,
+        "kube-apiserver": lambda: _https_ok(f"https://127.0.0.1:{API_PORT}/readyz", pki),
+        "kubelet": lambda: _node_ready(bins),
+    }
+    wait_for(f"{name} after its restart", ready.get(name, lambda: True), 120)
+    if name == "kubelet":
+        _advertise_gpus(bins)
+    return time.monotonic() - started
+
+
+def _etcd_healthy() -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{ETCD_PORT}/health", timeout=2) as resp:
+        return bool(resp.status == 200)
 
 
 def _kill_pods_cgroups() -> None:
@@ -541,9 +572,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("verb", choices=["up", "down", "status", "build"])
-    verb = parser.parse_args().verb
-    if verb == "up":
+    parser.add_argument("verb", choices=["up", "down", "status", "build", "restart"])
+    parser.add_argument("component", nargs="?", choices=RESTARTABLE, help="with restart")
+    args = parser.parse_args()
+    verb = args.verb
+    if verb == "restart":
+        if args.component is None:
+            parser.error("restart needs a component")
+        log(f"{args.component} answers {restart(args.component):.1f}s after its start")
+    elif verb == "up":
         print(up())
     elif verb == "down":
         down()

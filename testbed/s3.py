@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -116,14 +117,17 @@ def start(
     port: int | None = None,
     binary: Path | None = None,
     timeout: float = READY_TIMEOUT,
+    keys: tuple[str, str] | None = None,
 ) -> S3Server:
-    """Start MinIO serving `data_dir` on host:port and return once it answers its health check."""
+    """Start MinIO serving `data_dir` on host:port and return once it answers its health check.
+
+    `keys` (access key, secret key) are made up unless given (a restart keeps them).
+    """
     binary = binary or build()
     port = port or free_port(host)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "data").mkdir(exist_ok=True)
-    access_key = "bx" + secrets.token_hex(8)
-    secret_key = secrets.token_urlsafe(30)
+    access_key, secret_key = keys or ("bx" + secrets.token_hex(8), secrets.token_urlsafe(30))
     log_file = data_dir / "minio.log"
     env = {
         **_clean_env(),
@@ -167,6 +171,23 @@ def start(
 def stop(server: S3Server, timeout: float = 20.0) -> None:
     """Stop the server by PID (TERM, then KILL after `timeout`); safe if it already exited."""
     _terminate(server.pid, timeout)
+
+
+def restart(server: S3Server, down_for: float = 0.0) -> S3Server:
+    """Stop `server` and start it again on the same address, data and keys (for fault tests).
+
+    `down_for` seconds pass in between: clients see connections refused for that long.
+    """
+    stop(server)
+    time.sleep(down_for)  # the outage itself, not a synchronisation
+    address = urllib.parse.urlsplit(server.endpoint)
+    assert address.hostname is not None and address.port is not None
+    return start(
+        Path(server.data_dir),
+        host=address.hostname,
+        port=address.port,
+        keys=(server.access_key, server.secret_key),
+    )
 
 
 def _terminate(pid: int, timeout: float) -> None:

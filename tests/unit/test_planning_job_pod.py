@@ -448,7 +448,8 @@ DONE = T0 + seconds(100)
                 JobState.FAILED,
                 "OutputUploadFailed",
                 0,
-                "output files could not be uploaded: the uploader reported nothing",
+                "output files could not be uploaded: the uploader reported nothing (its container "
+                "ended: exit code 0, Completed, 10 s after the job's container)",
             ),
         ),
         (

@@ -652,6 +652,18 @@ class _PodView:
         return max(times) if times else None
 
 
+def _silent_uploader(view: _PodView) -> str:
+    """Why no report: what became of the stage-out container (its exit, and when)."""
+    out = view.stage_out
+    if not out.terminated:
+        return "the uploader reported nothing (its container never ended)"
+    how = f"exit code {out.exit_code}" + (f", {out.reason}" if out.reason else "")
+    if out.finished_at and view.job.finished_at:
+        seconds = (out.finished_at - view.job.finished_at).total_seconds()
+        how += f", {seconds:.0f} s after the job's container"
+    return f"the uploader reported nothing (its container ended: {how})"
+
+
 @dataclass(frozen=True)
 class _Verdict:
     state: JobState
@@ -889,7 +901,7 @@ def _finished(view: _PodView, inputs: StatusInputs) -> _Verdict:
         )
     report = inputs.stored_report or parse_report(view.stage_out.message)
     if report is None or report.outcome is Outcome.UPLOAD_FAILED:
-        detail = report.message if report else "the uploader reported nothing"
+        detail = report.message if report else _silent_uploader(view)
         return _Verdict(
             JobState.FAILED,
             "OutputUploadFailed",

@@ -138,17 +138,27 @@ def _stage_out(plan_path: Path) -> int:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         lists_files, environment = True, ""  # the step itself reports the broken plan
     preload = _Preload(environment) if lists_files and environment else None
-    print("runner: stage-out waiting for the job to end (SIGTERM)", file=sys.stderr, flush=True)
+    _say("stage-out waiting for the job to end (SIGTERM)")
     # Short timeouts: a signal that lands on the preload thread runs its Python handler only when
     # the main thread wakes up.
     while not stop.wait(1):
         pass
+    ended = time.monotonic()
+    _say("stage-out: SIGTERM: the job ended")
     if not lists_files and _without_store():
         return 0
-    _run("stage-out", plan_path, preload.result() if preload else None)
+    files = preload.result() if preload else None
+    _say(f"stage-out: store ready {time.monotonic() - ended:.1f} s after SIGTERM; uploading")
+    _run("stage-out", plan_path, files)
+    _say(f"stage-out: reported {time.monotonic() - ended:.1f} s after SIGTERM")
     if preload is not None and preload.store is not None:
         preload.store.close()
     return 0  # the report decides; a sidecar's exit code is ignored anyway
+
+
+def _say(line: str) -> None:
+    """A progress line in the runner's log (what `kubectl logs -c stage-out` shows)."""
+    print(f"runner: {line}", file=sys.stderr, flush=True)
 
 
 def _catches_sigterm(pid: int) -> bool:
