@@ -195,6 +195,12 @@ class PodBuilder:
         state = _terminated(0, "Completed", T0, at, message)
         return self._set(STAGE_OUT, state)
 
+    def deleted(self, at: datetime, grace: int = 30) -> Self:
+        """A deletion asked for at `at` (the API server stamps `at + grace`)."""
+        self.body["metadata"]["deletionTimestamp"] = iso(at + timedelta(seconds=grace))
+        self.body["metadata"]["deletionGracePeriodSeconds"] = grace
+        return self
+
     def finished(self, phase: str = "Succeeded", reason: str = "", message: str = "") -> Self:
         self.body["status"]["phase"] = phase
         if reason:

@@ -2,8 +2,9 @@
 
 A poll can miss an object that lives between two polls (a pod created and deleted at once); a
 watch sees every change. `Recorder` lists first, then watches from the list's resourceVersion,
-resumes where it stopped when the server ends the stream, and relists when that version has
-expired (410 Gone), so nothing is missed. Every version seen is kept with the local monotonic
+resumes where it stopped when the server ends the stream (or restarts: it reconnects until the
+server answers again), and relists when that version has expired (410 Gone), so nothing is
+missed. Every version seen is kept with the local monotonic
 time it arrived at, which is what the benchmarks measure latencies with (creationTimestamp has
 one-second resolution).
 
@@ -22,11 +23,14 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 JSON = dict[str, Any]
 _WATCH_SECONDS = 5  # the stream ends this often, so that stop() is honoured promptly
+_RECONNECT_SECONDS = 0.5  # between attempts while the API server does not answer
+_RETRIED = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -170,9 +174,14 @@ class Recorder(AbstractContextManager["Recorder"]):
                         if self._stop.is_set():
                             break
                 except ApiException as exc:
-                    if exc.status != 410:
+                    if exc.status == 410:
+                        version = self._relist()
+                    elif exc.status in _RETRIED:  # the API server is restarting (fault tests)
+                        self._stop.wait(_RECONNECT_SECONDS)
+                    else:
                         raise
-                    version = self._relist()
+                except (urllib3.exceptions.HTTPError, OSError):  # not answering: reconnect
+                    self._stop.wait(_RECONNECT_SECONDS)
                 finally:
                     stream.stop()
         except BaseException as exc:

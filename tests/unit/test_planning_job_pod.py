@@ -553,6 +553,24 @@ def test_a_lost_pod_fails_the_job_and_is_never_replaced() -> None:
     )
 
 
+def test_a_pod_deleted_by_someone_else_while_the_job_runs_fails_it_pod_deleted() -> None:
+    """A user, an eviction or a drain: the SIGTERM may make the program exit 0 early."""
+    deleted = T0 + seconds(50)
+    observed = (
+        pod().job_exited(0, end=T0 + seconds(52)).uploaded(UPLOADED, at=DONE).deleted(deleted)
+    )
+    status = status_of(observed.finished(), now=DONE)
+    assert status.credits is not None
+    assert (status.state, status.conditions[-1].reason) == (JobState.FAILED, "PodDeleted")
+    assert status.credits.charged > 0  # it ran until the deletion stopped it
+    assert status_of(pod().running().deleted(deleted), now=deleted).state is JobState.FAILED
+
+
+def test_a_pod_deleted_after_the_job_ended_is_judged_by_its_end() -> None:
+    observed = pod().job_exited(0, end=END).uploaded(UPLOADED, at=DONE).deleted(END + seconds(1))
+    assert status_of(observed.finished(), now=DONE).state is JobState.SUCCEEDED
+
+
 def test_an_admitted_job_without_pod_is_starting() -> None:
     assert status_of(None).state is JobState.STARTING
 

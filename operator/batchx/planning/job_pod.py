@@ -103,7 +103,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -615,10 +615,15 @@ class _PodView:
     stage_in: _Container
     stage_out: _Container
     job: _Container
+    deleted_at: datetime | None = None  # when a deletion of the pod was asked for
 
     @classmethod
     def of(cls, pod: Mapping[str, Any]) -> _PodView:
         status = pod.get("status") or {}
+        meta = pod.get("metadata") or {}
+        deleted_at = _time(meta.get("deletionTimestamp"))
+        if deleted_at is not None:  # the timestamp is the request's time plus the grace period
+            deleted_at -= timedelta(seconds=int(meta.get("deletionGracePeriodSeconds") or 0))
         by_name = {
             s.get("name"): s
             for s in (status.get("initContainerStatuses") or [])
@@ -641,6 +646,7 @@ class _PodView:
             stage_in=_Container.of(by_name.get(STAGE_IN)),
             stage_out=_Container.of(by_name.get(STAGE_OUT)),
             job=_Container.of(by_name.get(JOB_CONTAINER)),
+            deleted_at=deleted_at,
         )
 
     @property
@@ -704,6 +710,8 @@ def plan_status(
     no pod yet                              STARTING (Admitted): the reconciler creates it
     never scheduled, timeout since creation FAILED (Unschedulable)
     DeadlineExceeded, or running past it    FAILED (Timeout)
+    pod deleted, job container not ended    FAILED (PodDeleted): not by BatchX (cancel and
+                                            timeout, which delete it, are judged first)
     stage-in failed                         FAILED (InputStagingFailed)
     job container OOMKilled                 OUT_OF_MEMORY (OOMKilled)
     pod Failed, job container not run       FAILED (pod's reason, e.g. Evicted)
@@ -821,6 +829,17 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
             f"the job ran past its timeout of {timeout} s (spec.timeout) and was stopped",
             exit_code=view.job.exit_code,
         )
+    if view.deleted_at is not None and not _ended_before(view.job, view.deleted_at):
+        # Not BatchX's deletion (cancel and timeout are judged above): a user, an eviction or
+        # a drain. The kubelet's SIGTERM may have made the program exit 0 with half an output,
+        # so its exit code is not the job's verdict; a job never gets a second pod.
+        return _Verdict(
+            JobState.FAILED,
+            "PodDeleted",
+            "the job's pod was deleted while the job ran (not by BatchX: no spec.cancel, no "
+            "timeout); a job is never run again in another pod",
+            exit_code=view.job.exit_code,
+        )
     if view.stage_in.terminated and view.stage_in.exit_code != 0:
         report = parse_report(view.stage_in.message)
         detail = report.message if report else view.stage_in.message or view.stage_in.reason
@@ -851,6 +870,10 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
             f" (the job ends FAILED if no node takes it within its timeout of {timeout} s)",
         )
     return _Verdict(JobState.STARTING, "Admitted", "the pod is starting" + _waiting_on(view))
+
+
+def _ended_before(container: _Container, moment: datetime) -> bool:
+    return container.finished_at is not None and container.finished_at <= moment
 
 
 def _gpu_note(resources: Resources) -> str:
