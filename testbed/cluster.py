@@ -33,7 +33,16 @@ from pathlib import Path
 
 from testbed import images, kube, network, paths, procs, registry
 from testbed import pki as pki_files
-from testbed.topology import API_PORT, BRIDGE, ETCD_PORT, GATEWAY, NODE, SERVICE_RANGE, SUBNET
+from testbed.topology import (
+    API_PORT,
+    BRIDGE,
+    BRIDGE_MAC,
+    ETCD_PORT,
+    GATEWAY,
+    NODE,
+    SERVICE_RANGE,
+    SUBNET,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -393,7 +402,11 @@ def up() -> Path:
     for user in ("controller-manager", "scheduler", "kubelet"):
         pki_files.write_kubeconfig(state / f"{user}.kubeconfig", pki, user)
     # The bridge exists before the kubelet so the node can take the gateway as its address.
-    _sh("ip", "link", "add", BRIDGE, "type", "bridge", check=True)
+    # A fixed MAC: a bridge without one takes the lowest MAC of its ports, so deleting a pod
+    # whose veth had it changes the gateway's MAC under every other pod, whose ARP entry then
+    # points nowhere for up to a minute (connections to the store hung: uploads killed at the
+    # end of their grace period, "the uploader reported nothing").
+    _sh("ip", "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge", check=True)
     _sh("ip", "addr", "add", f"{GATEWAY}/{SUBNET.split('/')[1]}", "dev", BRIDGE, check=True)
     _sh("ip", "link", "set", BRIDGE, "up", check=True)
     procs = {p.name: p for p in processes(bins, state, pki)}

@@ -113,6 +113,7 @@ def free_port(host: str) -> int:
 
 def start(
     data_dir: Path,
+    *,
     host: str = DEFAULT_HOST,
     port: int | None = None,
     binary: Path | None = None,
@@ -181,7 +182,8 @@ def restart(server: S3Server, down_for: float = 0.0) -> S3Server:
     stop(server)
     time.sleep(down_for)  # the outage itself, not a synchronisation
     address = urllib.parse.urlsplit(server.endpoint)
-    assert address.hostname is not None and address.port is not None
+    assert address.hostname is not None
+    assert address.port is not None
     return start(
         Path(server.data_dir),
         host=address.hostname,

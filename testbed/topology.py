@@ -6,6 +6,7 @@ import os
 
 NODE = "batchx-node"
 BRIDGE = "bxbr0"
+BRIDGE_MAC = "02:42:0a:57:00:01"  # locally administered, fixed (see cluster.up)
 GATEWAY = os.environ.get("BATCHX_BRIDGE_IP", "10.87.0.1")
 SUBNET = os.environ.get("BATCHX_POD_SUBNET", "10.87.0.0/24")
 SERVICE_RANGE = "10.96.0.0/16"

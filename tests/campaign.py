@@ -454,9 +454,21 @@ def _wrong_ends(run: Run, by_name: dict[str, JSON]) -> list[str]:
         if got != want:
             out.append(
                 f"{case.name}: ended {got}, wanted {want}: {status.get('message')}"
-                f"{_runner_logs(run, case.name)}"
+                f"{_runner_logs(run, case.name)}{_same_address(run, case.name)}"
             )
     return out
+
+
+def _same_address(run: Run, job: str) -> str:
+    """Other pods that had the job's pod's address (a network fault shows here)."""
+    ips: dict[str, set[str]] = {}
+    for seen in run.pods.seen():
+        ip = (seen.obj.get("status") or {}).get("podIP")
+        if ip:
+            ips.setdefault(ip, set()).add(seen.name)
+    mine = {ip for ip, names in ips.items() if f"bx-{job}" in names}
+    shared = {ip: sorted(names) for ip, names in ips.items() if ip in mine and len(names) > 1}
+    return f"\n    address {sorted(mine)}; shared: {shared}"
 
 
 def _runner_logs(run: Run, job: str) -> str:
@@ -467,7 +479,7 @@ def _runner_logs(run: Run, job: str) -> str:
             text = run.bx.core.read_namespaced_pod_log(f"bx-{job}", run.env, container=container)
         except ApiException as exc:
             text = f"<{exc.status}>"
-        tail = " | ".join(str(text).strip().splitlines()[-6:])
+        tail = " | ".join(str(text).strip().splitlines()[-60:])
         lines.append(f"\n    {container}: {tail}")
     return "".join(lines)
 

@@ -6,6 +6,7 @@ import http.server
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -189,3 +190,17 @@ def test_pods_get_an_address_and_reach_the_bridge_gateway(
     assert pod_log(core, namespace, "net") == "reached the gateway\n"
     pod_ip = core.read_namespaced_pod("net", namespace).status.pod_ip
     assert pod_ip.startswith(topology.GATEWAY.rsplit(".", 1)[0] + ".")
+
+
+def test_the_gateway_keeps_its_mac_address_while_pods_come_and_go(
+    kube_api: client.ApiClient, namespace: str, busybox: images.BuiltImage
+) -> None:
+    """A bridge without a set address takes its lowest port's: deleting that pod would move the
+    gateway's MAC under the other pods (their connections hang until ARP notices)."""
+    bridge = Path("/sys/class/net") / topology.BRIDGE
+    core = client.CoreV1Api(kube_api)
+    core.create_namespaced_pod(namespace, busybox_pod("mac", busybox, "true"))
+    assert wait_phase(core, namespace, "mac") == "Succeeded"
+    core.delete_namespaced_pod("mac", namespace, grace_period_seconds=0)
+    assert (bridge / "address").read_text().strip() == topology.BRIDGE_MAC
+    assert (bridge / "addr_assign_type").read_text().strip() == "3"  # NET_ADDR_SET: fixed

@@ -34,6 +34,10 @@ async def record_job(ctx: Context, namespace: str, job: JobAccount) -> None:
         return
     try:
         await ensure_record(ctx, namespace, job)
+    except NotFound:
+        # The namespace is gone (the job's last event can arrive after it): so are its
+        # Environment and ledger, and there is nothing to record into.
+        return
     except Forbidden:
         # Nothing can be created in a namespace being deleted, and nothing needs to be: its
         # Environment is gone, ledger included. Any other refusal is a real error (retried).
