@@ -1,6 +1,7 @@
 """A real single-node Kubernetes cluster on this machine, from components built here.
 
-    python -m testbed.cluster up      # prints the kubeconfig path once the node is Ready
+    python -m testbed.cluster up      # prints the kubeconfig path once the node is Ready (a
+                                      # running cluster is kept; `down` then `up` restarts it)
     python -m testbed.cluster down    # stops everything; leaves no process, mount or interface
     python -m testbed.cluster status
     python -m testbed.cluster restart kube-apiserver   # one component, for fault tests
@@ -594,7 +595,9 @@ def main() -> None:
             parser.error("restart needs a component")
         log(f"{args.component} answers {restart(args.component):.1f}s after its start")
     elif verb == "up":
-        print(up())
+        # Idempotent: a running, healthy cluster is kept (other sessions may be using it);
+        # `down` then `up` restarts it.
+        print(paths.kubeconfig() if status_quiet() else up())
     elif verb == "down":
         down()
     elif verb == "build":
