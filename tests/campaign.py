@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -390,6 +391,8 @@ def run_batch(  # noqa: PLR0917 - the campaign's parts, each used
     pods.start()
     jobs.start()
     run = Run(bx, env, operator, store, cases, examples, random.Random(seed), pods, jobs)
+    supervisor = _Supervisor(run)
+    supervisor.start()
     try:
         held = getattr(fault, "held_back", lambda _cases: [])(cases)
         run.submit([c for c in cases if c not in held])
@@ -400,8 +403,28 @@ def run_batch(  # noqa: PLR0917 - the campaign's parts, each used
         run.say(f"all final: {run.states()}")
         return run, check(run, jobs_final)
     finally:
+        supervisor.stop()
         pods.stop()
         jobs.stop()
+
+
+class _Supervisor(threading.Thread):
+    """Restarts the operator when it exits by itself, as its Deployment would (and says so)."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(name="operator-supervisor", daemon=True)
+        self.run_ = run
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.5):  # polling a child process: nothing to wait on
+            code = self.run_.operator.restart_if_exited()
+            if code is not None:
+                self.run_.say(f"the operator exited ({code}); restarted, as its Deployment would")
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=10)
 
 
 @contextmanager
@@ -436,6 +459,7 @@ def check(run: Run, jobs: list[JSON]) -> list[str]:
         *_outputs(run, by_name),
         *_orphans(run, by_name),
         *_tracebacks(run),
+        *[f"the operator exited by itself with code {c}" for c in run.operator.exits],
     ]
 
 

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,25 @@ class OperatorProcess:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.exits: list[int] = []  # exit codes of the runs that ended by themselves
+        self._lock = threading.RLock()
+
+    def restart_if_exited(self) -> int | None:
+        """What a Deployment does: start it again if it exited by itself; its exit code."""
+        with self._lock:
+            if self.proc is None or self.proc.poll() is None:
+                return None
+            code = self.proc.returncode
+            self.exits.append(code)
+            self.proc = None
+            self.start()
+            return code
 
     def start(self) -> None:
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
         assert self.proc is None, "already running"
         self.starts += 1
         with self.log.open("ab") as out:
@@ -159,20 +177,22 @@ class OperatorProcess:
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no finalizer removal, mid-request if it was in one."""
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-            self.proc = None
+        with self._lock:
+            if self.proc is not None:
+                self.proc.send_signal(signal.SIGKILL)
+                self.proc.wait(timeout=30)
+                self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-            self.proc = None
+        with self._lock:
+            if self.proc is not None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(timeout=30)
+                self.proc = None
 
 
 @pytest.fixture

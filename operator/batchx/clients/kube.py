@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
+import aiohttp  # kopf and kubernetes_asyncio are built on it
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -29,6 +30,7 @@ JSON = dict[str, Any]
 T = TypeVar("T")
 
 FIELD_MANAGER = "batchx-operator"
+UNREACHABLE_BUDGET = 15.0  # seconds a call retries while the API server does not answer
 _MERGE = "application/merge-patch+json"
 _APPLY = "application/apply-patch+yaml"
 
@@ -141,11 +143,24 @@ class Kube:
         await self._api.close()
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        async with self._limiter.slot():
-            try:
-                result = await fn(*args, **kwargs)
-            except ApiException as exc:
-                raise _translate(exc) from exc
+        deadline = time.monotonic() + UNREACHABLE_BUDGET
+        delay = 0.2
+        while True:
+            async with self._limiter.slot():
+                try:
+                    result = await fn(*args, **kwargs)
+                    break
+                except ApiException as exc:
+                    error: KubeError = _translate(exc)
+                    retry = error.status == 503  # not ready yet: the request did nothing
+                except aiohttp.ClientConnectorError as exc:  # never sent: safe to send again
+                    error, retry = KubeError(0, "Unreachable", str(exc)), True
+            if not retry or time.monotonic() + delay > deadline:
+                raise error
+            # An API server restarting (an upgrade, a fault) answers again within seconds:
+            # ride it out here instead of failing the handler with a traceback.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
         if isinstance(result, dict) or result is None:
             return result
         # Typed models (core/rbac APIs) back to the wire format: camelCase JSON.
