@@ -253,6 +253,32 @@ class Kube:
             kwargs["grace_period_seconds"] = grace_seconds
         await self._delete(self.core.delete_namespaced_pod, name, namespace, **kwargs)
 
+    async def record_event(self, body: JSON) -> None:
+        """Create the Event `body`, or count one more of it when an Event of its name exists.
+
+        Event names are functions of what they say (`batchx.planning.events.event_name`), so
+        the same news posted again is aggregated, as client-go's EventCorrelator does:
+        `count` goes up and `lastTimestamp` moves, and `kubectl describe` shows "(x2 over 5s)".
+        """
+        meta = body["metadata"]
+        try:
+            await self._create(self.core.create_namespaced_event, body)
+            return
+        except Conflict:
+            pass
+        seen = await self._get(self.core.read_namespaced_event, meta["name"], meta["namespace"])
+        if seen is None:  # expired between the two calls (Events live one hour): post it again
+            await self._create(self.core.create_namespaced_event, body)
+            return
+        again = {"count": int(seen.get("count") or 1) + 1, "lastTimestamp": body["lastTimestamp"]}
+        await self._call(
+            self.core.patch_namespaced_event,
+            meta["name"],
+            meta["namespace"],
+            again,
+            _content_type=_MERGE,
+        )
+
     async def list_nodes(self, selector: str | None = None) -> list[JSON]:
         kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
         return await self._items(self.core.list_node, **kwargs)

@@ -24,7 +24,7 @@ async def environment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Non
     await _reconcile(body, memo)
     await _images(body, memo)  # images waiting for their environment can be accepted now
     # Credits topped up or quota raised: queued jobs may start now.
-    post((await admit(context(memo), str(body["metadata"]["name"]))).notices)
+    await post(memo, await admit(context(memo), str(body["metadata"]["name"])))
 
 
 @kopf.timer(GROUP, VERSION, "environments", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
@@ -40,11 +40,11 @@ async def _reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
         outcome = await reconcile_environment(ctx, dict(body))
     except NamespaceRace as exc:
         raise kopf.TemporaryError(str(exc), delay=1) from exc
-    post(outcome.notices)
+    await post(memo, outcome)
     if outcome.retry_after is not None:
         raise kopf.TemporaryError(outcome.retry_reason, delay=outcome.retry_after)
 
 
 async def _images(body: kopf.Body, memo: kopf.Memo) -> None:
     outcome = await reconcile_images(context(memo), str(body["metadata"]["name"]))
-    post(outcome.notices)
+    await post(memo, outcome)

@@ -16,11 +16,11 @@ from batchx.reconcile.image import reconcile_images
 @kopf.on.create(GROUP, VERSION, "images")
 @kopf.on.update(GROUP, VERSION, "images")
 async def image_changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    post((await reconcile_images(context(memo), _required(namespace))).notices)
+    await post(memo, await reconcile_images(context(memo), _required(namespace)))
 
 
 @kopf.on.event(GROUP, VERSION, "images", when=lambda type, **_: type == "DELETED")
 async def image_deleted(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """A deleted image may have held coordinates or `latest`: hand them on. A watch event, not
     a deletion handler, so Images carry no finalizer and delete even with the operator down."""
-    post((await reconcile_images(context(memo), _required(namespace))).notices)
+    await post(memo, await reconcile_images(context(memo), _required(namespace)))

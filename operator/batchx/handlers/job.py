@@ -42,7 +42,7 @@ def _raise_retry(outcome: Outcome) -> None:
 @kopf.on.update(GROUP, VERSION, "jobs", when=_unfinished)
 async def job_changed(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     outcome = await reconcile_job(context(memo), _required(namespace), name)
-    post(outcome.notices)
+    await post(memo, outcome)
     _raise_retry(outcome)
 
 
@@ -57,7 +57,7 @@ async def job_deleted(name: str, namespace: str | None, memo: kopf.Memo, **_: An
     GROUP, VERSION, "jobs", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS, when=_unfinished
 )
 async def job_resync(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    post((await reconcile_job(context(memo), _required(namespace), name)).notices)
+    await post(memo, await reconcile_job(context(memo), _required(namespace), name))
 
 
 @kopf.on.event(
@@ -70,4 +70,4 @@ async def pod_event(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_
     """A job's Pod changed: its status moves the job's state."""
     job = owner_job(dict(body))
     if job is not None:
-        post((await reconcile_job(context(memo), _required(namespace), job)).notices)
+        await post(memo, await reconcile_job(context(memo), _required(namespace), job))

@@ -25,7 +25,7 @@ async def job_event(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_
     await ledger.record_job(ctx, ns, JobAccount.from_body(dict(body)))
 
     async def refresh() -> None:
-        post((await refresh_environment(ctx, ns)).notices)
+        await post(memo, await refresh_environment(ctx, ns))
 
     await ctx.coalescer.run(f"environment/{ns}", refresh)
 

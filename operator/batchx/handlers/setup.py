@@ -16,7 +16,8 @@ from aiohttp import web
 from batchx import metrics
 from batchx.clients.kube import Kube
 from batchx.handlers import readiness
-from batchx.reconcile.context import Context
+from batchx.reconcile import events
+from batchx.reconcile.context import Context, Outcome
 from batchx.settings import Settings
 from batchx.store.config import open_store
 
@@ -37,9 +38,10 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
     kopf_settings.peering.clusterwide = True
     # Bounded work: at most this many objects are handled at once; Events post in the background.
     kopf_settings.queueing.worker_limit = settings.worker_limit
-    kopf_settings.posting.worker_limit = max(1, settings.worker_limit // 2)
-    kopf_settings.posting.reporting_component = "batchx-operator"
-    kopf_settings.posting.level = logging.WARNING  # Events come from reconcilers, not log lines
+    # Events come from reconcilers (`batchx.reconcile.events`: one per news, aggregated), not
+    # from log lines: Kopf would post one per retried or failed handler run ("failed
+    # temporarily"), a line per reconcile pass in `kubectl describe`. Those stay in the logs.
+    kopf_settings.posting.enabled = False
     kopf_settings.networking.request_timeout = 60
     kopf_settings.networking.connect_timeout = 10
     # Watches are re-established well before idle connections are cut by proxies.
@@ -92,7 +94,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         kube=kube,
         store=store,
         store_credentials=config.store_credentials(),
-        post=post,
     )
     if config.metrics_port is not None:
         metrics.serve(config.metrics_port, config.metrics_address)
@@ -133,7 +134,6 @@ def required(namespace: str | None) -> str:
     return namespace
 
 
-def post(outcome_notices: Any) -> None:
-    """Post the reconcile's Events (Kopf queues them; posting never blocks a handler)."""
-    for notice in outcome_notices:
-        kopf.event(notice.ref, type=notice.type, reason=notice.reason, message=notice.message)
+async def post(memo: kopf.Memo, outcome: Outcome) -> None:
+    """Post the reconcile's Events (`batchx.reconcile.events`: aggregated, failures logged)."""
+    await events.post(context(memo), outcome.notices)

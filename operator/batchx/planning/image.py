@@ -20,6 +20,7 @@ from batchx.domain.coordinates import Coordinates, default_listing
 from batchx.models import ConditionStatus, ImageStatus
 from batchx.planning import labels
 from batchx.planning.conditions import find_condition
+from batchx.planning.events import involved
 from batchx.planning.kstatus import READY, Progress, Standing, standard_conditions
 
 JSON = dict[str, Any]
@@ -69,11 +70,7 @@ class ImageObject:
     @property
     def ref(self) -> JSON:
         """Enough of the object to post an Event about it."""
-        return {
-            "apiVersion": "batchx.io/v1alpha1",
-            "kind": "Image",
-            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
-        }
+        return involved("Image", self.name, self.uid, self.namespace)
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,14 @@ JSON = dict[str, Any]
 
 @dataclass(frozen=True)
 class Notice:
-    """An Event to post about `ref` (an object body or reference)."""
+    """An Event to post about `ref` (`batchx.planning.events.involved`); `order` is its place
+    in the object's story (`batchx.planning.events.job_order`)."""
 
     ref: JSON
     type: str
     reason: str
     message: str
+    order: int = 0
 
 
 @dataclass
@@ -82,8 +84,7 @@ class Wakeups:
 
     For what no watch event announces, like a job's deadline: the reconcile that learns the
     moment arms a call of itself then, instead of waiting for the periodic resync. The call
-    runs as a task of its own (a copy of the arming task's context, so Kopf's Event posting
-    works in it); a wake-up armed again for the same moment is left as it is.
+    runs as a task of its own; a wake-up armed again for the same moment is left as it is.
     """
 
     def __init__(self) -> None:
@@ -126,10 +127,6 @@ class Wakeups:
         return None if pending is None else pending[0]
 
 
-def _ignore(_notices: list[Notice]) -> None:
-    """The default of `Context.post`: reconciles called outside an operator post nothing."""
-
-
 @dataclass
 class Context:
     settings: Settings
@@ -140,5 +137,3 @@ class Context:
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     coalescer: Coalescer = field(default_factory=Coalescer)
     wakeups: Wakeups = field(default_factory=Wakeups)
-    # How Events of reconciles that no handler awaits (a wake-up) are posted.
-    post: Callable[[list[Notice]], None] = _ignore

@@ -15,6 +15,7 @@ from batchx.planning.environment import (
     NamespaceVerdict,
     Observed,
 )
+from batchx.planning.events import involved
 from batchx.planning.ledger import credit_totals
 from batchx.reconcile import ledger
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
@@ -140,8 +141,4 @@ async def _execute(ctx: Context, action: Action) -> None:
 
 
 def _ref(env: EnvironmentObject) -> JSON:
-    return {
-        "apiVersion": "batchx.io/v1alpha1",
-        "kind": "Environment",
-        "metadata": {"name": env.name, "uid": env.uid},
-    }
+    return involved("Environment", env.name, env.uid)

@@ -29,6 +29,7 @@ from batchx import API_VERSION
 from batchx.clients.kube import Conflict, Forbidden, Invalid
 from batchx.domain.coordinates import CoordinatesError, parse_coordinates
 from batchx.models import JobState, JobStatus
+from batchx.planning.events import job_order
 from batchx.planning.job_admission import (
     ImageCandidate,
     Reason,
@@ -58,6 +59,7 @@ from batchx.planning.job_pod import (
 from batchx.planning.job_record import Admitted, admitted, admitted_request
 from batchx.planning.kstatus import stale_job_conditions
 from batchx.planning.ledger import JobAccount
+from batchx.reconcile import events
 from batchx.reconcile.admission import admission_pass, candidates, job_policy
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
 from batchx.reconcile.job_status import (
@@ -82,6 +84,8 @@ STORE_RETRY_SECONDS = 10.0
 _ATTEMPTS = 3
 # A deadline wake-up comes this long after pod start + timeout, so the clock is surely past it.
 DEADLINE_MARGIN_SECONDS = 0.25
+# The pod's news comes between the admission's (STARTING) and the pod's first state.
+_AT_POD = job_order(JobState.STARTING, after=True)
 
 
 def pod_policy(settings: Settings) -> PodPolicy | None:
@@ -306,8 +310,7 @@ def _arm_deadline(
         return
 
     async def wake() -> None:
-        outcome = await reconcile_job(ctx, ref.namespace, ref.name)
-        ctx.post(outcome.notices)
+        await events.post(ctx, (await reconcile_job(ctx, ref.namespace, ref.name)).notices)
 
     ctx.wakeups.at(key, left + DEADLINE_MARGIN_SECONDS, wake)
 
@@ -366,9 +369,8 @@ async def _create_pod(
         return Refusal(Reason.POD_REJECTED, "$.spec", f"the pod was refused: {exc.message}")
     except Invalid as exc:
         return Refusal(Reason.POD_REJECTED, "$.spec", f"the pod was refused: {exc.message}")
-    outcome.notices.append(
-        Notice(job_ref_body(ref), "Normal", "PodCreated", f"created pod {body['metadata']['name']}")
-    )
+    message = f"created pod {body['metadata']['name']}"
+    outcome.notices.append(Notice(job_ref_body(ref), "Normal", "PodCreated", message, _AT_POD))
     return created
 
 
@@ -390,7 +392,8 @@ async def _remove_stale_files(ctx: Context, ref: JobRef, outcome: Outcome) -> No
             f"removed {removed} files under bx://{job_files(ref.name)} left by a deleted job of "
             "the same name (its finalizer was bypassed)"
         )
-        outcome.notices.append(Notice(job_ref_body(ref), "Warning", "StaleFilesRemoved", message))
+        notice = Notice(job_ref_body(ref), "Warning", "StaleFilesRemoved", message, _AT_POD)
+        outcome.notices.append(notice)
 
 
 def _previous_job(outcome: Outcome, what: str) -> None:

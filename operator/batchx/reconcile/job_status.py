@@ -2,7 +2,9 @@
 
 `JobRead` is a Job body with its parsed model; `write_status` writes a status computed from a
 read with that read's resourceVersion (a decision made from a stale read is refused, `Stale`)
-and posts an Event when the state (or, for a job that is stuck, its reason) changes.
+and posts an Event when the state (or, for a job that is stuck, its reason) changes: one per
+transition, worded by `batchx.planning.events.job_event`, so a resync that writes nothing new
+says nothing.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from batchx import API_VERSION, metrics
+from batchx import metrics
 from batchx.clients.kube import Conflict, NotFound
 from batchx.models import Job, JobState, JobStatus
+from batchx.planning.events import involved, job_event
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Refusal, Request, judge_job
 from batchx.planning.job_pod import JobRef
 from batchx.planning.kstatus import with_job_conditions
@@ -20,7 +23,6 @@ from batchx.reconcile.context import JSON, Context, Notice, Outcome
 
 PLURAL = "jobs"
 WAITING = frozenset({None, JobState.SUBMITTED, JobState.QUEUED})
-_FAILURES = frozenset({JobState.FAILED, JobState.OUT_OF_MEMORY, JobState.INVALID_OUTPUT})
 
 
 @dataclass
@@ -84,11 +86,7 @@ class JobRead:
 
 def job_ref_body(ref: JobRef) -> JSON:
     """The reference Events about a job are posted on."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Job",
-        "metadata": {"name": ref.name, "namespace": ref.namespace, "uid": ref.uid},
-    }
+    return involved("Job", ref.name, ref.uid, ref.namespace)
 
 
 async def write_status(
@@ -119,20 +117,16 @@ async def write_status(
         return False
     except Conflict as exc:
         raise Stale(f"job {job.name} changed while being reconciled") from exc
-    previous = job.status.state
-    previous_reason = job.status.conditions[-1].reason if job.status.conditions else None
+    previous = job.status
     job.body = updated
     job.model = Job.model_validate(
         {"spec": updated.get("spec") or {}, "status": updated.get("status")}
     )
-    metrics.job_state_changed(job.namespace, previous, status, job.created)
-    condition = status.conditions[-1] if status.conditions else None
-    if status.state != previous or (warning and condition and condition.reason != previous_reason):
-        state = status.state.value if status.state else "?"
-        reason = condition.reason if condition else state
-        message = f"{state}: {condition.message if condition else ''}"[:1024]
-        kind = "Warning" if warning or status.state in _FAILURES else "Normal"
-        outcome.notices.append(Notice(job_ref_body(job.ref), kind, reason, message))
+    metrics.job_state_changed(job.namespace, previous.state, status, job.created)
+    news = job_event(previous, status, stuck=warning)
+    if news is not None:
+        ref = job_ref_body(job.ref)
+        outcome.notices.append(Notice(ref, news.type, news.reason, news.message, news.order))
     return True
 
 
