@@ -56,4 +56,7 @@ test: setup lint ## the whole suite on the real test bed (what CI runs)
 bench: venv testbed-build ## benchmarks (not tests): print numbers against a peer
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-.PHONY: help demo setup system-deps venv testbed-build cluster-up cluster-down lint crds unit test bench
+chaos: venv testbed-build ## the fault campaign's long variant: a mixed batch under each fault, the invariants' table
+	$(PY) benchmarks/chaos.py
+
+.PHONY: help demo setup system-deps venv testbed-build cluster-up cluster-down lint crds unit test bench chaos

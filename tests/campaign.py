@@ -107,6 +107,7 @@ class Run:
     recovered_marks: list[float] = field(default_factory=list)  # when each fault ended
     expected: dict[str, Case] = field(default_factory=dict)  # cases a fault changed the end of
     log: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # from submission to every job final
 
     def say(self, line: str) -> None:
         self.log.append(f"t={time.monotonic() - self.t0:6.1f}s {line}")
@@ -208,7 +209,11 @@ class ComponentRestarted:
     name: str = ""
 
     def __post_init__(self) -> None:
-        self.name = self.name or f"{self.component} restarted"
+        self.name = self.name or (
+            f"{self.component} down {self.down_for:.0f}s"
+            if self.down_for
+            else f"{self.component} restarted"
+        )
 
     def inject(self, run: Run) -> None:
         run.wait_for("a job running", lambda: run.job_in("RUNNING", "DOWNLOADING_INPUT"))
@@ -283,6 +288,46 @@ class PlanDeleted:
         run.say(f"deleted {[p.metadata.name for p in plans]} of {self.victim}")
 
 
+@dataclass
+class NoFault:
+    """The peer: the same batch with nothing broken (its time is what the faults add to)."""
+
+    name: str = "no fault (the peer)"
+
+    def inject(self, run: Run) -> None:
+        run.say("no fault")
+
+
+def short_faults() -> list[Fault]:
+    """Each kind of fault once: the test suite's variant."""
+    return [
+        OperatorKilled(kills=3),
+        ComponentRestarted("kube-apiserver"),
+        ComponentRestarted("kubelet"),
+        StoreRestarted(),
+        PodDeleted(),
+        PlanDeleted(),
+    ]
+
+
+def long_faults(kills: int = 50, store_down: float = 60.0) -> list[Fault]:
+    """`make chaos`: the peer, then every fault, harder (many kills, a store gone for a minute)."""
+    return [
+        NoFault(),
+        OperatorKilled(kills=kills),
+        ComponentRestarted("kube-apiserver"),
+        ComponentRestarted("kube-apiserver", down_for=20.0),
+        ComponentRestarted("etcd"),
+        ComponentRestarted("kubelet"),
+        ComponentRestarted("kube-scheduler"),
+        ComponentRestarted("kube-controller-manager"),
+        StoreRestarted(),
+        StoreRestarted(down_for=store_down),
+        PodDeleted(),
+        PlanDeleted(),
+    ]
+
+
 def _progress(run: Run) -> float:
     states = list(run.states().values())
     return sum(1 for s in states if s in TERMINAL_STATES) + (
@@ -300,21 +345,27 @@ class Row:
     jobs: int = 0
     violations: list[str] = field(default_factory=list)
     recover: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # each batch, submission to all final
 
     def add(self, run: Run, violations: list[str]) -> None:
         self.runs += 1
         self.jobs += len(run.cases)
         self.violations.extend(violations)
         self.recover.extend(_recovery(run))
+        self.seconds.append(run.seconds)
 
     def line(self) -> str:
         worst = f"{max(self.recover):.1f}" if self.recover else "-"
+        batch = f"{max(self.seconds):.0f}" if self.seconds else "-"
         return (
-            f"{self.fault:<28} {self.runs:>4} {self.jobs:>5} {len(self.violations):>10} {worst:>14}"
+            f"{self.fault:<32} {self.runs:>4} {self.jobs:>5} {len(self.violations):>10}"
+            f" {worst:>14} {batch:>8}"
         )
 
 
-HEADER = f"{'fault':<28} {'runs':>4} {'jobs':>5} {'violations':>10} {'max recover s':>14}"
+HEADER = (
+    f"{'fault':<32} {'runs':>4} {'jobs':>5} {'violations':>10} {'max recover s':>14} {'batch s':>8}"
+)
 
 
 def _recovery(run: Run) -> list[float]:
@@ -400,7 +451,8 @@ def run_batch(  # noqa: PLR0917 - the campaign's parts, each used
         run.cancel_when_running()  # the first job: the fault then hits all the others
         fault.inject(run)
         jobs_final = run.wait_for("every job final", run.final, timeout=FINISH_TIMEOUT)
-        run.say(f"all final: {run.states()}")
+        run.seconds = time.monotonic() - run.t0
+        run.say(f"all final after {run.seconds:.0f}s: {run.states()}")
         return run, check(run, jobs_final)
     finally:
         supervisor.stop()

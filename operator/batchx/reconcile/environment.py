@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from batchx import metrics
-from batchx.clients.kube import Conflict, NotFound
+from batchx.clients.kube import Conflict, Forbidden, NotFound
 from batchx.models import EnvironmentStorage
 from batchx.planning import environment as plan
 from batchx.planning.environment import (
@@ -23,6 +23,7 @@ from batchx.reconcile.storage import sync_storage
 
 PLURAL = "environments"
 TERMINATING_RETRY_SECONDS = 5.0
+TERMINATED = "because it is being terminated"  # the API server's 403 for a namespace going
 
 
 class NamespaceRace(Exception):
@@ -74,16 +75,27 @@ async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
             reader_binding=await kube.get_cluster_role_binding(plan.reader_name(env.name)),
         )
         secret = (ctx.settings.store_secret, ctx.store_credentials)
-        for action in plan.plan_children(env, observed, ctx.settings.pod_security_level, secret):
-            await _execute(ctx, action)
-            outcome.notices.append(Notice(_ref(env), "Normal", action.reason, action.message))
+        try:
+            for action in plan.plan_children(
+                env, observed, ctx.settings.pod_security_level, secret
+            ):
+                await _execute(ctx, action)
+                outcome.notices.append(Notice(_ref(env), "Normal", action.reason, action.message))
+        except Forbidden as exc:
+            if TERMINATED not in exc.message:
+                raise
+            # The namespace began terminating since we read it (the Environment is being
+            # deleted, or someone deleted the namespace): judged again on the next pass.
+            verdict = NamespaceVerdict.TERMINATING
+        else:
+            verdict = NamespaceVerdict.OURS  # made (or kept) ours above
+    if verdict is NamespaceVerdict.OURS:
         jobs, records = await ledger.settle(ctx, env.name)
         metrics.count_jobs(env.name, (job.state for job in jobs))
         totals = credit_totals(env.model.spec.credits, jobs, records)
         quota = env.model.spec.quota
         storage = await sync_storage(ctx, env.name, quota.storage if quota else None)
-        verdict = NamespaceVerdict.OURS
-    elif verdict is NamespaceVerdict.TERMINATING:
+    if verdict is NamespaceVerdict.TERMINATING:
         outcome.retry_after = TERMINATING_RETRY_SECONDS
         outcome.retry_reason = f"namespace {env.name} is terminating"
 
