@@ -62,6 +62,31 @@ CREDITS_CHARGED = Counter(
     ["environment"],
 )
 
+QUEUE_SECONDS = Histogram(
+    "batchx_job_queue_wait_seconds",
+    "Seconds an admitted job waited QUEUED (quota, credits) before admission; 0 for a job "
+    "admitted at once, by environment",
+    ["environment"],
+    buckets=(0, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600),
+)
+STAGING_FAILURES = Counter(
+    "batchx_job_staging_failures_total",
+    "Jobs that failed moving their files (stage: in = InputStagingFailed, out = "
+    "OutputUploadFailed), by environment",
+    ["environment", "stage"],
+)
+API_ERRORS = Counter(
+    "batchx_api_errors_total",
+    "Kubernetes API calls that failed, by HTTP status (0: the API server was not reached; "
+    "404s are answers, not counted)",
+    ["status"],
+)
+API_RETRIES = Counter(
+    "batchx_api_retries_total",
+    "Kubernetes API calls sent again (refused connection or 503 while the API server restarts)",
+)
+_STAGING_REASONS = {"InputStagingFailed": "in", "OutputUploadFailed": "out"}
+
 
 def job_state_changed(
     environment: str, previous: JobState | None, status: JobStatus, created: datetime | None
@@ -73,11 +98,15 @@ def job_state_changed(
     JOB_STATE_CHANGES.labels(environment, state.value).inc()
     admission = status.admission
     if state is JobState.STARTING and admission is not None and created is not None:
-        ADMISSION_SECONDS.labels(environment).observe(
-            max(0.0, (admission.admitted_at - created).total_seconds())
-        )
+        waited = max(0.0, (admission.admitted_at - created).total_seconds())
+        ADMISSION_SECONDS.labels(environment).observe(waited)
+        QUEUE_SECONDS.labels(environment).observe(waited if previous is JobState.QUEUED else 0.0)
     if not state.is_terminal:
         return
+    for condition in status.conditions:
+        stage = _STAGING_REASONS.get(condition.reason or "")
+        if condition.type == "Succeeded" and stage is not None:
+            STAGING_FAILURES.labels(environment, stage).inc()
     if status.started_at is not None and status.finished_at is not None:
         RUN_SECONDS.labels(environment).inc(
             max(0.0, (status.finished_at - status.started_at).total_seconds())

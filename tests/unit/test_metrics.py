@@ -7,7 +7,15 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import REGISTRY
 
 from batchx import metrics
-from batchx.models import JobAdmission, JobCredits, JobResources, JobState, JobStatus
+from batchx.models import (
+    Condition,
+    ConditionStatus,
+    JobAdmission,
+    JobCredits,
+    JobResources,
+    JobState,
+    JobStatus,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -40,6 +48,43 @@ def test_admission_and_end_are_counted_once_per_change() -> None:
     assert sample("batchx_job_admission_seconds_sum", environment=env) == 7
     assert sample("batchx_job_run_seconds_total", environment=env) == 30
     assert sample("batchx_job_credits_charged_total", environment=env) == 0.25
+    assert sample("batchx_job_queue_wait_seconds_sum", environment=env) == 7  # it was QUEUED
+
+
+def test_queue_wait_is_zero_for_a_job_admitted_at_once() -> None:
+    env = "unit-metrics-at-once"
+    admission = JobAdmission(
+        resources=JobResources(vcpus=1, memory=32, gpus=0, timeout=60),
+        rate=1.0,
+        admitted_at=T0 + timedelta(seconds=2),
+    )
+    metrics.job_state_changed(
+        env, JobState.SUBMITTED, JobStatus(state=JobState.STARTING, admission=admission), T0
+    )
+    assert sample("batchx_job_queue_wait_seconds_count", environment=env) == 1
+    assert sample("batchx_job_queue_wait_seconds_sum", environment=env) == 0
+    assert sample("batchx_job_queue_wait_seconds_bucket", environment=env, le="0.0") == 1
+    assert sample("batchx_job_admission_seconds_sum", environment=env) == 2
+
+
+def test_a_staging_failure_is_counted_by_stage() -> None:
+    env = "unit-metrics-staging"
+    for reason in ("InputStagingFailed", "OutputUploadFailed", "OutputUploadFailed", "PodFailed"):
+        failed = JobStatus(
+            state=JobState.FAILED,
+            conditions=[
+                Condition(
+                    type="Succeeded",
+                    status=ConditionStatus.FALSE,
+                    reason=reason,
+                    message="x",
+                    last_transition_time=T0,
+                )
+            ],
+        )
+        metrics.job_state_changed(env, JobState.RUNNING, failed, T0)
+    assert sample("batchx_job_staging_failures_total", environment=env, stage="in") == 1
+    assert sample("batchx_job_staging_failures_total", environment=env, stage="out") == 2
 
 
 def test_jobs_gauge_counts_every_state_and_ignores_unknown_ones() -> None:

@@ -24,7 +24,7 @@ import aiohttp  # kopf and kubernetes_asyncio are built on it
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from batchx import GROUP, VERSION
+from batchx import GROUP, VERSION, metrics
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -155,8 +155,11 @@ class Kube:
                     retry = error.status == 503  # not ready yet: the request did nothing
                 except aiohttp.ClientConnectorError as exc:  # never sent: safe to send again
                     error, retry = KubeError(0, "Unreachable", str(exc)), True
+            if error.status != 404:  # absence is an answer (most reads expect it at times)
+                metrics.API_ERRORS.labels(str(error.status)).inc()
             if not retry or time.monotonic() + delay > deadline:
                 raise error
+            metrics.API_RETRIES.inc()
             # An API server restarting (an upgrade, a fault) answers again within seconds:
             # ride it out here instead of failing the handler with a traceback.
             await asyncio.sleep(delay)
