@@ -31,7 +31,7 @@ from tests.fixtures_cluster import Cluster
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
 from tests.integration.bx import GROUP, VERSION, Bx
-from tests.job_lab import JSON, Lab, cleanup, make_env
+from tests.job_lab import JSON, Lab, make_env
 from tests.watching import Recorder
 
 pytestmark = pytest.mark.cluster
@@ -44,7 +44,7 @@ NAP_SECONDS = 12  # more than two resyncs of the test operator (5 s)
 def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
     helper = Bx(kube_api)
     yield helper
-    cleanup(helper)
+    helper.clean_up()
 
 
 @pytest.fixture(scope="module")
