@@ -1,10 +1,13 @@
-"""Small test helpers shared by the suites: polling with deadlines instead of sleeps."""
+"""Small test helpers shared by the suites: polling with deadlines instead of sleeps, and
+reading this process's metrics."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from prometheus_client import REGISTRY
 
 T = TypeVar("T")
 
@@ -49,3 +52,8 @@ def eventually_equal(
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last {what}: {seen[0] if seen else None!r}") from None
     return expected
+
+
+def metric(name: str, **labels: str) -> float:
+    """The value of one sample of this process's Prometheus registry (0 before any)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0

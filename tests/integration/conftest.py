@@ -23,3 +23,11 @@ def bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
     helper = Bx(kube_api)
     yield helper
     helper.clean_up()
+
+
+@pytest.fixture(scope="module")
+def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
+    """`bx` for a module whose tests share Environments (a lab made once for all of them)."""
+    helper = Bx(kube_api)
+    yield helper
+    helper.clean_up()

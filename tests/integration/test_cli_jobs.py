@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,13 +102,6 @@ def submitted(stderr: str) -> str:
     """The job name from `bx run`'s "job <name> submitted to environment <env>" line."""
     line = next(ln for ln in stderr.splitlines() if ln.startswith("job ") and " submitted" in ln)
     return line.split()[1]
-
-
-@pytest.fixture(scope="module")
-def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
-    helper = Bx(kube_api)
-    yield helper
-    helper.clean_up()
 
 
 @pytest.fixture(scope="module")

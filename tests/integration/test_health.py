@@ -12,7 +12,7 @@ import copy
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,13 +34,6 @@ pytestmark = pytest.mark.cluster
 
 CURRENT, IN_PROGRESS, FAILED = "Current", "InProgress", "Failed"
 HEALTHY, PROGRESSING, DEGRADED = "Healthy", "Progressing", "Degraded"
-
-
-@pytest.fixture(scope="module")
-def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
-    helper = Bx(kube_api)
-    yield helper
-    helper.clean_up()
 
 
 @pytest.fixture(scope="module")

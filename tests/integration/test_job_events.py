@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from kopf.testing import KopfRunner
-from kubernetes import client
 
 from batchx.clients.kube import Kube
 from batchx.models import JobState
@@ -38,13 +36,6 @@ pytestmark = pytest.mark.cluster
 
 STATES = frozenset(s.value for s in JobState)
 NAP_SECONDS = 12  # more than two resyncs of the test operator (5 s)
-
-
-@pytest.fixture(scope="module")
-def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
-    helper = Bx(kube_api)
-    yield helper
-    helper.clean_up()
 
 
 @pytest.fixture(scope="module")

@@ -26,13 +26,6 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
-def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
-    helper = Bx(kube_api)
-    yield helper
-    helper.clean_up()
-
-
-@pytest.fixture(scope="module")
 def lab(jobs_operator: KopfRunner, module_bx: Bx, job_bed: JobBed) -> Lab:
     return make_env(module_bx, job_bed, credits=1000)
 

@@ -7,7 +7,6 @@ test waits for its own job's outcome. Input and output files go through the real
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 
@@ -23,13 +22,6 @@ from tests.job_lab import JSON, TERMINAL, Lab, make_env
 pytestmark = pytest.mark.cluster
 
 TEXT = b"the cat saw the dog\nthe end\n"
-
-
-@pytest.fixture(scope="module")
-def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
-    helper = Bx(kube_api)
-    yield helper
-    helper.clean_up()
 
 
 @pytest.fixture(scope="module")

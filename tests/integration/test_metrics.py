@@ -19,7 +19,6 @@ from collections.abc import Iterator
 
 import pytest
 from kopf.testing import KopfRunner
-from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 from testbed.dashboard import metric_names, series_names
 
@@ -51,13 +50,6 @@ def metrics_url(job_bed: JobBed, kubeconfig: str, batchx_crds: list[str]) -> Ite
             yield f"http://127.0.0.1:{port}/metrics"
     if runner.exception is not None:
         raise runner.exception
-
-
-@pytest.fixture(scope="module")
-def module_bx(kube_api: client.ApiClient, batchx_crds: list[str]) -> Iterator[Bx]:
-    helper = Bx(kube_api)
-    yield helper
-    helper.clean_up()
 
 
 def fetch(url: str) -> str:

@@ -16,10 +16,10 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
-from prometheus_client import REGISTRY
 
 from batchx.clients import kube as kube_module
 from batchx.clients.kube import Kube, KubeError, NotFound, RateLimiter
+from tests.helpers import metric
 
 
 def refused() -> aiohttp.ClientConnectorError:
@@ -53,19 +53,15 @@ def call(fn: Flaky) -> Any:
     return asyncio.run(go())
 
 
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
 def test_a_refused_connection_and_a_503_are_sent_again() -> None:
     retries, unreached = (
-        sample("batchx_api_retries_total"),
-        sample("batchx_api_errors_total", status="0"),
+        metric("batchx_api_retries_total"),
+        metric("batchx_api_errors_total", status="0"),
     )
     fn = Flaky(refused(), ApiException(status=503, reason="Service Unavailable"))
     assert call(fn) == {"ok": 3}
-    assert sample("batchx_api_retries_total") == retries + 2
-    assert sample("batchx_api_errors_total", status="0") == unreached + 1
+    assert metric("batchx_api_retries_total") == retries + 2
+    assert metric("batchx_api_errors_total", status="0") == unreached + 1
 
 
 def test_other_answers_reach_the_caller_at_once() -> None:

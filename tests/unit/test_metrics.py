@@ -16,21 +16,23 @@ from batchx.models import (
     JobState,
     JobStatus,
 )
+from tests.helpers import metric
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+def admitted_after(seconds: float) -> JobAdmission:
+    """The admission record of a 1-vCPU job admitted `seconds` after T0 (its creation)."""
+    return JobAdmission(
+        resources=JobResources(vcpus=1, memory=32, gpus=0, timeout=60),
+        rate=1.0,
+        admitted_at=T0 + timedelta(seconds=seconds),
+    )
 
 
 def test_admission_and_end_are_counted_once_per_change() -> None:
     env = "unit-metrics"
-    admission = JobAdmission(
-        resources=JobResources(vcpus=1, memory=32, gpus=0, timeout=60),
-        rate=1.0,
-        admitted_at=T0 + timedelta(seconds=7),
-    )
+    admission = admitted_after(7)
     starting = JobStatus(state=JobState.STARTING, admission=admission)
     metrics.job_state_changed(env, JobState.QUEUED, starting, T0)
     metrics.job_state_changed(env, JobState.STARTING, starting, T0)  # no change: not counted
@@ -42,29 +44,25 @@ def test_admission_and_end_are_counted_once_per_change() -> None:
         credits=JobCredits(reserved=1, charged=0.25),
     )
     metrics.job_state_changed(env, JobState.RUNNING, done, T0)
-    assert sample("batchx_job_state_changes_total", environment=env, state="STARTING") == 1
-    assert sample("batchx_job_state_changes_total", environment=env, state="SUCCEEDED") == 1
-    assert sample("batchx_job_admission_seconds_count", environment=env) == 1
-    assert sample("batchx_job_admission_seconds_sum", environment=env) == 7
-    assert sample("batchx_job_run_seconds_total", environment=env) == 30
-    assert sample("batchx_job_credits_charged_total", environment=env) == 0.25
-    assert sample("batchx_job_queue_wait_seconds_sum", environment=env) == 7  # it was QUEUED
+    assert metric("batchx_job_state_changes_total", environment=env, state="STARTING") == 1
+    assert metric("batchx_job_state_changes_total", environment=env, state="SUCCEEDED") == 1
+    assert metric("batchx_job_admission_seconds_count", environment=env) == 1
+    assert metric("batchx_job_admission_seconds_sum", environment=env) == 7
+    assert metric("batchx_job_run_seconds_total", environment=env) == 30
+    assert metric("batchx_job_credits_charged_total", environment=env) == 0.25
+    assert metric("batchx_job_queue_wait_seconds_sum", environment=env) == 7  # it was QUEUED
 
 
 def test_queue_wait_is_zero_for_a_job_admitted_at_once() -> None:
     env = "unit-metrics-at-once"
-    admission = JobAdmission(
-        resources=JobResources(vcpus=1, memory=32, gpus=0, timeout=60),
-        rate=1.0,
-        admitted_at=T0 + timedelta(seconds=2),
-    )
+    admission = admitted_after(2)
     metrics.job_state_changed(
         env, JobState.SUBMITTED, JobStatus(state=JobState.STARTING, admission=admission), T0
     )
-    assert sample("batchx_job_queue_wait_seconds_count", environment=env) == 1
-    assert sample("batchx_job_queue_wait_seconds_sum", environment=env) == 0
-    assert sample("batchx_job_queue_wait_seconds_bucket", environment=env, le="0.0") == 1
-    assert sample("batchx_job_admission_seconds_sum", environment=env) == 2
+    assert metric("batchx_job_queue_wait_seconds_count", environment=env) == 1
+    assert metric("batchx_job_queue_wait_seconds_sum", environment=env) == 0
+    assert metric("batchx_job_queue_wait_seconds_bucket", environment=env, le="0.0") == 1
+    assert metric("batchx_job_admission_seconds_sum", environment=env) == 2
 
 
 def test_a_staging_failure_is_counted_by_stage() -> None:
@@ -83,20 +81,20 @@ def test_a_staging_failure_is_counted_by_stage() -> None:
             ],
         )
         metrics.job_state_changed(env, JobState.RUNNING, failed, T0)
-    assert sample("batchx_job_staging_failures_total", environment=env, stage="in") == 1
-    assert sample("batchx_job_staging_failures_total", environment=env, stage="out") == 2
+    assert metric("batchx_job_staging_failures_total", environment=env, stage="in") == 1
+    assert metric("batchx_job_staging_failures_total", environment=env, stage="out") == 2
 
 
 def test_jobs_gauge_counts_every_state_and_ignores_unknown_ones() -> None:
     env = "unit-gauge"
     metrics.count_jobs(env, ["QUEUED", "QUEUED", "RUNNING", None, "NOT-A-STATE"])
-    assert sample("batchx_jobs", environment=env, state="QUEUED") == 2
-    assert sample("batchx_jobs", environment=env, state="RUNNING") == 1
-    assert sample("batchx_jobs", environment=env, state="SUBMITTED") == 1
-    assert sample("batchx_jobs", environment=env, state="FAILED") == 0
+    assert metric("batchx_jobs", environment=env, state="QUEUED") == 2
+    assert metric("batchx_jobs", environment=env, state="RUNNING") == 1
+    assert metric("batchx_jobs", environment=env, state="SUBMITTED") == 1
+    assert metric("batchx_jobs", environment=env, state="FAILED") == 0
     assert (
         REGISTRY.get_sample_value("batchx_jobs", {"environment": env, "state": "NOT-A-STATE"})
         is None
     )
     metrics.count_jobs(env, ["SUCCEEDED"])
-    assert sample("batchx_jobs", environment=env, state="QUEUED") == 0
+    assert metric("batchx_jobs", environment=env, state="QUEUED") == 0
