@@ -1,9 +1,10 @@
 """A namespace that begins terminating between the operator's read and its writes.
 
-The API server then answers 403 "... because it is being terminated" to every create in it;
-that is news about the namespace, not a failure: the pass reports the Environment as waiting
-for its namespace to go (and comes back), instead of a traceback. Any other 403 still fails.
-The Kube stub is our own boundary; the real 403 is what the fault campaign's deletes provoke.
+The API server then answers 403 with the cause `NamespaceTerminating` to every create in it
+(the client raises `NamespaceTerminating`; tests/integration/test_kube_client.py shows it on the
+real API server): that is news about the namespace, not a failure, so the pass reports the
+Environment as waiting for its namespace to go (and comes back), instead of a traceback. Any
+other 403 still fails. The Kube stub is our own boundary.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from batchx.clients.kube import Forbidden
+from batchx.clients.kube import Forbidden, NamespaceTerminating
 from batchx.reconcile.context import Context
 from batchx.reconcile.environment import TERMINATING_RETRY_SECONDS, reconcile_environment
 from batchx.settings import Settings
@@ -29,7 +30,7 @@ ENV = {
 class KubeGoingAway:
     """Reads find the Environment's namespace (ours, alive); writes in it are refused."""
 
-    def __init__(self, refusal: str) -> None:
+    def __init__(self, refusal: Forbidden) -> None:
         self.refusal = refusal
         self.status: list[dict[str, Any]] = []
 
@@ -41,7 +42,7 @@ class KubeGoingAway:
         self.status.append(patch)
 
     async def _refuse(self, *args: Any, **kwargs: Any) -> None:
-        raise Forbidden(403, "Forbidden", self.refusal)
+        raise self.refusal
 
     apply_namespace = apply_resource_quota = apply_role_binding = apply_secret = _refuse
 
@@ -59,8 +60,12 @@ def reconcile(kube: KubeGoingAway) -> Any:
 
 def test_a_namespace_going_away_mid_pass_is_waited_for() -> None:
     kube = KubeGoingAway(
-        'secrets "batchx-store" is forbidden: unable to create new content in namespace lab '
-        "because it is being terminated"
+        NamespaceTerminating(
+            403,
+            "Forbidden",
+            'secrets "batchx-store" is forbidden: unable to create new content in namespace lab '
+            "because it is being terminated",
+        )
     )
     outcome = reconcile(kube)
     assert outcome.retry_after == TERMINATING_RETRY_SECONDS
@@ -69,6 +74,8 @@ def test_a_namespace_going_away_mid_pass_is_waited_for() -> None:
 
 
 def test_any_other_refusal_still_fails_the_pass() -> None:
-    kube = KubeGoingAway('secrets "batchx-store" is forbidden: User "x" cannot create')
+    kube = KubeGoingAway(
+        Forbidden(403, "Forbidden", 'secrets "batchx-store" is forbidden: User "x" cannot create')
+    )
     with pytest.raises(Forbidden):
         reconcile(kube)

@@ -57,6 +57,10 @@ class Forbidden(KubeError):
     """403: not allowed, e.g. creating in a namespace that is being deleted."""
 
 
+class NamespaceTerminating(Forbidden):
+    """403 for a write into a namespace that is being deleted (cause `NamespaceTerminating`)."""
+
+
 class Invalid(KubeError):
     """422: the API server refused the object (schema, CEL rule, immutability)."""
 
@@ -64,15 +68,21 @@ class Invalid(KubeError):
 def _translate(exc: ApiException) -> KubeError:
     message = str(exc.reason)
     reason = str(exc.reason)
+    causes: list[Any] = []
     try:
         body = json.loads(exc.body or "{}")
         message = str(body.get("message", message))
         reason = str(body.get("reason", reason))
-    except (TypeError, ValueError):
+        causes = (body.get("details") or {}).get("causes") or []
+    except (TypeError, ValueError, AttributeError):
         pass
     kind: type[KubeError] = {403: Forbidden, 404: NotFound, 409: Conflict, 422: Invalid}.get(
         int(exc.status or 0), KubeError
     )
+    if kind is Forbidden and any(
+        isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes
+    ):
+        kind = NamespaceTerminating
     return kind(int(exc.status or 0), reason, message)
 
 

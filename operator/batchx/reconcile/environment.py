@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from batchx import metrics
-from batchx.clients.kube import Conflict, Forbidden, NotFound
+from batchx.clients.kube import Conflict, NamespaceTerminating, NotFound
 from batchx.models import EnvironmentStorage
 from batchx.planning import environment as plan
 from batchx.planning.environment import (
@@ -23,7 +23,6 @@ from batchx.reconcile.storage import sync_storage
 
 PLURAL = "environments"
 TERMINATING_RETRY_SECONDS = 5.0
-TERMINATED = "because it is being terminated"  # the API server's 403 for a namespace going
 
 
 class NamespaceRace(Exception):
@@ -81,9 +80,7 @@ async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
             ):
                 await _execute(ctx, action)
                 outcome.notices.append(Notice(_ref(env), "Normal", action.reason, action.message))
-        except Forbidden as exc:
-            if TERMINATED not in exc.message:
-                raise
+        except NamespaceTerminating:
             # The namespace began terminating since we read it (the Environment is being
             # deleted, or someone deleted the namespace): judged again on the next pass.
             verdict = NamespaceVerdict.TERMINATING
