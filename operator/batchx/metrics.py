@@ -16,6 +16,8 @@ from datetime import datetime
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from batchx.models import JobState, JobStatus
+from batchx.planning.conditions import find_condition
+from batchx.planning.job_admission import SUCCEEDED_CONDITION
 
 RECONCILES = Counter(
     "batchx_reconcile_total", "Reconciles run, by kind and result", ["kind", "result"]
@@ -103,10 +105,10 @@ def job_state_changed(
         QUEUE_SECONDS.labels(environment).observe(waited if previous is JobState.QUEUED else 0.0)
     if not state.is_terminal:
         return
-    for condition in status.conditions:
-        stage = _STAGING_REASONS.get(condition.reason or "")
-        if condition.type == "Succeeded" and stage is not None:
-            STAGING_FAILURES.labels(environment, stage).inc()
+    succeeded = find_condition(status.conditions, SUCCEEDED_CONDITION)
+    stage = _STAGING_REASONS.get(succeeded.reason or "") if succeeded else None
+    if stage is not None:
+        STAGING_FAILURES.labels(environment, stage).inc()
     if status.started_at is not None and status.finished_at is not None:
         RUN_SECONDS.labels(environment).inc(
             max(0.0, (status.finished_at - status.started_at).total_seconds())
