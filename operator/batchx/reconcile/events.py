@@ -4,7 +4,8 @@ Kopf's `kopf.event` creates a new Event for every call. Ours are named after wha
 (`batchx.planning.events.event_body`), so news posted twice (a retry after a Conflict, a restart
 between a status write and its post, a second operator) counts up on one Event instead of adding
 a line to `kubectl describe`. A failed post is logged and dropped: an Event is a courtesy, and
-never holds up or fails the reconcile that decided it.
+never holds up or fails the reconcile that decided it. An Event into a namespace that is being
+deleted is dropped quietly: deleting an Environment with jobs is normal, not a warning.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from batchx.clients.kube import NamespaceTerminating, NotFound
 from batchx.planning.events import event_body
 from batchx.reconcile.context import Context, Notice
 
@@ -40,7 +42,10 @@ async def post(ctx: Context, notices: Iterable[Notice]) -> None:
         )
         try:
             await ctx.kube.record_event(body)
-        except Exception:  # any failure: the reconcile's work stands without its Event
+        except (NamespaceTerminating, NotFound):
+            # The object's namespace is being deleted (or gone): nobody will read the Event.
+            logger.debug("event %s dropped: its namespace is going", notice.reason)
+        except Exception:  # any other failure: the reconcile's work stands without its Event
             logger.warning(
                 "event %s %s on %s not posted",
                 notice.reason,
