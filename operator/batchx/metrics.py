@@ -85,7 +85,8 @@ API_ERRORS = Counter(
 )
 API_RETRIES = Counter(
     "batchx_api_retries_total",
-    "Kubernetes API calls sent again (refused connection or 503 while the API server restarts)",
+    "Kubernetes API calls sent again (refused connection, 503 or 429 while the API server "
+    "restarts)",
 )
 _STAGING_REASONS = {"InputStagingFailed": "in", "OutputUploadFailed": "out"}
 

@@ -1,8 +1,9 @@
 """The operator's API client rides out an API server that restarts, and nothing else.
 
-A call that was never sent (connection refused) or that the server refused as not ready (503)
-is sent again within `UNREACHABLE_BUDGET`; every other answer reaches the caller at once, and
-a server gone for longer still fails the call, with status 0 saying it was never reached.
+A call that was never sent (connection refused) or that the server refused as not ready (503,
+or 429 while its storage initializes) is sent again within `UNREACHABLE_BUDGET`; every other
+answer reaches the caller at once, and a server gone for longer still fails the call, with
+status 0 saying it was never reached.
 """
 
 from __future__ import annotations
@@ -53,14 +54,18 @@ def call(fn: Flaky) -> Any:
     return asyncio.run(go())
 
 
-def test_a_refused_connection_and_a_503_are_sent_again() -> None:
+def test_a_refused_connection_a_503_and_a_429_are_sent_again() -> None:
     retries, unreached = (
         metric("batchx_api_retries_total"),
         metric("batchx_api_errors_total", status="0"),
     )
-    fn = Flaky(refused(), ApiException(status=503, reason="Service Unavailable"))
-    assert call(fn) == {"ok": 3}
-    assert metric("batchx_api_retries_total") == retries + 2
+    fn = Flaky(
+        refused(),
+        ApiException(status=503, reason="Service Unavailable"),
+        ApiException(status=429, reason="storage is (re)initializing"),
+    )
+    assert call(fn) == {"ok": 4}
+    assert metric("batchx_api_retries_total") == retries + 3
     assert metric("batchx_api_errors_total", status="0") == unreached + 1
 
 

@@ -162,7 +162,9 @@ class Kube:
                     break
                 except ApiException as exc:
                     error: KubeError = _translate(exc)
-                    retry = error.status == 503  # not ready yet: the request did nothing
+                    # Not ready yet (503), or "storage is (re)initializing" (429) from an API
+                    # server that just started: the request did nothing.
+                    retry = error.status in (429, 503)
                 except aiohttp.ClientConnectorError as exc:  # never sent: safe to send again
                     error, retry = KubeError(0, "Unreachable", str(exc)), True
             if error.status != 404:  # absence is an answer (most reads expect it at times)

@@ -30,7 +30,8 @@ def storage_limit(quota: Quantity | None) -> int | None:
 async def sync_storage(
     ctx: Context, environment: str, quota: Quantity | None
 ) -> EnvironmentStorage | None:
-    """Hand `quota` to the store and read the usage back; None when no store is configured."""
+    """Hand `quota` to the store and read the usage back; None when no store is configured or
+    it cannot be reached now (the status keeps its last figures; the next pass tries again)."""
     store = ctx.store
     if store is None:
         return None
@@ -41,7 +42,11 @@ async def sync_storage(
         usage = files.usage()
         return usage if usage.quota == limit else files.set_quota(limit)
 
-    usage = await asyncio.to_thread(exchange)
+    try:
+        usage = await asyncio.to_thread(exchange)
+    except Exception as exc:  # any backend failure (S3 unreachable, throttled): not now
+        logger.warning("storage of %s not synced: the store failed (%s)", environment, exc)
+        return None
     return EnvironmentStorage(used_bytes=usage.bytes, files=usage.files)
 
 
