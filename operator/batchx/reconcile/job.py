@@ -213,17 +213,24 @@ async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
     )
     status = plan_status(job.model, ref, pod, inputs)
     _arm_deadline(ctx, ref, pod, status, timeout=decision.resources.timeout, now=now)
-    if pod is not None and not pod_finished(pod):
-        stopping = status.state is JobState.CANCELLING or (
-            status.state is not None and status.state.is_terminal
-        )
-        if stopping and _grace_left(pod) > STOP_GRACE_SECONDS:
-            await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
-    if status.to_json() == job.status.to_json():
-        return False
-    stuck = bool(status.conditions) and status.conditions[-1].reason == "Unschedulable"
-    written = await write_status(ctx, job, status, outcome, warning=stuck)
-    return written and status.state is not None and status.state.is_terminal
+    ends = status.state is not None and status.state.is_terminal
+    stop = (
+        pod is not None
+        and not pod_finished(pod)
+        and (ends or status.state is JobState.CANCELLING)
+        and _grace_left(pod) > STOP_GRACE_SECONDS
+    )
+    unchanged = status.to_json() == job.status.to_json()
+    if not unchanged:
+        stuck = bool(status.conditions) and status.conditions[-1].reason == "Unschedulable"
+        if not await write_status(ctx, job, status, outcome, warning=stuck):
+            return False  # the job is gone: its pod goes with it
+    if stop:
+        # Only once the verdict is written: an operator killed between the two then finds
+        # a finished job (its pod ends by itself, or by activeDeadlineSeconds at the latest),
+        # never a job whose pod it deleted without saying why (it would end PodLost).
+        await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
+    return ends and not unchanged
 
 
 async def _decision(ctx: Context, job: JobRead) -> Admitted | Refusal:
