@@ -28,9 +28,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from testbed import images, kube, network, paths, procs, registry
 from testbed import pki as pki_files
@@ -203,7 +204,8 @@ state = "{run / "containerd"}"
     return cfg
 
 
-def kubelet_config(state: Path, pki: Path) -> Path:
+def kubelet_config(state: Path, pki: Path, overrides: Mapping[str, Any] | None = None) -> Path:
+    """The kubelet's configuration file; `overrides` replace top-level fields (a fault test's)."""
     cfg = state / "kubelet.yaml"
     cfg.write_text(
         json.dumps(
@@ -238,14 +240,17 @@ def kubelet_config(state: Path, pki: Path) -> Path:
                 "resolvConf": "/etc/resolv.conf",
                 "nodeStatusReportFrequency": "10s",
                 "maxPods": 110,
-            },
+            }
+            | dict(overrides or {}),
             indent=2,
         )
     )
     return cfg
 
 
-def processes(bins: Path, state: Path, pki: Path) -> list[Proc]:
+def processes(
+    bins: Path, state: Path, pki: Path, kubelet: Mapping[str, Any] | None = None
+) -> list[Proc]:
     def k(name: str) -> str:
         return str(state / f"{name}.kubeconfig")
 
@@ -345,7 +350,7 @@ def processes(bins: Path, state: Path, pki: Path) -> list[Proc]:
             "kubelet",
             [
                 str(bins / "kubelet"),
-                f"--config={kubelet_config(state, pki)}",
+                f"--config={kubelet_config(state, pki, kubelet)}",
                 f"--kubeconfig={k('kubelet')}",
                 f"--hostname-override={NODE}",
                 f"--node-ip={GATEWAY}",
@@ -444,10 +449,12 @@ def up() -> Path:
 RESTARTABLE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet")
 
 
-def restart(name: str, down_for: float = 0.0) -> float:
+def restart(name: str, down_for: float = 0.0, kubelet: Mapping[str, Any] | None = None) -> float:
     """Stop one running component by PID (TERM, then KILL) and start it again as `up` did.
 
-    For fault tests: `down_for` seconds pass between the stop and the start (the outage).
+    For fault tests: `down_for` seconds pass between the stop and the start (the outage);
+    `kubelet` holds KubeletConfiguration fields that replace the test bed's own until the next
+    restart (eviction thresholds, to put the node under pressure without filling anything).
     Returns the seconds from the start until the component answers again (for the kubelet:
     the node is Ready). Containers keep running through a kubelet restart, as on a real node.
     """
@@ -455,7 +462,7 @@ def restart(name: str, down_for: float = 0.0) -> float:
         raise ValueError(f"{name}: only {', '.join(RESTARTABLE)} can be restarted")
     bins = kube.build_binaries()
     state, pki = paths.state_dir(), paths.state_dir() / "pki"
-    proc = {p.name: p for p in processes(bins, state, pki)}[name]
+    proc = {p.name: p for p in processes(bins, state, pki, kubelet)}[name]
     pid_text, exe = proc.pidfile.read_text().split()
     stop_pid(int(pid_text), exe)
     time.sleep(down_for)  # the outage itself, not a synchronisation

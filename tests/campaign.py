@@ -9,7 +9,10 @@ it can be restarted without touching other tests' store).
 
 A `Fault` is injected while the batch runs: the operator SIGKILLed at random moments, a test bed
 component restarted (API server, etcd, kubelet: `testbed.cluster.restart`), the store restarted
-or unreachable for a while (`testbed.s3.restart`), a job's Pod or plan ConfigMap deleted by hand.
+or unreachable for a while (`testbed.s3.restart`), a job's Pod or plan ConfigMap deleted by hand,
+the node under memory pressure (the kubelet restarted with an eviction threshold it is always
+past, so it taints the node and evicts pods; nothing is filled, so the machine is never at risk;
+disk pressure is left out: its reclaim deletes images, which the test bed cannot pull again).
 Then `check` collects every violation (an empty list is the goal):
 
 - every job ends in the state its image (or the fault: a Pod deleted by hand) dictates;
@@ -288,6 +291,67 @@ class PlanDeleted:
         run.say(f"deleted {[p.metadata.name for p in plans]} of {self.victim}")
 
 
+# The kubelet's own eviction thresholds, set so that the node is always past one: it reports
+# MemoryPressure, is tainted and evicts pods as a node that ran short of memory would, while
+# nothing is actually filled (safe on a shared machine).
+PRESSURE = {"evictionHard": {"memory.available": "99%"}, "evictionPressureTransitionPeriod": "1s"}
+
+
+@dataclass
+class NodePressure:
+    """The node under memory pressure until the kubelet has evicted a running job's pod.
+
+    The kubelet is restarted with `PRESSURE`, then, once a pod is evicted, with its own
+    settings again. A job whose pod was evicted while its container ran must end FAILED
+    (Evicted); the others as their image says (pods made meanwhile wait for the node's taint to
+    go, then run).
+    """
+
+    name: str = "node memory pressure (pods evicted)"
+
+    def inject(self, run: Run) -> None:
+        run.wait_for("a job running", lambda: run.job_in("RUNNING"))
+        testbed_cluster.restart("kubelet", kubelet=PRESSURE)
+        run.say(f"node under memory pressure: {run.states()}")
+        try:
+            run.wait_for("a pod evicted", lambda: _evictions(run), timeout=120)
+        finally:
+            took = testbed_cluster.restart("kubelet")
+        run.recovered_marks.append(time.monotonic())
+        for job, (ended, uploaded) in sorted(_evictions(run).items()):
+            case = next(c for c in run.cases if c.name == job)
+            # Its end stands when it was complete before the eviction: uploaded, or a failure
+            # by its own exit code; a cancelled job ends CANCELLED whatever killed its pod.
+            decided = uploaded or (ended and case.state not in ("SUCCEEDED", "WARNING"))
+            if not decided and case.state != "CANCELLED":
+                run.expected[job] = Case(job, case.example, case.spec, "FAILED", "Evicted", None)
+        run.say(f"pressure over (kubelet ready in {took:.1f}s); evicted: {sorted(run.expected)}")
+
+
+def _evictions(run: Run) -> dict[str, tuple[bool, bool]]:
+    """Each evicted job's pod, as the watch saw it before the eviction: (whether the job's
+    container had ended, whether the uploader had ended, i.e. reported)."""
+    before: dict[str, tuple[bool, bool]] = {}
+    evicted: dict[str, tuple[bool, bool]] = {}
+    for seen in run.pods.seen():
+        job = (seen.obj["metadata"].get("labels") or {}).get(JOB_LABEL)
+        if job is None or job in evicted:
+            continue
+        status = seen.obj.get("status") or {}
+        if status.get("reason") == "Evicted":
+            evicted[job] = before.get(job, (False, False))
+            continue
+        ended = {  # the uploader is a native sidecar: an init container
+            c.get("name")
+            for c in (status.get("initContainerStatuses") or [])
+            + (status.get("containerStatuses") or [])
+            if "terminated" in (c.get("state") or {})
+        }
+        was = before.get(job, (False, False))
+        before[job] = (was[0] or "job" in ended, was[1] or "stage-out" in ended)
+    return evicted
+
+
 @dataclass
 class NoFault:
     """The peer: the same batch with nothing broken (its time is what the faults add to)."""
@@ -307,6 +371,7 @@ def short_faults() -> list[Fault]:
         StoreRestarted(),
         PodDeleted(),
         PlanDeleted(),
+        NodePressure(),
     ]
 
 
@@ -325,6 +390,7 @@ def long_faults(kills: int = 50, store_down: float = 60.0) -> list[Fault]:
         StoreRestarted(down_for=store_down),
         PodDeleted(),
         PlanDeleted(),
+        NodePressure(),
     ]
 
 

@@ -209,6 +209,19 @@ class PodBuilder:
             self.body["status"]["message"] = message
         return self
 
+    def evicted(self, at: datetime) -> Self:
+        """What the kubelet reports of a pod it evicted at `at` (node under memory pressure)."""
+        conditions = self.body["status"].setdefault("conditions", [])
+        conditions.append(
+            {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "TerminationByKubelet",
+                "lastTransitionTime": iso(at),
+            }
+        )
+        return self.finished("Failed", "Evicted", "The node was low on resource: memory.")
+
     def build(self) -> JSON:
         body = copy.deepcopy(self.body)
         statuses = list(self._containers.values())

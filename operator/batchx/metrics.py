@@ -77,6 +77,12 @@ STAGING_FAILURES = Counter(
     "OutputUploadFailed), by environment",
     ["environment", "stage"],
 )
+FILE_BYTES = Counter(
+    "batchx_job_file_bytes_total",
+    "Bytes of files finished jobs moved between the store and their pods (direction: in = "
+    "downloaded inputs, out = written outputs, counted before deduplication), by environment",
+    ["environment", "direction"],
+)
 API_ERRORS = Counter(
     "batchx_api_errors_total",
     "Kubernetes API calls that failed, by HTTP status (0: the API server was not reached; "
@@ -114,6 +120,9 @@ def job_state_changed(
         RUN_SECONDS.labels(environment).inc(
             max(0.0, (status.finished_at - status.started_at).total_seconds())
         )
+    if status.transfer is not None:
+        FILE_BYTES.labels(environment, "in").inc(status.transfer.input_bytes)
+        FILE_BYTES.labels(environment, "out").inc(status.transfer.output_bytes)
     if status.credits is not None and status.credits.charged > 0:
         CREDITS_CHARGED.labels(environment).inc(status.credits.charged)
 

@@ -65,8 +65,15 @@ def test_wordcount_reads_an_input_file_and_writes_an_output_file(
     assert (cond["status"], cond["reason"]) == ("True", "Succeeded")
     assert 0 < status["credits"]["charged"] <= status["credits"]["reserved"]
     with job_bed.store() as store:
-        counts = store.env(batch.name).read_bytes("jobs/wc/output/counts.txt").decode()
+        written = store.env(batch.name).read_bytes("jobs/wc/output/counts.txt")
+    counts = written.decode()
     assert counts.split("\n")[0].split() == ["3", "the"]
+    assert status["transfer"] == {
+        "inputFiles": 1,
+        "inputBytes": len(TEXT),
+        "outputFiles": 1,
+        "outputBytes": len(written),
+    }
     logs = batch.bx.core.read_namespaced_pod_log("bx-wc", batch.name, container="job")
     assert "2 lines, 7 words" in logs
     batch.bx.wait_event(batch.name, "wc", "Succeeded", "Normal")

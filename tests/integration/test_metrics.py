@@ -29,6 +29,8 @@ from tests.job_lab import Lab, make_env
 
 pytestmark = pytest.mark.cluster
 
+TEXT = b"the cat saw the dog\nthe end\n"
+
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -75,16 +77,21 @@ def test_job_metrics_move_after_real_jobs(metrics_url: str, module_bx: Bx, job_b
     env = lab.name
     before = scrape(metrics_url)
     assert value(before, "batchx_job_admission_seconds_count", environment=env) == 0
+    with job_bed.store() as store:
+        store.env(env).put_bytes("texts/a.txt", TEXT)
     lab.submit("hello", "examples/hello-static:1.0.0", {"name": "ada"})
     lab.submit("err", "examples/exit-error:^1.0")
+    lab.submit("wc", "examples/wordcount", {"text": "bx://texts/a.txt"})
     assert lab.wait_done("hello")["status"]["state"] == "SUCCEEDED"
     assert lab.wait_done("err")["status"]["state"] == "FAILED"
-    charged = sum(lab.job(n)["status"]["credits"]["charged"] for n in ("hello", "err"))
+    wc = lab.wait_done("wc")["status"]
+    assert wc["state"] == "SUCCEEDED"
+    charged = sum(lab.job(n)["status"]["credits"]["charged"] for n in ("hello", "err", "wc"))
 
     def settled() -> Samples | None:
         # The gauge is set by the environment's next reconcile (resync), the counters at once.
         now = scrape(metrics_url)
-        done = value(now, "batchx_jobs", environment=env, state="SUCCEEDED") == 1
+        done = value(now, "batchx_jobs", environment=env, state="SUCCEEDED") == 2
         return now if done and value(now, "batchx_jobs", environment=env, state="FAILED") else None
 
     after = eventually(settled, timeout=60, what="batchx_jobs of the finished jobs")
@@ -96,9 +103,9 @@ def test_job_metrics_move_after_real_jobs(metrics_url: str, module_bx: Bx, job_b
         for state in ("SUBMITTED", "QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
     }
     assert sum(counted.values()) > 0, counted
-    assert counted["SUCCEEDED"] <= 1, counted
+    assert counted["SUCCEEDED"] <= 2, counted
     assert counted["FAILED"] <= 1, counted
-    assert counted["STARTING"] <= 2, counted
+    assert counted["STARTING"] <= 3, counted
     admitted = value(after, "batchx_job_admission_seconds_count", environment=env)
     assert admitted == counted["STARTING"]
     assert value(after, "batchx_job_admission_seconds_sum", environment=env) >= 0
@@ -109,8 +116,24 @@ def test_job_metrics_move_after_real_jobs(metrics_url: str, module_bx: Bx, job_b
     credits = value(after, "batchx_job_credits_charged_total", environment=env)
     assert credits <= charged + 1e-9
     assert (credits > 0) == (ended > 0), (credits, counted)
+    # The jobs' file traffic, once per end this operator wrote (each job's own is in its status).
+    moved = {
+        d: value(after, "batchx_job_file_bytes_total", environment=env, direction=d)
+        for d in ("in", "out")
+    }
+    transfers = [lab.job(n)["status"].get("transfer") or {} for n in ("hello", "err", "wc")]
+    expected = {
+        "in": sum(t.get("inputBytes", 0) for t in transfers),
+        "out": sum(t.get("outputBytes", 0) for t in transfers),
+    }
+    assert wc["transfer"]["inputBytes"] == len(TEXT), wc["transfer"]
+    assert wc["transfer"]["outputBytes"] > 0, wc["transfer"]
+    assert moved["in"] <= expected["in"], (moved, expected)
+    assert moved["out"] <= expected["out"], (moved, expected)
+    if ended == 3:  # this operator wrote every end
+        assert moved == expected, (moved, expected)
     # No job names anywhere in the labels.
-    assert not any(v in ("hello", "err") for (_, labels) in after for _, v in labels)
+    assert not any(v in ("hello", "err", "wc") for (_, labels) in after for _, v in labels)
 
 
 def test_the_dashboard_queries_metrics_the_operator_serves(metrics_url: str) -> None:

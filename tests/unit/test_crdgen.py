@@ -136,7 +136,8 @@ def test_stable_field_names() -> None:
         "cache",
         "cancel",
     }
-    # Stable names (BRIEF section 3) plus the admission record (issue 12 item 7).
+    # Stable names (BRIEF section 3) plus the admission record (issue 12 item 7) and the
+    # store traffic of the job's files (issue 15 item 3).
     assert props("Job", "status") == {
         "state",
         "image",
@@ -147,6 +148,7 @@ def test_stable_field_names() -> None:
         "cached",
         "cachedFrom",
         "credits",
+        "transfer",
         "startedAt",
         "finishedAt",
         "podName",

@@ -15,6 +15,7 @@ from batchx.models import (
     JobResources,
     JobState,
     JobStatus,
+    JobTransfer,
 )
 from tests.helpers import metric
 
@@ -83,6 +84,23 @@ def test_a_staging_failure_is_counted_by_stage() -> None:
         metrics.job_state_changed(env, JobState.RUNNING, failed, T0)
     assert metric("batchx_job_staging_failures_total", environment=env, stage="in") == 1
     assert metric("batchx_job_staging_failures_total", environment=env, stage="out") == 2
+
+
+def test_file_bytes_are_counted_by_direction_when_a_job_ends() -> None:
+    env = "unit-metrics-bytes"
+    transfer = JobTransfer(input_files=1, input_bytes=100, output_files=2, output_bytes=30)
+    metrics.job_state_changed(
+        env, JobState.RUNNING, JobStatus(state=JobState.UPLOADING_OUTPUT, transfer=transfer), T0
+    )  # not an end: nothing counted
+    for _ in range(2):
+        metrics.job_state_changed(
+            env,
+            JobState.UPLOADING_OUTPUT,
+            JobStatus(state=JobState.SUCCEEDED, transfer=transfer),
+            T0,
+        )
+    assert metric("batchx_job_file_bytes_total", environment=env, direction="in") == 200
+    assert metric("batchx_job_file_bytes_total", environment=env, direction="out") == 60
 
 
 def test_jobs_gauge_counts_every_state_and_ignores_unknown_ones() -> None:

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from batchx.models import Condition, ConditionStatus, Job, JobCredits, JobState, JobStatus
+from batchx.models import (
+    Condition,
+    ConditionStatus,
+    Job,
+    JobCredits,
+    JobState,
+    JobStatus,
+    JobTransfer,
+)
 from batchx.planning.job_admission import Request
 from batchx.planning.job_pod import (
     JobRef,
@@ -495,6 +503,7 @@ def test_a_succeeded_job_has_output_times_and_its_charge() -> None:
         exit_code=0,
         message="the job succeeded",
         credits=JobCredits(reserved=0.375, charged=0.053125),
+        transfer=JobTransfer(output_files=1, output_bytes=3),  # the stage-out report's figures
         started_at=T0 + seconds(5),
         finished_at=DONE,
         pod_name="bx-align",
@@ -544,6 +553,16 @@ def test_cancellation(
     assert (status.state, status.credits.charged) == expected, case
 
 
+def test_the_transfer_adds_both_reports_and_is_written_only_at_the_end() -> None:
+    staged = RunnerReport(Outcome.STAGED, files=2, bytes=1500)
+    observed = pod().job_exited(0, end=END).staged(message=staged.to_json())
+    assert status_of(observed).transfer is None  # still uploading: nothing written yet
+    done = status_of(observed.uploaded(UPLOADED, at=DONE).finished(), now=DONE)
+    assert done.transfer == JobTransfer(
+        input_files=2, input_bytes=1500, output_files=1, output_bytes=3
+    )
+
+
 def test_a_lost_pod_fails_the_job_and_is_never_replaced() -> None:
     job = make_bx_job("tutorial/hello:1.0.0").vcpus(2).timeout(600).input(reads="bx://r.fq")
     status = status_of(None, job.status(state="RUNNING", podName="bx-align").model())
@@ -564,6 +583,33 @@ def test_a_pod_deleted_by_someone_else_while_the_job_runs_fails_it_pod_deleted()
     assert (status.state, status.conditions[-1].reason) == (JobState.FAILED, "PodDeleted")
     assert status.credits.charged > 0  # it ran until the deletion stopped it
     assert status_of(pod().running().deleted(deleted), now=deleted).state is JobState.FAILED
+
+
+def test_a_pod_the_kubelet_evicts_while_the_job_runs_fails_it_evicted() -> None:
+    killed = pod().job_exited(137, end=T0 + seconds(30)).uploaded(None, at=T0 + seconds(30))
+    status = status_of(killed.evicted(T0 + seconds(30)), now=T0 + seconds(31))
+    assert (status.state, status.exit_code) == (JobState.FAILED, 137)
+    cond = status.conditions[0]
+    assert cond.reason == "Evicted"
+    assert "The node was low on resource: memory." in cond.message
+    assert "never run again" in cond.message
+    assert status.credits is not None
+    assert status.credits.charged > 0  # its 30 s ran
+
+
+def test_a_pod_evicted_between_the_jobs_end_and_its_upload_fails_it_evicted() -> None:
+    cut = pod().job_exited(0, end=END).uploaded(None, at=END + seconds(5))
+    status = status_of(cut.evicted(END + seconds(5)), now=DONE)
+    assert (status.state, status.conditions[0].reason) == (JobState.FAILED, "Evicted")
+    assert "ended (exit 0), before its upload" in status.conditions[0].message
+    exited = pod().job_exited(2, end=END).uploaded(None, at=END + seconds(5))
+    failed = status_of(exited.evicted(END + seconds(5)), now=DONE)  # its own verdict first
+    assert (failed.state, failed.conditions[0].reason) == (JobState.FAILED, "ExitCode")
+
+
+def test_a_pod_evicted_after_the_job_ended_and_uploaded_is_judged_by_its_end() -> None:
+    done = pod().job_exited(3, end=END).uploaded(UPLOADED, at=DONE).evicted(DONE + seconds(2))
+    assert status_of(done, now=DONE + seconds(3)).state is JobState.WARNING
 
 
 def test_a_pod_deleted_after_the_job_ended_is_judged_by_its_end() -> None:

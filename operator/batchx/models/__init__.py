@@ -27,6 +27,7 @@ from batchx.models.job import (
     JobSpec,
     JobState,
     JobStatus,
+    JobTransfer,
 )
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "JobSpec",
     "JobState",
     "JobStatus",
+    "JobTransfer",
     "Member",
     "MemberKind",
     "MemberRole",

@@ -192,6 +192,23 @@ class JobCredits(CamelModel):
     )
 
 
+class JobTransfer(CamelModel):
+    """The files a job's runner moved between the store and the pod, as its reports say."""
+
+    input_files: int = Field(
+        default=0, description="inputFiles is how many files were downloaded; 0 or more.", ge=0
+    )
+    input_bytes: int = Field(
+        default=0, description="inputBytes is how many bytes were downloaded; 0 or more.", ge=0
+    )
+    output_files: int = Field(
+        default=0, description="outputFiles is how many files were uploaded; 0 or more.", ge=0
+    )
+    output_bytes: int = Field(
+        default=0, description="outputBytes is how many bytes were uploaded; 0 or more.", ge=0
+    )
+
+
 class JobResources(CamelModel):
     """What an admitted job holds: its spec's resources with the defaults applied."""
 
@@ -279,6 +296,10 @@ class JobStatus(CamelModel):
         max_length=253,
     )
     credits: JobCredits | None = Field(default=None, description="credits of this job.")
+    transfer: JobTransfer | None = Field(
+        default=None,
+        description="transfer is what the job's files cost in store traffic, set when it ends.",
+    )
     started_at: datetime | None = Field(
         default=None, description="startedAt is when the container started (RFC 3339)."
     )

@@ -118,6 +118,7 @@ from batchx.models import (
     JobImage,
     JobState,
     JobStatus,
+    JobTransfer,
 )
 from batchx.planning import labels
 from batchx.planning.conditions import set_condition
@@ -616,6 +617,7 @@ class _PodView:
     stage_out: _Container
     job: _Container
     deleted_at: datetime | None = None  # when a deletion of the pod was asked for
+    evicted_at: datetime | None = None  # when the kubelet evicted it (node pressure)
 
     @classmethod
     def of(cls, pod: Mapping[str, Any]) -> _PodView:
@@ -647,6 +649,7 @@ class _PodView:
             stage_out=_Container.of(by_name.get(STAGE_OUT)),
             job=_Container.of(by_name.get(JOB_CONTAINER)),
             deleted_at=deleted_at,
+            evicted_at=_evicted_at(status),
         )
 
     @property
@@ -656,6 +659,16 @@ class _PodView:
     def last_finish(self) -> datetime | None:
         times = [c.finished_at for c in (self.stage_in, self.stage_out, self.job) if c.finished_at]
         return max(times) if times else None
+
+
+def _evicted_at(status: Mapping[str, Any]) -> datetime | None:
+    """When the kubelet evicted the pod: its DisruptionTarget condition (TerminationByKubelet)."""
+    if status.get("reason") != "Evicted":
+        return None
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
+            return _time(cond.get("lastTransitionTime"))
+    return None
 
 
 def _silent_uploader(view: _PodView) -> str:
@@ -712,6 +725,10 @@ def plan_status(
     DeadlineExceeded, or running past it    FAILED (Timeout)
     pod deleted, job container not ended    FAILED (PodDeleted): not by BatchX (cancel and
                                             timeout, which delete it, are judged first)
+    pod evicted, job container not ended    FAILED (Evicted): node pressure, the kubelet's
+                                            message (its DisruptionTarget condition's time);
+                                            also when it ended 0 or a warning code but the
+                                            eviction came before the upload report
     stage-in failed                         FAILED (InputStagingFailed)
     job container OOMKilled                 OUT_OF_MEMORY (OOMKilled)
     pod Failed, job container not run       FAILED (pod's reason, e.g. Evicted)
@@ -773,6 +790,7 @@ def plan_status(
         exit_code=verdict.exit_code,
         message=verdict.message[:32768] or None,
         credits=JobCredits(reserved=float(inputs.reserved), charged=float(charged)),
+        transfer=_transfer(view, inputs.stored_report) if terminal else None,
         started_at=started or previous.started_at,
         finished_at=finished,
         pod_name=pod_name(ref.name),
@@ -786,6 +804,20 @@ def plan_status(
             now=inputs.now,
         ),
         observed_generation=ref.generation,
+    )
+
+
+def _transfer(view: _PodView | None, stored: RunnerReport | None) -> JobTransfer | None:
+    """The store traffic the runner's reports account for (None: nothing was moved)."""
+    staged = parse_report(view.stage_in.message) if view is not None else None
+    uploaded = stored or (parse_report(view.stage_out.message) if view is not None else None)
+    if staged is None and uploaded is None:
+        return None
+    return JobTransfer(
+        input_files=staged.files if staged else 0,
+        input_bytes=staged.bytes if staged else 0,
+        output_files=uploaded.files if uploaded else 0,
+        output_bytes=uploaded.bytes if uploaded else 0,
     )
 
 
@@ -840,6 +872,14 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
             "timeout); a job is never run again in another pod",
             exit_code=view.job.exit_code,
         )
+    if view.evicted_at is not None and not _ended_before(
+        view.job, view.evicted_at - timedelta(seconds=1)
+    ):
+        # The node ran short (memory, disk): the kubelet killed the containers, so their exit
+        # codes say nothing of the job itself. Times have whole seconds, and the eviction's kill
+        # ends a container in the eviction's second: only one that ended a second before it
+        # ended by itself (and is judged by its end below).
+        return _evicted(view, "while the job ran")
     if view.stage_in.terminated and view.stage_in.exit_code != 0:
         report = parse_report(view.stage_in.message)
         detail = report.message if report else view.stage_in.message or view.stage_in.reason
@@ -870,6 +910,16 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
             f" (the job ends FAILED if no node takes it within its timeout of {timeout} s)",
         )
     return _Verdict(JobState.STARTING, "Admitted", "the pod is starting" + _waiting_on(view))
+
+
+def _evicted(view: _PodView, when: str) -> _Verdict:
+    return _Verdict(
+        JobState.FAILED,
+        "Evicted",
+        f"the kubelet evicted the job's pod {when}: {view.message or 'node pressure'}; a job is "
+        "never run again in another pod",
+        exit_code=view.job.exit_code,
+    )
 
 
 def _ended_before(container: _Container, moment: datetime) -> bool:
@@ -923,6 +973,8 @@ def _finished(view: _PodView, inputs: StatusInputs) -> _Verdict:
             JobState.UPLOADING_OUTPUT, "UploadingOutput", "uploading output files", exit_code=code
         )
     report = inputs.stored_report or parse_report(view.stage_out.message)
+    if report is None and view.evicted_at is not None:
+        return _evicted(view, f"after the job's container ended (exit {code}), before its upload")
     if report is None or report.outcome is Outcome.UPLOAD_FAILED:
         detail = report.message if report else _silent_uploader(view)
         return _Verdict(
