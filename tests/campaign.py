@@ -310,7 +310,11 @@ class NodePressure:
     name: str = "node memory pressure (pods evicted)"
 
     def inject(self, run: Run) -> None:
-        run.wait_for("a job running", lambda: run.job_in("RUNNING"))
+        # A job that runs until it is evicted (the batch's others may all end meanwhile).
+        victim = Case("evict-0", "sleeper", {"timeout": 150}, "FAILED", "Evicted", exit_code=None)
+        run.cases.append(victim)
+        run.submit([victim])
+        run.wait_for("evict-0 running", lambda: run.job_in("RUNNING", names=("evict-0",)))
         testbed_cluster.restart("kubelet", kubelet=PRESSURE)
         run.say(f"node under memory pressure: {run.states()}")
         try:
