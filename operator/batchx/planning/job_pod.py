@@ -120,7 +120,7 @@ from batchx.models import (
     JobStatus,
 )
 from batchx.planning import labels
-from batchx.planning.conditions import set_condition
+from batchx.planning.conditions import as_reason, set_condition
 from batchx.planning.job_admission import SUCCEEDED_CONDITION, Request, Resources, charge
 
 __all__ = [
@@ -551,15 +551,23 @@ def parse_report(text: str | None) -> RunnerReport | None:
     except (ValueError, KeyError, TypeError):
         return None
     output = data.get("output")
+    result = data.get("result") if isinstance(data.get("result"), str) else None
+    if output is None and outcome is Outcome.UPLOADED and not result:
+        output = {}  # `to_json` leaves an empty output out: no output.json is the output {}
     return RunnerReport(
         outcome=outcome,
         message=str(data.get("message") or ""),
         output=output if isinstance(output, dict) else None,
-        result=data.get("result") if isinstance(data.get("result"), str) else None,
+        result=result,
         digest=data.get("digest") if isinstance(data.get("digest"), str) else None,
-        files=int(data.get("files") or 0),
-        bytes=int(data.get("bytes") or 0),
+        files=_count(data.get("files")),
+        bytes=_count(data.get("bytes")),
     )
+
+
+def _count(value: Any) -> int:
+    # A count the report cannot hold ("many", [1], 1e400) reads as 0: it only feeds metrics.
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 # ------------------------------------------------------------------------------- the status
@@ -849,8 +857,9 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
     if view.job.terminated:
         return _finished(view, inputs)
     if view.phase == "Failed":
-        reason = view.reason or "PodFailed"
-        return _Verdict(JobState.FAILED, reason, view.message or f"the pod failed ({reason})")
+        reason = as_reason(view.reason, "PodFailed")
+        shown = view.reason or reason
+        return _Verdict(JobState.FAILED, reason, view.message or f"the pod failed ({shown})")
     if view.job.running:
         return _Verdict(JobState.RUNNING, "Running", "the job's container is running")
     if view.stage_in.running:
