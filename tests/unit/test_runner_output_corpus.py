@@ -210,6 +210,26 @@ CORPUS = [
     Case("relative", doc({"report": "report.txt"}), INVALID, "$.report: file reference"),
     Case("proc-environ", doc({"parts": ["/proc/self/environ"]}), INVALID, "$.parts[0]"),
     Case("the-folder-itself", doc({"folder": "/batchx/output/"}), INVALID, "$.folder"),
+    # -- bx:// paths written by the image: files it did not write (was SUCCEEDED, claiming them)
+    Case(
+        "bx-path-of-an-input",
+        doc({"report": "bx://data/reads.fq"}),
+        INVALID,
+        "$.report: output file 'bx://data/reads.fq' is not under /batchx/output/ (a bx:// path "
+        "names a file the job did not write)",
+    ),
+    Case(
+        "bx-path-of-another-job",
+        doc({"parts": ["bx://jobs/other/output/x.txt"]}),
+        INVALID,
+        "$.parts[0]: output file 'bx://jobs/other/output/x.txt' is not under",
+    ),
+    Case(
+        "bx-path-under-its-own-prefix",
+        doc({"report": "bx://jobs/align/output/never-uploaded.txt"}),
+        INVALID,
+        "$.report: output file 'bx://jobs/align/output/never-uploaded.txt' is not under",
+    ),
     # -- links, pipes, vanished files
     Case("linked-file", link_out, INVALID, "output /batchx/output/leak.txt is a symbolic link"),
     Case("linked-folder", link_folder_out, INVALID, "output /batchx/output/d is a symbolic link"),
@@ -305,6 +325,22 @@ def test_a_bad_output_ends_the_job_in_its_state_with_a_message(
         assert storeless is not None
         assert _job_status(storeless).state is case.state
         assert storeless.message == report.message
+
+
+@pytest.mark.parametrize("claimed", ["bx://data/reads.fq", "bx://jobs/other/output/x.txt"])
+def test_the_operator_refuses_an_uploaded_output_naming_files_the_job_did_not_write(
+    claimed: str,
+) -> None:
+    """The operator's own check, whatever the runner says (an older runner took them)."""
+    report = RunnerReport(Outcome.UPLOADED, output={"report": claimed, "note": "n"}, files=1)
+    status = _job_status(report)
+    assert status.state is INVALID
+    assert status.message == (
+        "the output names files the job did not write (output files are paths under "
+        f"/batchx/output): $.report: {claimed}"
+    )
+    uploaded = {"report": "bx://jobs/align/output/r.txt"}
+    assert _job_status(RunnerReport(Outcome.UPLOADED, output=uploaded)).state is OK
 
 
 def test_the_corpus_size_and_outcomes() -> None:

@@ -748,7 +748,7 @@ def plan_status(
     if previous.state is not None and previous.state.is_terminal:
         return previous
     view = None if pod is None else _PodView.of(pod)
-    verdict = _judge(job, view, previous, inputs)
+    verdict = _own_outputs(_judge(job, view, previous, inputs), ref, inputs)
     terminal = verdict.state.is_terminal
     started = (view.job.started_at if view is not None else None) or previous.started_at
     finished = None
@@ -794,6 +794,32 @@ def plan_status(
             now=inputs.now,
         ),
         observed_generation=ref.generation,
+    )
+
+
+def _own_outputs(verdict: _Verdict, ref: JobRef, inputs: StatusInputs) -> _Verdict:
+    """INVALID_OUTPUT for an output naming a file the job did not write (under its prefix).
+
+    Stage-out rewrites the files it uploaded to ``bx://jobs/<job>/output/...`` and leaves every
+    other value as the image wrote it; a ``bx://`` path written by the image itself is a valid
+    file reference, but to a file of someone else's (another job's output, an input).
+    """
+    if verdict.output is None or verdict.state not in (JobState.SUCCEEDED, JobState.WARNING):
+        return verdict
+    prefix = output_prefix(ref.name)
+    checked = inputs.manifest.output.validate(verdict.output, FileMode.BX)
+    foreign = [
+        f"{r.path}: {r.value[:200]}" for r in checked.files if not r.target.startswith(prefix)
+    ]
+    if not foreign:
+        return verdict
+    return _Verdict(
+        JobState.INVALID_OUTPUT,
+        "InvalidOutput",
+        f"the output names files the job did not write (output files are paths under "
+        f"{OUTPUT_DIR}): {'; '.join(foreign[:10])}",
+        exit_code=verdict.exit_code,
+        output=verdict.output,
     )
 
 
