@@ -338,11 +338,11 @@ CORPUS: list[Bad] = [
     Bad("job-unicode-name", JOB, Door.API, "metadata.name", {"image": NAPPER}, name="jöb"),
     Bad("job-254-char-name", JOB, Door.API, "metadata.name", {"image": NAPPER}, name="j" * 254),
     Bad(
-        "job-2MiB-input",
+        "job-4MiB-input",
         JOB,
         Door.API,
         "Request entity too large",
-        {"image": NAPPER, "input": {"s": "x" * (2 * 1024 * 1024)}},
+        {"image": NAPPER, "input": {"s": "x" * (4 * 1024 * 1024)}},
     ),
     # ---------------------------------------------------------------------- Job: operator
     Bad(
@@ -539,7 +539,7 @@ CORPUS: list[Bad] = [
         "job-duplicate-key-strict",
         JOB,
         Door.API,
-        'duplicate field \\"vcpus\\"',
+        'duplicate field \\"spec.vcpus\\"',
         raw=raw(JOB, '{"image": "examples/napper", "vcpus": 1, "vcpus": 2000}'),
         query="fieldValidation=Strict",
     ),
