@@ -9,7 +9,6 @@ shows them verbatim.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -18,8 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 from pydantic.functional_validators import AfterValidator
 
+from batchx.domain.quantity import MAX_QUANTITY_LENGTH, QUANTITY_PATTERN, parse_quantity
+
 __all__ = [
     "QUANTITY_PATTERN",
+    "REASON_PATTERN",
     "CamelModel",
     "Condition",
     "ConditionList",
@@ -28,26 +30,11 @@ __all__ = [
     "x_validation",
 ]
 
-# Kubernetes resource.Quantity, non-negative only (a negative quota or memory is meaningless).
-# Same grammar as apimachinery's quantity parser: decimal number, then a binary (Ki..Ei),
-# decimal SI (n, u, m, k, M, G, T, P, E) or exponent suffix.
-QUANTITY_PATTERN = (
-    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
-_QUANTITY_RE = re.compile(QUANTITY_PATTERN)
-_CAMEL_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"  # metav1.Condition reason
+REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"  # metav1.Condition reason
 
 
 def _check_quantity(value: int | str) -> int | str:
-    if isinstance(value, bool):
-        raise ValueError("a quantity is a number or a string such as '500m' or '4Gi'")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"quantity must not be negative, got {value}")
-        return value
-    if not _QUANTITY_RE.match(value):
-        raise ValueError(f"{value!r} is not a Kubernetes quantity such as '500m', '2', '4Gi'")
+    parse_quantity(value)  # the one grammar (batchx.domain.quantity); ValueError says why
     return value
 
 
@@ -60,6 +47,7 @@ Quantity = Annotated[
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "x-kubernetes-int-or-string": True,
             "pattern": QUANTITY_PATTERN,
+            "maxLength": MAX_QUANTITY_LENGTH,
             "minimum": 0,
         }
     ),
@@ -117,7 +105,7 @@ class Condition(CamelModel):
         "1 to 1024 characters.",
         min_length=1,
         max_length=1024,
-        pattern=_CAMEL_REASON,
+        pattern=REASON_PATTERN,
     )
     message: str = Field(
         default="",

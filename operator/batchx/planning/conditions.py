@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from batchx.models import Condition, ConditionStatus
+from batchx.models.common import REASON_PATTERN
+
+_REASON = re.compile(REASON_PATTERN)
+
+
+def as_reason(text: str | None, fallback: str) -> str:
+    """`text` when it can be a condition's reason, else `fallback`.
+
+    For reasons copied from other objects: the kubelet fails a Pod it cannot admit with reason
+    ``OutOf`` + the resource's name (``OutOfnvidia.com/gpu``), which is no condition reason.
+    """
+    if text and len(text) <= 1024 and _REASON.match(text):
+        return text
+    return fallback
 
 
 def set_condition(

@@ -49,11 +49,10 @@ waits (not refused) because raising the quota or granting credits lets it start.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -66,6 +65,7 @@ from batchx.domain.coordinates import (
     resolve_ref,
 )
 from batchx.domain.manifest import CompiledManifest, ManifestError, compile_manifest
+from batchx.domain.quantity import parse_quantity
 from batchx.domain.validation import FileMode, FileRef, Problem
 from batchx.models import (
     ConditionStatus,
@@ -420,44 +420,6 @@ def _dec(value: float) -> Decimal:
 
 
 # -------------------------------------------------------------------------------- capacity
-
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
-_SUFFIX = {
-    "": Decimal(1),
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "k": Decimal("1e3"),
-    "M": Decimal("1e6"),
-    "G": Decimal("1e9"),
-    "T": Decimal("1e12"),
-    "P": Decimal("1e15"),
-    "E": Decimal("1e18"),
-    "Ki": Decimal(2**10),
-    "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30),
-    "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50),
-    "Ei": Decimal(2**60),
-}
-
-
-def parse_quantity(value: int | str) -> Decimal:
-    """A Kubernetes quantity ('500m', '4Gi', '1e3', 16) as an exact decimal; ValueError if not."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a quantity")
-    if isinstance(value, int):
-        return Decimal(value)
-    match = _QUANTITY.match(value)
-    if match is None:
-        raise ValueError(f"{value!r} is not a Kubernetes quantity")
-    number, suffix = match.group(1), match.group(2) or ""
-    try:
-        if suffix[:1] in ("e", "E"):
-            return Decimal(number + suffix)
-        return Decimal(number) * _SUFFIX[suffix]
-    except InvalidOperation as err:
-        raise ValueError(f"{value!r} is not a Kubernetes quantity") from err
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ from batchx.models import (
     JobTransfer,
 )
 from batchx.planning import labels
-from batchx.planning.conditions import set_condition
+from batchx.planning.conditions import as_reason, set_condition
 from batchx.planning.job_admission import SUCCEEDED_CONDITION, Request, Resources, charge
 
 __all__ = [
@@ -552,15 +552,23 @@ def parse_report(text: str | None) -> RunnerReport | None:
     except (ValueError, KeyError, TypeError):
         return None
     output = data.get("output")
+    result = data.get("result") if isinstance(data.get("result"), str) else None
+    if output is None and outcome is Outcome.UPLOADED and not result:
+        output = {}  # `to_json` leaves an empty output out: no output.json is the output {}
     return RunnerReport(
         outcome=outcome,
         message=str(data.get("message") or ""),
         output=output if isinstance(output, dict) else None,
-        result=data.get("result") if isinstance(data.get("result"), str) else None,
+        result=result,
         digest=data.get("digest") if isinstance(data.get("digest"), str) else None,
-        files=int(data.get("files") or 0),
-        bytes=int(data.get("bytes") or 0),
+        files=_count(data.get("files")),
+        bytes=_count(data.get("bytes")),
     )
+
+
+def _count(value: Any) -> int:
+    # A count the report cannot hold ("many", [1], 1e400) reads as 0: it only feeds metrics.
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 # ------------------------------------------------------------------------------- the status
@@ -757,7 +765,7 @@ def plan_status(
     if previous.state is not None and previous.state.is_terminal:
         return previous
     view = None if pod is None else _PodView.of(pod)
-    verdict = _judge(job, view, previous, inputs)
+    verdict = _own_outputs(_judge(job, view, previous, inputs), ref, inputs)
     terminal = verdict.state.is_terminal
     started = (view.job.started_at if view is not None else None) or previous.started_at
     finished = None
@@ -818,6 +826,32 @@ def _transfer(view: _PodView | None, stored: RunnerReport | None) -> JobTransfer
         input_bytes=staged.bytes if staged else 0,
         output_files=uploaded.files if uploaded else 0,
         output_bytes=uploaded.bytes if uploaded else 0,
+    )
+
+
+def _own_outputs(verdict: _Verdict, ref: JobRef, inputs: StatusInputs) -> _Verdict:
+    """INVALID_OUTPUT for an output naming a file the job did not write (under its prefix).
+
+    Stage-out rewrites the files it uploaded to ``bx://jobs/<job>/output/...`` and leaves every
+    other value as the image wrote it; a ``bx://`` path written by the image itself is a valid
+    file reference, but to a file of someone else's (another job's output, an input).
+    """
+    if verdict.output is None or verdict.state not in (JobState.SUCCEEDED, JobState.WARNING):
+        return verdict
+    prefix = output_prefix(ref.name)
+    checked = inputs.manifest.output.validate(verdict.output, FileMode.BX)
+    foreign = [
+        f"{r.path}: {r.value[:200]}" for r in checked.files if not r.target.startswith(prefix)
+    ]
+    if not foreign:
+        return verdict
+    return _Verdict(
+        JobState.INVALID_OUTPUT,
+        "InvalidOutput",
+        f"the output names files the job did not write (output files are paths under "
+        f"{OUTPUT_DIR}): {'; '.join(foreign[:10])}",
+        exit_code=verdict.exit_code,
+        output=verdict.output,
     )
 
 
@@ -889,8 +923,9 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
     if view.job.terminated:
         return _finished(view, inputs)
     if view.phase == "Failed":
-        reason = view.reason or "PodFailed"
-        return _Verdict(JobState.FAILED, reason, view.message or f"the pod failed ({reason})")
+        reason = as_reason(view.reason, "PodFailed")
+        shown = view.reason or reason
+        return _Verdict(JobState.FAILED, reason, view.message or f"the pod failed ({shown})")
     if view.job.running:
         return _Verdict(JobState.RUNNING, "Running", "the job's container is running")
     if view.stage_in.running:

@@ -12,9 +12,9 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 
+from batchx.domain.quantity import parse_quantity
 from batchx.domain.validation import FileRef
 from batchx.models import EnvironmentStorage, Quantity
-from batchx.planning.job_admission import parse_quantity
 from batchx.reconcile.context import Context
 from batchx.store.errors import NotFoundError
 from batchx.store.fs import EnvFiles, Usage

@@ -174,6 +174,14 @@ def stage_out(plan: Plan, files: EnvFiles, dirs: Dirs) -> RunnerReport:
             uploads.append((ref.target, local))
             target = plan.output_prefix + ref.target
         rewritten_refs.append(FileRef(ref.path, ref.pointer, ref.value, BX_SCHEME + target))
+    rewritten = {ref.pointer for ref in rewritten_refs}
+    for ref in compile_schema(plan.output_schema).validate(document, FileMode.BX).files:
+        if ref.pointer not in rewritten:  # a bx:// path the image wrote: no file of its own
+            return RunnerReport(
+                Outcome.INVALID_OUTPUT,
+                message=f"{ref.path}: output file {ref.value[:200]!r} is not under {OUTPUT_DIR}/ "
+                "(a bx:// path names a file the job did not write)",
+            )
     unique = dict(uploads)  # the same file listed twice is uploaded once
     total = 0
     with ThreadPoolExecutor(_WORKERS) as pool:
