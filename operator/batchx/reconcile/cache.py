@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -73,7 +74,12 @@ async def serve_or_hold(
     """Key every request; serve the hits and hold the twins (both leave `requests`)."""
     step = _Step(ctx, namespace, outcome, now)
     keys = await _keys(ctx, namespace, requests)
-    known = [Candidate.of(j.name, j.status, deleting=j.deleting) for j in jobs]
+    # Grouped once by key: a pass over N jobs costs O(N), whatever the number of requests.
+    known: dict[str, list[Candidate]] = defaultdict(list)
+    for j in jobs:
+        candidate = Candidate.of(j.name, j.status, deleting=j.deleting)
+        if candidate.key is not None:
+            known[candidate.key].append(candidate)
     leaders: dict[str, str] = {}
     ordered = sorted(requests.values(), key=lambda jr: (jr[1].created, jr[1].name))
     for job, judged in ordered:
@@ -83,10 +89,10 @@ async def serve_or_hold(
         request = dataclasses.replace(judged, cache_key=key)
         requests[request.name] = (job, request)
         if job.model.spec.cache:
-            if await _serve_from_any(step, job, request, entries(key, known)):
+            if await _serve_from_any(step, job, request, entries(key, known[key])):
                 del requests[request.name]
                 continue
-            twin = running_twin(key, known) or leaders.get(key)
+            twin = running_twin(key, known[key]) or leaders.get(key)
             if twin is not None:
                 del requests[request.name]
                 await _hold(step, job, request, twin)
