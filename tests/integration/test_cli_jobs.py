@@ -166,6 +166,23 @@ def test_run_wordcount_prints_the_output_json_and_exits_0(lab: Lab) -> None:
     assert (logs.returncode, logs.stdout.strip()) == (0, "wordcount: 2 lines, 7 words")
 
 
+def test_run_of_an_identical_job_is_cached_free_and_logs_the_first(
+    lab: Lab, job_bed: JobBed
+) -> None:
+    with job_bed.store() as store:
+        store.env(lab.name).put_bytes("texts/cached.txt", b"said once\n")
+    document = '{"text": "bx://texts/cached.txt"}'
+    first = lab.run("run", "examples/wordcount", document)
+    assert first.returncode == 0, first.stderr
+    again = lab.run("run", "examples/wordcount", document)
+    assert again.returncode == 0, again.stderr
+    one, two = submitted(first.stderr), submitted(again.stderr)
+    assert f"{two} SUCCEEDED <cached> from {one}; 0 credits charged" in again.stderr
+    assert json.loads(again.stdout)["counts"] == f"bx://jobs/{two}/output/counts.txt"
+    logs = lab.run("logs", two)  # a served job never ran: the log is its original's
+    assert (logs.returncode, logs.stdout.strip()) == (0, "wordcount: 1 lines, 2 words")
+
+
 def test_run_upload_stores_a_local_input_file_once(
     lab: Lab, job_bed: JobBed, tmp_path: Path
 ) -> None:
