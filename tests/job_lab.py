@@ -31,6 +31,9 @@ class Lab:
     name: str
 
     def submit(self, name: str, image: str, input: JSON | None = None, **spec: Any) -> str:
+        """Create a Job; it runs (``cache: false``) unless `spec` says ``cache=True``: most
+        tests submit the same image and input again and mean a pod to run each time."""
+        spec.setdefault("cache", False)
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "Job",

@@ -63,7 +63,11 @@ CREDITS_CHARGED = Counter(
     "Credits charged to finished jobs, by environment",
     ["environment"],
 )
-
+CACHE_HITS = Counter(
+    "batchx_job_cache_hits_total",
+    "Jobs served from an identical earlier job's result (no pod, no charge), by environment",
+    ["environment"],
+)
 QUEUE_SECONDS = Histogram(
     "batchx_job_queue_wait_seconds",
     "Seconds an admitted job waited QUEUED (quota, credits) before admission; 0 for a job "
@@ -112,6 +116,8 @@ def job_state_changed(
         QUEUE_SECONDS.labels(environment).observe(waited if previous is JobState.QUEUED else 0.0)
     if not state.is_terminal:
         return
+    if status.cached:
+        CACHE_HITS.labels(environment).inc()
     succeeded = find_condition(status.conditions, SUCCEEDED_CONDITION)
     stage = _STAGING_REASONS.get(succeeded.reason or "") if succeeded else None
     if stage is not None:

@@ -157,7 +157,8 @@ class Bx:
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "Job",
             "metadata": {"name": name},
-            "spec": {"image": "tutorial/hello:1.0.0", "input": {}},
+            # Identical jobs, each meant to be admitted: none waits for another's result.
+            "spec": {"image": "tutorial/hello:1.0.0", "input": {}, "cache": False},
         }
         result: JSON = self.custom.create_namespaced_custom_object(
             GROUP, VERSION, namespace, "jobs", body

@@ -150,7 +150,9 @@ def test_import_pins_the_digest_and_images_lists_it(lab: Lab, job_bed: JobBed) -
 
 
 def test_run_wordcount_prints_the_output_json_and_exits_0(lab: Lab) -> None:
-    done = lab.run("run", "-m", "64", "examples/wordcount", '{"text": "bx://texts/a.txt"}')
+    done = lab.run(
+        "run", "--no-cache", "-m", "64", "examples/wordcount", '{"text": "bx://texts/a.txt"}'
+    )
     assert done.returncode == 0, done.stderr
     name = submitted(done.stderr)
     assert name.startswith("wordcount-")
@@ -164,6 +166,23 @@ def test_run_wordcount_prints_the_output_json_and_exits_0(lab: Lab) -> None:
     assert (logs.returncode, logs.stdout.strip()) == (0, "wordcount: 2 lines, 7 words")
 
 
+def test_run_of_an_identical_job_is_cached_free_and_logs_the_first(
+    lab: Lab, job_bed: JobBed
+) -> None:
+    with job_bed.store() as store:
+        store.env(lab.name).put_bytes("texts/cached.txt", b"said once\n")
+    document = '{"text": "bx://texts/cached.txt"}'
+    first = lab.run("run", "examples/wordcount", document)
+    assert first.returncode == 0, first.stderr
+    again = lab.run("run", "examples/wordcount", document)
+    assert again.returncode == 0, again.stderr
+    one, two = submitted(first.stderr), submitted(again.stderr)
+    assert f"{two} SUCCEEDED <cached> from {one}; 0 credits charged" in again.stderr
+    assert json.loads(again.stdout)["counts"] == f"bx://jobs/{two}/output/counts.txt"
+    logs = lab.run("logs", two)  # a served job never ran: the log is its original's
+    assert (logs.returncode, logs.stdout.strip()) == (0, "wordcount: 1 lines, 2 words")
+
+
 def test_run_upload_stores_a_local_input_file_once(
     lab: Lab, job_bed: JobBed, tmp_path: Path
 ) -> None:
@@ -171,7 +190,8 @@ def test_run_upload_stores_a_local_input_file_once(
     text.write_bytes(TEXT)
     store = {**job_bed.credentials(), "BATCHX_STORE": job_bed.store_url}
     document = json.dumps({"text": str(text)})
-    done = lab.run("run", "--upload", "--logs", "examples/wordcount", document, extra_env=store)
+    flags = ["--no-cache", "--upload", "--logs"]  # it runs: its log is streamed
+    done = lab.run("run", *flags, "examples/wordcount", document, extra_env=store)
     assert done.returncode == 0, done.stderr
     assert (json.loads(done.stdout)["lines"], json.loads(done.stdout)["words"]) == (2, 7)
     assert "wordcount: 2 lines, 7 words" in done.stderr  # --logs streamed the job's log
@@ -241,7 +261,7 @@ def test_the_refusal_is_word_for_word_the_operators(lab: Lab) -> None:
 
 
 def test_submit_jobs_logs_cancel(lab: Lab) -> None:
-    submitted = lab.run("submit", "--timeout", "600", "examples/sleeper", "{}")
+    submitted = lab.run("submit", "--no-cache", "--timeout", "600", "examples/sleeper", "{}")
     assert submitted.returncode == 0, submitted.stderr
     name = submitted.stdout.strip()
     assert name.startswith("sleeper-")
@@ -265,7 +285,9 @@ def test_submit_jobs_logs_cancel(lab: Lab) -> None:
 
 
 def test_logs_follow_streams_a_job_from_before_it_starts(lab: Lab) -> None:
-    submitted = lab.run("submit", "examples/wordcount", '{"text": "bx://texts/a.txt"}')
+    submitted = lab.run(
+        "submit", "--no-cache", "examples/wordcount", '{"text": "bx://texts/a.txt"}'
+    )
     name = submitted.stdout.strip()
     followed = lab.run("logs", "-f", name)  # returns once the container's log ends
     assert (followed.returncode, followed.stdout.strip()) == (
@@ -365,7 +387,7 @@ def test_a_viewer_reads_but_is_told_which_permission_submitting_needs(
 @pytest.mark.parametrize("cancel", [False, True])
 def test_ctrl_c_leaves_the_job_running_and_says_how_to_follow_it(lab: Lab, cancel: bool) -> None:
     flags = ["--cancel-on-interrupt"] if cancel else []
-    proc = lab.start("run", *flags, "--timeout", "600", "examples/sleeper", "{}")
+    proc = lab.start("run", "--no-cache", *flags, "--timeout", "600", "examples/sleeper", "{}")
     assert proc.stderr is not None
     first = proc.stderr.readline()  # "job <name> submitted to environment <env>"
     name = submitted(first)

@@ -206,7 +206,12 @@ def _run(bx: Bx, env: str, name: str) -> dict[str, Any]:
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Job",
         "metadata": {"name": name},
-        "spec": {"image": "examples/wordcount:1.0.0", "input": {"text": "bx://in/a.txt"}},
+        # cache: false: the second job must run (and reserve) at the new price, not be served.
+        "spec": {
+            "image": "examples/wordcount:1.0.0",
+            "input": {"text": "bx://in/a.txt"},
+            "cache": False,
+        },
     }
     bx.custom.create_namespaced_custom_object(GROUP, VERSION, env, "jobs", body)
 

@@ -54,6 +54,21 @@ def test_admission_and_end_are_counted_once_per_change() -> None:
     assert metric("batchx_job_queue_wait_seconds_sum", environment=env) == 7  # it was QUEUED
 
 
+def test_a_cache_hit_is_counted_and_charges_nothing() -> None:
+    env = "unit-metrics-cached"
+    served = JobStatus(
+        state=JobState.SUCCEEDED,
+        cached=True,
+        cached_from="first",
+        finished_at=T0,
+        credits=JobCredits(reserved=0, charged=0),
+    )
+    metrics.job_state_changed(env, JobState.SUBMITTED, served, T0)
+    assert metric("batchx_job_cache_hits_total", environment=env) == 1
+    assert metric("batchx_job_credits_charged_total", environment=env) == 0
+    assert metric("batchx_job_state_changes_total", environment=env, state="SUCCEEDED") == 1
+
+
 def test_queue_wait_is_zero_for_a_job_admitted_at_once() -> None:
     env = "unit-metrics-at-once"
     admission = admitted_after(2)

@@ -244,13 +244,19 @@ class Client:
 
     def logs(self, job: JobRef | str, *, follow: bool = False) -> Iterator[str]:
         """The job container's log lines; with `follow`, waits for it to start and streams
-        until it exits. `NotFound` for a job that never ran (refused, cancelled first)."""
+        until it exits; for a job served from the cache, the log of the job it came from.
+        `NotFound` for a job that never ran (refused, cancelled first)."""
         ref = self._ref(job)
         result = self.get(ref)
         if follow and not result.has_logs:
             for result in self.watch(ref):
                 if result.has_logs or result.done:
                     break
+        if result.done and result.status.cached and result.status.cached_from:
+            # A served job never ran: its log is the run that computed its result (an entry is
+            # never itself cached, so one step back is the run).
+            ref = JobRef(result.status.cached_from, ref.namespace)
+            result = self.get(ref)
         if not result.has_logs:
             state = result.state or "SUBMITTED"
             detail = f": {result.message}" if result.done and result.message else ""

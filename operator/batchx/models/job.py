@@ -251,8 +251,9 @@ class JobAdmission(CamelModel):
     )
     cache_key: str | None = Field(
         default=None,
-        description="cacheKey identifies the job's result for execution caching (pinned image "
-        "digest and input content); unset until caching is implemented; at most 128 characters.",
+        description="cacheKey identifies the job's result for execution caching: sha256 of "
+        "the pinned image digest, manifest and input with files replaced by their content "
+        "digests (docs/caching.md); unset when the job has none; at most 128 characters.",
         max_length=128,
     )
     admitted_at: datetime = Field(description="admittedAt is when the job was admitted (RFC 3339).")

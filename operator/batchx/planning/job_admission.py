@@ -129,6 +129,9 @@ class Reason(StrEnum):
     POD_REJECTED = "PodRejected"  # the API server refused the planned Pod (not quota)
     ENVIRONMENT_NOT_FOUND = "EnvironmentNotFound"  # waits: no Environment owns the namespace
     OPERATOR_NOT_CONFIGURED = "OperatorNotConfigured"  # a setting every job needs is missing
+    # Waits: an identical job (same cache key, batchx.planning.job_cache) is running; served
+    # from its result when it succeeds.
+    WAITING_FOR_IDENTICAL_JOB = "WaitingForIdenticalJob"
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -207,6 +210,9 @@ class Request:
     reservation: Decimal
     # The manifest as the Image holds it: kept with the job's plan (batchx.planning.job_record).
     manifest_document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The execution cache key (batchx.planning.job_cache), set by the admission pass once the
+    # input files' digests are read from the index; None: the job has none (never cached).
+    cache_key: str | None = None
 
 
 def image_candidate(body: Mapping[str, Any]) -> ImageCandidate | None:
@@ -637,7 +643,10 @@ def admission_status(
         )
         image, reserved = request.image, request.reservation
         admission = JobAdmission(
-            resources=res.to_model(), rate=float(request.rate), admitted_at=now
+            resources=res.to_model(),
+            rate=float(request.rate),
+            cache_key=request.cache_key,
+            admitted_at=now,
         )
     return JobStatus(
         state=state,

@@ -2,11 +2,13 @@
 
 One pass (serialised and coalesced per environment by `batchx.reconcile.job.admit`) owns the
 jobs that were not admitted yet (no state, ``SUBMITTED``, ``QUEUED``): it judges each (refusal
--> ``FAILED``), checks what needs the world around it (`batchx.planning.job_checks`: the
-Environment, the store's index, the nodes' GPU products), asks `admit_fifo` which fit the quota
-and the ledger's fresh balance, and writes ``QUEUED`` (with the numbers) or ``STARTING`` (image
-pinned, credits reserved, the decision recorded in ``status.admission``). The admission status
-is stored *before* any object is created, so the ledger counts the reservation from then on.
+-> ``FAILED``), serves the ones an identical earlier job answers and holds the twins of a
+running one (`batchx.reconcile.cache`), checks what needs the world around it
+(`batchx.planning.job_checks`: the Environment, the store's index, the nodes' GPU products),
+asks `admit_fifo` which fit the quota and the ledger's fresh balance, and writes ``QUEUED``
+(with the numbers) or ``STARTING`` (image pinned, credits reserved, the decision recorded in
+``status.admission``). The admission status is stored *before* any object is created, so the
+ledger counts the reservation from then on.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from batchx.planning.job_checks import (
     unoffered_gpu_type,
 )
 from batchx.planning.ledger import JobAccount, credit_totals
-from batchx.reconcile import ledger
+from batchx.reconcile import cache, ledger
 from batchx.reconcile.context import Context, Outcome
 from batchx.reconcile.job_status import (
     PLURAL,
@@ -126,6 +128,8 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
             await write_or_retry(ctx, job, status, outcome)
             continue
         requests[job.name] = (job, verdict)
+    # Hits finish here, twins of a running job wait; neither needs quota or credits.
+    await cache.serve_or_hold(ctx, jobs, requests, namespace=namespace, outcome=outcome, now=now)
 
     spec_quota = (env.get("spec") or {}).get("quota")
     quota = EnvironmentQuota.model_validate(spec_quota) if spec_quota else None

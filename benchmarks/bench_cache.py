@@ -1,0 +1,273 @@
+"""Cache hits vs misses: a Job served from an identical one vs one that runs (a script).
+
+    make cluster-up
+    .venv/bin/python benchmarks/bench_cache.py [--count 20] [--finished 0]
+
+Goal (issue 12): a hit, Job created -> final state, under 1 s p99 over `--count` hits, measured
+in the same run as `--count` misses (the peer: the same image with an input no job had, so it
+runs a pod). The `hello-static` example writes an output file, so each hit also checks and
+aliases a blob. Rounds alternate: two misses (new names), then two hits of the previous round's
+misses. Times are this process's monotonic clock, from just before the create call to the watch
+event that shows the final state.
+
+With ``--finished N`` the environment first gets N finished Jobs (created, then marked
+SUCCEEDED by a status write, with a cache key no job asks for, while the operator is stopped),
+so a second line shows the same numbers with N entries in the namespace: what many finished
+jobs cost each admission pass (it lists the environment's jobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_jobs import (
+    GROUP,
+    RUNNER_IMAGE_VARIABLE,
+    TERMINAL,
+    VERSION,
+    Operator,
+    apply_crds,
+    cleanup,
+    create_environment,
+    percentile,
+    say,
+    start_store,
+    wait,
+)
+from kubernetes import client, config
+from tests.watching import Recorder
+
+from testbed import cluster, example_images, paths, product_images
+from testbed import s3 as s3bed
+
+JSON = dict[str, Any]
+EXAMPLE = "hello-static"
+DONE_TIMEOUT = 180.0
+
+
+def job_body(name: str, image: str, who: str) -> JSON:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"image": image, "input": {"name": who}, "vcpus": 1, "memory": 32, "timeout": 300},
+    }
+
+
+class Bench:
+    def __init__(self, api: client.ApiClient, env: str, image: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.env, self.image = env, image
+        self.jobs = Recorder.custom(api, GROUP, VERSION, env, "jobs")
+        self.created: dict[str, float] = {}
+
+    def submit(self, name: str, who: str) -> None:
+        self.created[name] = time.monotonic()
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.env, "jobs", job_body(name, self.image, who)
+        )
+
+    def done(self, name: str) -> JSON | None:
+        seen = self.jobs.first(
+            lambda s: s.name == name and (s.obj.get("status") or {}).get("state") in TERMINAL
+        )
+        return None if seen is None else {"at": seen.at, "status": seen.obj.get("status") or {}}
+
+    def wait_all(self, names: list[str]) -> None:
+        wait(f"{names} done", lambda: all(self.done(n) for n in names), DONE_TIMEOUT)
+
+    def seconds(self, names: list[str]) -> list[float]:
+        return [d["at"] - self.created[n] for n in names if (d := self.done(n)) is not None]
+
+    def admitted_seconds(self, names: list[str]) -> list[float]:
+        """Created -> admitted (STARTING or later, as the watch saw it) of jobs that ran."""
+        out = []
+        for name in names:
+            seen = self.jobs.first(
+                lambda s, n=name: (
+                    s.name == n
+                    and (s.obj.get("status") or {}).get("state")
+                    not in (None, "SUBMITTED", "QUEUED")
+                )
+            )
+            if seen is not None:
+                out.append(seen.at - self.created[name])
+        return out
+
+    def problems(self, names: list[str], *, cached: bool) -> list[str]:
+        bad = []
+        for name in names:
+            status = (self.done(name) or {}).get("status") or {}
+            if status.get("state") != "SUCCEEDED" or bool(status.get("cached")) != cached:
+                bad.append(f"{name}: {status.get('state')} cached={status.get('cached')}")
+        return bad
+
+
+def measure(bench: Bench, count: int, tag: str) -> tuple[list[str], list[str]]:
+    """Rounds of two misses, then two hits of the previous round's misses."""
+    misses: list[str] = []
+    hits: list[str] = []
+    previous: list[tuple[str, str]] = []
+    rounds = count // 2 + 1
+    for r in range(rounds):
+        fresh = [(f"{tag}miss-{r:02d}-{i}", f"{tag}{uuid.uuid4().hex[:8]}") for i in range(2)]
+        if r < rounds - 1:
+            for name, who in fresh:
+                bench.submit(name, who)
+            bench.wait_all([n for n, _ in fresh])
+            misses += [n for n, _ in fresh]
+        served = [(f"{tag}hit-{r:02d}-{i}", who) for i, (_, who) in enumerate(previous)]
+        for name, who in served:
+            bench.submit(name, who)
+        bench.wait_all([n for n, _ in served])
+        hits += [n for n, _ in served]
+        previous = fresh
+    return misses, hits
+
+
+def report(label: str, values: list[float]) -> str:
+    return (
+        f"{label:<36} n={len(values):>2}  p50 {statistics.median(values):6.3f}s  "
+        f"p99 {percentile(values, 99):6.3f}s  max {max(values):6.3f}s"
+    )
+
+
+def print_report(bench: Bench, misses: list[str], hits: list[str], finished: int) -> list[str]:
+    where = f"{finished} finished jobs in the namespace"
+    hit_s, miss_s = bench.seconds(hits), bench.seconds(misses)
+    say(report(f"hit:  created -> final ({where})", hit_s))
+    say(report(f"miss: created -> final ({where})", miss_s))
+    say(report(f"miss: created -> admitted ({where})", bench.admitted_seconds(misses)))
+    p99 = percentile(hit_s, 99)
+    say(
+        f"  hit p99 {p99:.3f}s ({'ok' if p99 < 1 else 'over the 1 s goal'}); hit p50 is "
+        f"{statistics.median(miss_s) / statistics.median(hit_s):.0f}x faster than a miss"
+    )
+    return bench.problems(misses, cached=False) + bench.problems(hits, cached=True)
+
+
+def fill(custom: client.CustomObjectsApi, env: str, image: str, count: int) -> None:
+    """`count` finished Jobs (the operator is stopped): created, then marked SUCCEEDED."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    started = time.monotonic()
+
+    def one(i: int) -> None:
+        name = f"done-{i:05d}"
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, env, "jobs", job_body(name, image, f"old-{i}")
+        )
+        status = {
+            "state": "SUCCEEDED",
+            "admission": {
+                "resources": {"vcpus": 1, "memory": 32, "gpus": 0, "timeout": 300},
+                "rate": 0,
+                "cacheKey": f"sha256:{i:064x}",
+                "admittedAt": now,
+            },
+            "output": {},
+            "exitCode": 0,
+            "credits": {"reserved": 0, "charged": 0},
+            "finishedAt": now,
+        }
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, env, "jobs", name, {"status": status}
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(count)))
+    say(f"filled {count} finished jobs in {time.monotonic() - started:.0f}s")
+
+
+def unfinalize(custom: client.CustomObjectsApi, env: str) -> None:
+    """Drop the finalizers of the filled jobs, so the namespace goes within cleanup's wait."""
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, env, "jobs")["items"]
+    names = [j["metadata"]["name"] for j in items if j["metadata"]["name"].startswith("done-")]
+
+    def one(name: str) -> None:
+        patch = {"metadata": {"finalizers": None}}
+        custom.patch_namespaced_custom_object(GROUP, VERSION, env, "jobs", name, patch)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, names))
+
+
+def settle(custom: client.CustomObjectsApi, env: str) -> None:
+    """Wait until the restarted operator has seen every job (Kopf's finalizers on each)."""
+    started = time.monotonic()
+
+    def seen() -> bool:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, env, "jobs")["items"]
+        return all(j["metadata"].get("finalizers") for j in items)
+
+    wait("the operator's first pass over the jobs", seen, 900, interval=2)
+    say(f"the restarted operator saw every job after {time.monotonic() - started:.0f}s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=20, help="hits, and as many misses")
+    parser.add_argument("--finished", type=int, default=0, help="finished jobs for a 2nd run")
+    args = parser.parse_args()
+    if not cluster.status_quiet():
+        say("starting the test bed (`make cluster-down` stops it)")
+        cluster.up()
+    api = config.new_client_from_config(config_file=str(paths.kubeconfig()))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-cache-"))
+    say("setup: CRDs, MinIO on the gateway, runner and example images, operator")
+    apply_crds()
+    server, store_env = start_store(workdir)
+    env = f"bench-{uuid.uuid4().hex[:6]}"
+    operator: Operator | None = None
+    bench: Bench | None = None
+    try:
+        runner = product_images.build("runner")
+        example = example_images.build_example(EXAMPLE)
+        settings = {
+            **store_env,
+            "KUBECONFIG": str(paths.kubeconfig()),
+            "BATCHX_LIVENESS_ENDPOINT": "",
+            "BATCHX_READINESS_ENDPOINT": "",
+            RUNNER_IMAGE_VARIABLE: runner.pinned,
+        }
+        operator = Operator(settings, workdir / "operator.log")
+        say(f"operator: pid {operator.proc.pid}, log {workdir / 'operator.log'}")
+        create_environment(api, env, example)
+        reference = f"{example.manifest['name']}:{example.manifest['version']}"
+        bench = Bench(api, env, reference)
+        bench.jobs.start()
+        bench.submit("warm-up", "warm-up")
+        bench.wait_all(["warm-up"])
+        misses, hits = measure(bench, args.count, "a-")
+        problems = print_report(bench, misses, hits, 0)
+        if args.finished:
+            operator.stop()
+            fill(bench.custom, env, reference, args.finished)
+            operator = Operator(settings, workdir / "operator-2.log")
+            settle(bench.custom, env)
+            misses, hits = measure(bench, args.count, "b-")
+            problems += print_report(bench, misses, hits, args.finished)
+        if problems:
+            say(f"NOT AS EXPECTED: {problems}")
+        return 1 if problems else 0
+    finally:
+        if bench is not None:
+            bench.jobs.stop()
+            if args.finished:  # the fake finished jobs: nothing to release, let them go at once
+                unfinalize(bench.custom, env)
+        cleanup(api, env, operator)
+        s3bed.stop(server)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

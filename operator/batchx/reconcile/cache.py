@@ -1,0 +1,208 @@
+"""Execution caching in the admission pass: serve a job from an identical one, or hold it.
+
+Before the pass asks `admit_fifo` what starts, each valid request gets its cache key
+(`batchx.planning.job_cache`; the input files' digests read from the store's index, no byte
+read). Then, oldest first:
+
+- a job with ``cache: true`` whose key an entry holds (a finished SUCCEEDED/WARNING job that
+  computed it) is served: the entry's output files are named again under
+  ``bx://jobs/<job>/output/`` (index entries for the same blobs: no byte copied, no quota, as
+  ``bx cp`` within an environment), then one status write finishes it (`cached_status`). No
+  pod, no reservation, no quota or credit needed. The entry is used only when every blob its
+  output names is still stored with its size (Kubeflow serves results whose artifacts are gone);
+  otherwise the next entry is tried, and with none left the job runs.
+- a job with ``cache: true`` whose key an admitted, unfinished job computes (or an older request
+  of this same pass) waits ``QUEUED`` with ``WaitingForIdenticalJob`` naming it, holding nothing
+  and blocking nobody. When that job ends, its end re-runs admission: served if it succeeded,
+  run itself if it did not (Flyte's ``cache_serialize``, without a lock object to leak).
+- ``cache: false`` always runs; its key is recorded all the same, so its result is an entry.
+
+Every step is safe to repeat: an operator killed after naming the aliases and before the status
+write finds the same paths naming the same blobs (unchanged, free) on the next pass. A store that
+cannot be read leaves jobs without keys: they run, as they would without caching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from batchx.planning.job_admission import Reason, Request, Wait, admission_status
+from batchx.planning.job_cache import (
+    Candidate,
+    cache_key,
+    cached_status,
+    entries,
+    folder_digest,
+    output_paths,
+    running_twin,
+)
+from batchx.planning.job_pod import output_prefix
+from batchx.reconcile.context import Context, Outcome
+from batchx.reconcile.job_status import JobRead, same_wait, write_or_retry
+from batchx.store.errors import StoreError
+from batchx.store.fs import EnvFiles, NewPath
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["serve_or_hold"]
+
+
+@dataclass(frozen=True)
+class _Step:
+    """Where one pass's cache decisions are written and reported."""
+
+    ctx: Context
+    namespace: str
+    outcome: Outcome
+    now: datetime
+
+
+async def serve_or_hold(
+    ctx: Context,
+    jobs: list[JobRead],
+    requests: dict[str, tuple[JobRead, Request]],
+    *,
+    namespace: str,
+    outcome: Outcome,
+    now: datetime,
+) -> None:
+    """Key every request; serve the hits and hold the twins (both leave `requests`)."""
+    step = _Step(ctx, namespace, outcome, now)
+    keys = await _keys(ctx, namespace, requests)
+    # Grouped once by key: a pass over N jobs costs O(N), whatever the number of requests.
+    known: dict[str, list[Candidate]] = defaultdict(list)
+    for j in jobs:
+        candidate = Candidate.of(j.name, j.status, deleting=j.deleting)
+        if candidate.key is not None:
+            known[candidate.key].append(candidate)
+    leaders: dict[str, str] = {}
+    ordered = sorted(requests.values(), key=lambda jr: (jr[1].created, jr[1].name))
+    for job, judged in ordered:
+        key = keys.get(judged.name)
+        if key is None:
+            continue
+        request = dataclasses.replace(judged, cache_key=key)
+        requests[request.name] = (job, request)
+        if job.model.spec.cache:
+            if await _serve_from_any(step, job, request, entries(key, known[key])):
+                del requests[request.name]
+                continue
+            twin = running_twin(key, known[key]) or leaders.get(key)
+            if twin is not None:
+                del requests[request.name]
+                await _hold(step, job, request, twin)
+                continue
+        leaders.setdefault(key, request.name)
+
+
+async def _serve_from_any(
+    step: _Step, job: JobRead, request: Request, found: list[Candidate]
+) -> bool:
+    for entry in found:
+        if await _serve(step, job, request, entry):
+            return True
+    return False
+
+
+async def _hold(step: _Step, job: JobRead, request: Request, twin: str) -> None:
+    message = (
+        f"waiting for identical job {twin} (same image digest and input content): served from "
+        "its result when it succeeds, run if it does not"
+    )
+    wait = Wait(request, Reason.WAITING_FOR_IDENTICAL_JOB, message, blocking=False)
+    status = admission_status(job.model, wait, generation=job.ref.generation, now=step.now)
+    if not same_wait(job.status, status):
+        await write_or_retry(step.ctx, job, status, step.outcome)
+
+
+async def _keys(
+    ctx: Context, namespace: str, requests: dict[str, tuple[JobRead, Request]]
+) -> dict[str, str | None]:
+    """Each request's cache key; None where an input file's digest cannot be read now."""
+    targets = {t.target for _, r in requests.values() for t in r.files}
+    digests: dict[str, str] = {}
+    store = ctx.store
+    if targets and store is not None:
+        try:
+            digests = await asyncio.to_thread(_digests, store.env(namespace), targets)
+        except Exception:  # any store failure: no keys for jobs with files; they run
+            logger.warning("cache keys of %s not computed: the store failed", namespace)
+    return {
+        name: cache_key(
+            container=r.image.container,
+            manifest=r.manifest_document,
+            input=job.model.spec.input,
+            files=r.files,
+            digests=digests,
+        )
+        for name, (job, r) in requests.items()
+    }
+
+
+def _digests(files: EnvFiles, targets: set[str]) -> dict[str, str]:
+    """Content digests of the input targets the index holds (files, and non-empty folders)."""
+    plain = sorted(t for t in targets if not t.endswith("/"))
+    found = {e.path: "sha256:" + e.digest for e in files.entries(plain)}
+    for folder in sorted(t for t in targets if t.endswith("/")):
+        under = list(files.find(folder))
+        if under:
+            listing = ((e.path[len(folder) :], e.digest, e.size) for e in files.entries(under))
+            found[folder] = folder_digest(listing)
+    return found
+
+
+async def _serve(step: _Step, job: JobRead, request: Request, entry: Candidate) -> bool:
+    """Finish `job` from `entry` if its output files are all still there; False: they are not."""
+    needed = output_paths(entry.status.output, entry.name)
+    store = step.ctx.store
+    if store is not None:
+        try:
+            aliased = await asyncio.to_thread(
+                _alias, store.env(step.namespace), entry.name, job.name, needed
+            )
+        except Exception:  # any store failure: do not serve from what cannot be checked
+            logger.warning("job %s not served from %s: the store failed", job.name, entry.name)
+            return False
+        if not aliased:
+            return False
+    elif needed:
+        return False
+    status = cached_status(
+        job.model,
+        request,
+        entry,
+        key=str(request.cache_key),
+        name=job.name,
+        generation=job.ref.generation,
+        now=step.now,
+    )
+    await write_or_retry(step.ctx, job, status, step.outcome)
+    return True
+
+
+def _alias(files: EnvFiles, original: str, job: str, needed: list[str]) -> bool:
+    """Name the original's output files under `job`'s output folder; False (nothing named)
+    when a file its output names is not in the index, or a blob is gone or of another size."""
+    source, target = output_prefix(original), output_prefix(job)
+    found = list(files.entries(list(files.find(source))))
+    paths = {e.path for e in found}
+    for path in needed:
+        folder = path if path.endswith("/") else path + "/"
+        if path not in paths and not any(p.startswith(folder) for p in paths):
+            return False
+    backend = files.backend
+    sizes = files.store.pool.map(lambda e: backend.blob_size(e.digest), found)
+    if any(size != e.size for size, e in zip(sizes, found, strict=True)):
+        return False
+    items = [NewPath(target + e.path[len(source) :], e.digest, e.size, original) for e in found]
+    results = files.add(items) if items else []
+    failed = [r for r in results if isinstance(r, StoreError)]
+    if failed:  # e.g. a deleted namesake's files at those paths: the job runs (and clears them)
+        logger.warning("outputs of %s not aliased for %s: %s", original, job, failed[0])
+        return False
+    return True

@@ -1,0 +1,160 @@
+"""The cache's steps: input digests and output aliases on a local store, and the decisions of
+one admission pass (served, held, run) with the Kubernetes API stubbed (our own boundary)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchx.planning.job_admission import Request
+from batchx.planning.job_cache import cache_key, folder_digest
+from batchx.reconcile.cache import _alias, _digests, serve_or_hold
+from batchx.reconcile.context import Context, Outcome
+from batchx.reconcile.job_status import JobRead
+from batchx.settings import Settings
+from batchx.store import Store, open_store
+from batchx.store.fs import EnvFiles
+from tests.job_builders import POLICY, T0, candidate
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Iterator[EnvFiles]:
+    with open_store(f"file://{tmp_path / 'store'}", lease_wait=0.5) as store:
+        yield store.env("lab")
+
+
+def test_digests_of_files_and_folders_come_from_the_index(files: EnvFiles) -> None:
+    a = files.put_bytes("data/a.txt", b"alpha").entry
+    b = files.put_bytes("data/sub/b.txt", b"beta").entry
+    files.put_bytes("copy/a.txt", b"alpha")
+    found = _digests(files, {"data/a.txt", "copy/a.txt", "data/", "missing.txt", "empty/"})
+    assert found == {
+        "data/a.txt": "sha256:" + a.digest,
+        "copy/a.txt": "sha256:" + a.digest,  # the same content, wherever it lies
+        "data/": folder_digest([("a.txt", a.digest, 5), ("sub/b.txt", b.digest, 4)]),
+    }
+
+
+def test_outputs_are_aliased_to_the_same_blobs_without_quota(files: EnvFiles) -> None:
+    files.put_bytes("jobs/one/output/counts.txt", b"3 the\n", job="one")
+    files.put_bytes("jobs/one/output/dir/x.txt", b"x", job="one")
+    used = files.usage().bytes
+    needed = ["jobs/one/output/counts.txt", "jobs/one/output/dir/"]
+    assert _alias(files, "one", "two", needed)
+    assert files.read_bytes("jobs/two/output/counts.txt") == b"3 the\n"
+    assert files.read_bytes("jobs/two/output/dir/x.txt") == b"x"
+    assert files.usage().bytes == used  # no new bytes: the blobs were the environment's
+    assert _alias(files, "one", "two", needed)  # again (an operator killed before the write)
+
+
+def test_nothing_is_aliased_when_an_output_file_or_blob_is_gone(files: EnvFiles) -> None:
+    entry = files.put_bytes("jobs/one/output/counts.txt", b"3 the\n").entry
+    assert not _alias(files, "one", "two", ["jobs/one/output/other.txt"])
+    store: Store = files.store
+    store.backend.delete_blob(entry.digest)
+    assert not _alias(files, "one", "two", ["jobs/one/output/counts.txt"])
+    assert files.stat("jobs/two/output/counts.txt") is None
+
+
+# ----------------------------------------------------------------------- the pass's decisions
+
+
+class KubeStub:
+    """Status writes recorded (and echoed back as the API server would)."""
+
+    def __init__(self) -> None:
+        self.writes: dict[str, dict[str, Any]] = {}
+
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, patch: dict[str, Any], **_: Any
+    ) -> dict[str, Any]:
+        self.writes[name] = patch
+        return {"metadata": meta(name), "spec": {"image": "tutorial/hello"}, "status": patch}
+
+
+def meta(name: str) -> dict[str, Any]:
+    return {"name": name, "namespace": "lab", "uid": f"uid-{name}", "generation": 1}
+
+
+def body(name: str, *, cache: bool = True, status: dict[str, Any] | None = None) -> JobRead:
+    created = {"creationTimestamp": f"2026-01-01T00:00:0{name[-1]}Z"}
+    spec = {"image": "tutorial/hello", "input": {"who": "ada"}, "cache": cache}
+    return JobRead({"metadata": {**meta(name), **created}, "spec": spec, "status": status})
+
+
+def done(name: str, key: str, *, state: str = "SUCCEEDED") -> JobRead:
+    admission = {
+        "resources": {"vcpus": 1, "memory": 64, "gpus": 0, "timeout": 60},
+        "rate": 1,
+        "cacheKey": key,
+        "admittedAt": "2026-01-01T00:00:00Z",
+    }
+    status = {"state": state, "admission": admission, "exitCode": 0, "output": {"n": 1}}
+    return body(name, status=status)
+
+
+def run_pass(waiting: list[JobRead], others: list[JobRead]) -> tuple[set[str], KubeStub]:
+    kube = KubeStub()
+    ctx = Context(settings=Settings.load({}), kube=kube)  # type: ignore[arg-type]
+    requests = {}
+    for job in waiting:
+        verdict = job.judge([candidate()], POLICY)
+        assert isinstance(verdict, Request)
+        requests[job.name] = (job, verdict)
+    asyncio.run(
+        serve_or_hold(ctx, waiting + others, requests, namespace="lab", outcome=Outcome(), now=T0)
+    )
+    return set(requests), kube
+
+
+def key() -> str:
+    """The key every job of these tests has (same image and input)."""
+    job = body("k1")
+    verdict = job.judge([candidate()], POLICY)
+    assert isinstance(verdict, Request)
+    value = cache_key(
+        container=verdict.image.container,
+        manifest=verdict.manifest_document,
+        input=job.model.spec.input,
+        files=verdict.files,
+        digests={},
+    )
+    assert value is not None
+    return value
+
+
+def test_a_hit_is_served_and_leaves_the_pass() -> None:
+    left, kube = run_pass([body("new2")], [done("old1", key())])
+    assert left == set()
+    written = kube.writes["new2"]
+    assert (written["state"], written["cached"], written["cachedFrom"]) == (
+        "SUCCEEDED",
+        True,
+        "old1",
+    )
+
+
+def test_a_failed_job_serves_nothing_and_cache_false_always_runs() -> None:
+    left, kube = run_pass([body("new2")], [done("old1", key(), state="FAILED")])
+    assert (left, kube.writes) == ({"new2"}, {})
+    left, kube = run_pass([body("new2", cache=False)], [done("old1", key())])
+    assert (left, kube.writes) == ({"new2"}, {})
+
+
+def test_identical_jobs_of_one_pass_run_the_oldest_the_others_wait_for_it() -> None:
+    left, kube = run_pass([body("b2"), body("a1"), body("c3", cache=False)], [])
+    assert left == {"a1", "c3"}  # cache: false never waits
+    condition = kube.writes["b2"]["conditions"][-1]
+    assert (kube.writes["b2"]["state"], condition["reason"]) == ("QUEUED", "WaitingForIdenticalJob")
+    assert "waiting for identical job a1" in condition["message"]
+
+
+def test_a_twin_of_a_running_job_waits_for_it() -> None:
+    running = done("run1", key(), state="RUNNING")
+    left, kube = run_pass([body("new2")], [running])
+    assert left == set()
+    assert "identical job run1" in kube.writes["new2"]["conditions"][-1]["message"]
