@@ -1,0 +1,123 @@
+"""The ledger writes a charge record once, not at every event of its job.
+
+A restarted operator gets one event per Job it lists; before, each charged job's event tried to
+create its (immutable) record again: an AlreadyExists and a read back per finished job, 1,000
+of each for 1,000 finished jobs (benchmarks/bench_restart.py). The records of a namespace are
+now listed once and the jobs seen recorded are skipped. The Kube stub is our own boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from batchx.clients.kube import Conflict
+from batchx.planning.ledger import JobAccount, charge_record
+from batchx.reconcile.context import Context
+from batchx.reconcile.ledger import record_job, settle
+from batchx.settings import Settings
+
+JSON = dict[str, Any]
+
+
+def finished(uid: str, charged: str = "1.5") -> JobAccount:
+    body = {
+        "metadata": {"name": f"job-{uid}", "uid": uid},
+        "status": {"state": "SUCCEEDED", "credits": {"reserved": 0, "charged": charged}},
+    }
+    return JobAccount.from_body(body)
+
+
+class RecordingKube:
+    """Config maps in memory; every call is counted by name."""
+
+    def __init__(self, records: list[JSON]) -> None:
+        self.records = {r["metadata"]["name"]: r for r in records}
+        self.calls: list[str] = []
+
+    async def list_config_maps(self, namespace: str, selector: str) -> list[JSON]:
+        self.calls.append("list")
+        return list(self.records.values())
+
+    async def create_config_map(self, body: JSON) -> JSON:
+        self.calls.append("create")
+        if body["metadata"]["name"] in self.records:
+            raise Conflict(409, "AlreadyExists", "exists")
+        self.records[body["metadata"]["name"]] = body
+        return body
+
+    async def get_config_map(self, namespace: str, name: str) -> JSON | None:
+        self.calls.append("get")
+        return self.records.get(name)
+
+    async def list_objects(self, plural: str, namespace: str) -> list[JSON]:
+        return []
+
+
+def run(kube: RecordingKube, *jobs: JobAccount, events: int = 1) -> None:
+    ctx = Context(settings=Settings.load({}), kube=kube)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        for _ in range(events):
+            for job in jobs:
+                await record_job(ctx, "lab", job)
+
+    asyncio.run(main())
+
+
+def test_recorded_jobs_after_a_restart_cost_one_list_and_no_write() -> None:
+    jobs = [finished(f"u{i}") for i in range(50)]
+    kube = RecordingKube([charge_record("lab", j) for j in jobs])
+    run(kube, *jobs, events=3)
+    assert kube.calls == ["list"]
+
+
+def test_an_unrecorded_charge_is_recorded_once() -> None:
+    old, new = finished("old"), finished("new")
+    kube = RecordingKube([charge_record("lab", old)])
+    run(kube, old, new, events=3)
+    assert kube.calls == ["list", "create"]
+    assert set(kube.records) == {"bx-charge-old", "bx-charge-new"}
+
+
+def test_a_record_made_by_someone_else_meanwhile_is_read_back_once() -> None:
+    job = finished("raced")
+    kube = RecordingKube([])
+    ctx = Context(settings=Settings.load({}), kube=kube)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await record_job(ctx, "lab", finished("first"))  # lists: no records yet
+        kube.records["bx-charge-raced"] = charge_record("lab", job)  # another run made it
+        for _ in range(3):
+            await record_job(ctx, "lab", job)
+
+    asyncio.run(main())
+    assert kube.calls == ["list", "create", "create", "get"]
+
+
+def test_settle_still_recreates_a_record_deleted_by_hand() -> None:
+    job = finished("gone")
+    kube = RecordingKube([charge_record("lab", job)])
+    ctx = Context(settings=Settings.load({}), kube=kube)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await record_job(ctx, "lab", job)
+        kube.records.clear()
+        kube.list_objects = _jobs([job])  # type: ignore[method-assign]
+        await settle(ctx, "lab")
+
+    asyncio.run(main())
+    assert set(kube.records) == {"bx-charge-gone"}
+
+
+def _jobs(accounts: list[JobAccount]) -> Any:
+    async def list_objects(plural: str, namespace: str) -> list[JSON]:
+        return [
+            {
+                "metadata": {"name": a.name, "uid": a.uid},
+                "status": {"state": "SUCCEEDED", "credits": {"charged": str(a.charged)}},
+            }
+            for a in accounts
+        ]
+
+    return list_objects
