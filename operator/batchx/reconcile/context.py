@@ -161,3 +161,5 @@ class Context:
     coalescer: Coalescer = field(default_factory=Coalescer)
     wakeups: Wakeups = field(default_factory=Wakeups)
     recorded: RecordedCharges = field(default_factory=RecordedCharges)
+    # The status this process last wrote per object key, to tell a stale read from news.
+    written: dict[str, JSON] = field(default_factory=dict)

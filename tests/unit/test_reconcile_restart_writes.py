@@ -1,9 +1,10 @@
-"""The ledger writes a charge record once, not at every event of its job.
+"""A restarted operator does not rewrite what is unchanged (benchmarks/bench_restart.py).
 
-A restarted operator gets one event per Job it lists; before, each charged job's event tried to
-create its (immutable) record again: an AlreadyExists and a read back per finished job, 1,000
-of each for 1,000 finished jobs (benchmarks/bench_restart.py). The records of a namespace are
-now listed once and the jobs seen recorded are skipped. The Kube stub is our own boundary.
+It gets one event per Job it lists. Before, each charged job's event tried to create its
+(immutable) charge record again: an AlreadyExists and a read back per finished job, 1,000 of
+each for 1,000 finished jobs; now a namespace's records are listed once and jobs seen recorded
+are skipped. And each event refreshed the Environment with a status patch, changed or not; now
+an unchanged status is not written. The Kube stubs are our own boundary.
 """
 
 from __future__ import annotations
@@ -121,3 +122,53 @@ def _jobs(accounts: list[JobAccount]) -> Any:
         ]
 
     return list_objects
+
+
+# -- the Environment's status -------------------------------------------------------------------
+
+ENV_UID = "0f4c3b6e-1111-2222-3333-444455556666"
+
+
+class EnvironmentKube:
+    """An Environment whose namespace is ours; status patches are kept, children ignored."""
+
+    def __init__(self) -> None:
+        self.status_patches: list[JSON] = []
+
+    async def get_namespace(self, name: str) -> JSON:
+        owner = {"apiVersion": "batchx.io/v1alpha1", "kind": "Environment", "uid": ENV_UID}
+        return {"metadata": {"name": name, "ownerReferences": [owner], "labels": {}}}
+
+    async def patch_cluster_status(self, plural: str, name: str, patch: JSON) -> None:
+        self.status_patches.append(patch)
+
+    def __getattr__(self, name: str) -> Any:  # children and ledger: nothing there
+        async def nothing(*args: Any, **kwargs: Any) -> Any:
+            return [] if name.startswith("list_") else None
+
+        return nothing
+
+
+def test_an_unchanged_environment_status_is_not_written_again() -> None:
+    from batchx.reconcile.environment import reconcile_environment  # noqa: PLC0415
+
+    kube = EnvironmentKube()
+    ctx = Context(settings=Settings.load({}), kube=kube)  # type: ignore[arg-type]
+    body: JSON = {
+        "metadata": {"name": "lab", "uid": ENV_UID, "generation": 1},
+        "spec": {"credits": 10, "members": []},
+    }
+
+    def reconcile(status: JSON | None) -> int:
+        before = len(kube.status_patches)
+        asyncio.run(reconcile_environment(ctx, {**body, "status": status}))
+        return len(kube.status_patches) - before
+
+    assert reconcile(None) == 2  # "SettingUp", then Ready
+    written = {k: v for k, v in kube.status_patches[-1].items() if v is not None}
+    assert reconcile(written) == 0  # a resync, a job event, a restart: nothing new
+    # A body older than this process's last write is not trusted: credits raised since.
+    raised = {**body, "spec": {"credits": 20, "members": []}}
+    asyncio.run(reconcile_environment(ctx, {**raised, "status": written}))
+    assert kube.status_patches[-1]["credits"]["granted"] == 20
+    assert reconcile(written) == 1  # the stale body (granted 10) gets 10 written back
