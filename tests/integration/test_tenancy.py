@@ -27,6 +27,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from testbed.images import Entry, ImageSpec, busybox_entries, publish
+from testbed.topology import GATEWAY
 
 from batchx.planning.job_pod import JOB_CONTAINER, pod_name
 from tests.fixtures_jobs import JobBed
@@ -177,7 +178,11 @@ PROBE_SCRIPT = r"""#!/bin/sh
 # busybox wget: no -T (busybox-static's wget segfaults with it), `timeout` bounds it instead.
 code() { timeout 15 wget -q -S --no-check-certificate -O /dev/null "$1" 2>&1 \
   | grep -o 'HTTP/1.[01] [0-9]*' | head -n 1 | cut -d' ' -f2; }
-store=$(sed -n 's/.*"store"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' /batchx/input/input.json)
+field() {
+  sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" /batchx/input/input.json
+}
+store=$(field store)
+kubelet=$(field kubelet)
 echo "probe-batchx-env: $BATCHX_ENV"
 echo "probe-env: $(env | cut -d= -f1 | sort | tr '\n' ' ')"
 if [ -e /var/run/secrets ]; then echo "probe-secrets-dir: present"; else
@@ -190,6 +195,7 @@ api=https://10.96.0.1:443
 echo "probe-api-secrets: $(code "$api/api/v1/namespaces/$BATCHX_ENV/secrets")"
 echo "probe-api-jobs: $(code "$api/apis/batchx.io/v1alpha1/namespaces/$BATCHX_ENV/jobs")"
 if [ -n "$store" ]; then echo "probe-store: $(code "$store")"; fi
+if [ -n "$kubelet" ]; then echo "probe-kubelet: $(code "$kubelet")"; fi
 echo '{}' > /batchx/output/output.json
 """
 
@@ -200,7 +206,10 @@ PROBE_MANIFEST: dict[str, Any] = {
     "author": "batchx tests",
     "changeLog": "first version",
     "schema": {
-        "input": {"type": "object", "properties": {"store": {"type": "string"}}},
+        "input": {
+            "type": "object",
+            "properties": {"store": {"type": "string"}, "kubelet": {"type": "string"}},
+        },
         "output": {"type": "object", "properties": {}},
     },
     "runtime": {"minMem": 32},
@@ -376,7 +385,10 @@ def test_user_container_holds_no_credential_and_the_api_refuses_it(
     a = tenants.a
     bucket = job_bed.store_url.removeprefix("s3://").split("/")[0]
     store = f"{job_bed.s3.endpoint}/{bucket}/"  # the bridge gateway's MinIO, as pods reach it
-    name = a.submit(f"probe-{uuid.uuid4().hex[:6]}", PROBE_NAME, {"store": store})
+    kubelet = f"https://{GATEWAY}:10250/pods"  # the node's kubelet: every pod of the node
+    name = a.submit(
+        f"probe-{uuid.uuid4().hex[:6]}", PROBE_NAME, {"store": store, "kubelet": kubelet}
+    )
     done = a.wait_done(name)
     assert done["status"]["state"] == "SUCCEEDED", done["status"]
 
@@ -399,8 +411,9 @@ def test_user_container_holds_no_credential_and_the_api_refuses_it(
     assert "python" not in report["processes"]  # the runners' processes are not visible
     assert report["api-secrets"] in {"401", "403"}, report
     assert report["api-jobs"] in {"401", "403"}, report
-    # So is the store, which refuses an anonymous request.
+    # So are the store and the kubelet, which refuse an anonymous request.
     assert report["store"] == "403", report
+    assert report["kubelet"] in {"401", "403"}, report
 
 
 # -- files across environments ----------------------------------------------------------------
