@@ -551,6 +551,8 @@ def parse_report(text: str | None) -> RunnerReport | None:
     except (ValueError, KeyError, TypeError):
         return None
     output = data.get("output")
+    if outcome is Outcome.UPLOADED and "output" not in data and "result" not in data:
+        output = {}  # an empty output is left out of the message (`to_json`, `uploaded_report`)
     return RunnerReport(
         outcome=outcome,
         message=str(data.get("message") or ""),
