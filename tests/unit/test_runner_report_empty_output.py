@@ -15,11 +15,13 @@ from batchx.runner.output import invalid_report, uploaded_report
 def test_an_empty_output_reads_back_as_an_empty_output() -> None:
     for text in (uploaded_report({}), RunnerReport(Outcome.UPLOADED, output={}).to_json()):
         report = parse_report(text)
-        assert report is not None and report.output == {}, text
+        assert report is not None, text
+        assert report.output == {}, text
 
 
 def test_a_report_that_points_to_the_store_or_says_invalid_has_no_inline_output() -> None:
     stored = RunnerReport(Outcome.UPLOADED, result="jobs/j/.batchx/result.json", digest="sha256:0")
     for text in (stored.to_json(), invalid_report("not JSON")):
         report = parse_report(text)
-        assert report is not None and report.output is None, text
+        assert report is not None, text
+        assert report.output is None, text
