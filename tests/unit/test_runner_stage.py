@@ -346,7 +346,7 @@ def test_stage_out_of_an_output_without_files_never_imports_the_store(
 @pytest.mark.parametrize(
     ("output", "expected"),
     [
-        (None, RunnerReport(Outcome.UPLOADED)),
+        (None, RunnerReport(Outcome.UPLOADED, output={})),  # no output.json: an empty output
         ("not json", None),
         ("[1]", None),
     ],
