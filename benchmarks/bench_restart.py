@@ -186,8 +186,10 @@ def write_counts(api: client.ApiClient) -> Counter[tuple[str, str, str]]:
     """``apiserver_request_total`` of write verbs by (verb, resource[/subresource], code)."""
     response = api.call_api(
         "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
-    )[0]
-    text = response.data.decode()
+    )
+    # call_api answers a (data, status, headers) tuple, or the raw response without preloading
+    raw = response[0] if isinstance(response, tuple) else response
+    text = raw.data.decode()
     counts: Counter[tuple[str, str, str]] = Counter()
     for family in text_string_to_metric_families(text):
         if family.name != "apiserver_request":
