@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,6 +127,29 @@ class Wakeups:
         return None if pending is None else pending[0]
 
 
+class RecordedCharges:
+    """The jobs whose charge record is known to exist, per namespace (job uids).
+
+    A charge record is immutable and nobody deletes it (it goes with its namespace), so a job
+    seen recorded stays recorded: the ledger then makes no create attempt (an AlreadyExists
+    and a read back) at each of the job's later events, of which a restarted operator gets one
+    per job. A namespace's records are listed once, at its first charged job; a namespace of an
+    old name again (an Environment re-created) only holds new uids.
+    """
+
+    def __init__(self) -> None:
+        self._uids: dict[str, set[str]] = {}
+
+    def loaded(self, namespace: str) -> bool:
+        return namespace in self._uids
+
+    def add(self, namespace: str, uids: Iterable[str]) -> None:
+        self._uids.setdefault(namespace, set()).update(uids)
+
+    def has(self, namespace: str, uid: str) -> bool:
+        return uid in self._uids.get(namespace, ())
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -137,3 +160,6 @@ class Context:
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     coalescer: Coalescer = field(default_factory=Coalescer)
     wakeups: Wakeups = field(default_factory=Wakeups)
+    recorded: RecordedCharges = field(default_factory=RecordedCharges)
+    # The status this process last wrote per object key, to tell a stale read from news.
+    written: dict[str, JSON] = field(default_factory=dict)

@@ -99,11 +99,14 @@ async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
     ready = plan.readiness(env, verdict)
     status = plan.plan_status(env, ready, totals, storage, datetime.now(UTC))
     patch = status.to_json()
-    patch.setdefault("namespace", None)  # merge patch: an absent key would keep a stale value
-    try:
-        await kube.patch_cluster_status(PLURAL, env.name, patch)
-    except NotFound:
-        return Outcome()  # deleted meanwhile: nothing left to report on
+    if _news(ctx, env, patch):
+        written = dict(patch)
+        patch.setdefault("namespace", None)  # merge patch: an absent key would keep a stale value
+        try:
+            await kube.patch_cluster_status(PLURAL, env.name, patch)
+        except NotFound:
+            return Outcome()  # deleted meanwhile: nothing left to report on
+        ctx.written[_key(env)] = written
     for kind, value in patch.get("credits", {}).items():
         metrics.CREDITS.labels(env.name, kind).set(value)
     if storage is not None:
@@ -147,6 +150,22 @@ async def _execute(ctx: Context, action: Action) -> None:
         await kube.delete_secret(action.namespace, action.name)
     else:
         await kube.delete_role_binding(action.namespace, action.name)
+
+
+def _news(ctx: Context, env: EnvironmentObject, status: JSON) -> bool:
+    """Whether `status` differs from the Environment's: an unchanged one is not written again
+    (every job event refreshes its Environment, and a restart brings one event per job).
+
+    The body read may predate this process's last write (a handler's body waits for the lock):
+    it is trusted only when it shows what was last written, or nothing was written since start.
+    """
+    observed = env.model.status.to_json() if env.model.status is not None else None
+    last = ctx.written.get(_key(env))
+    return status != observed or (last is not None and last != status)
+
+
+def _key(env: EnvironmentObject) -> str:
+    return f"environment/{env.name}/{env.uid}"
 
 
 def _ref(env: EnvironmentObject) -> JSON:

@@ -24,8 +24,21 @@ async def ensure_record(ctx: Context, namespace: str, job: JobAccount) -> Charge
         # not ours, is the charge: the first write is the one that counts.
         existing = await ctx.kube.get_config_map(namespace, record_name(job.uid))
         if existing is not None:
+            ctx.recorded.add(namespace, [job.uid])
             return ChargeRecord.from_config_map(existing)
+    ctx.recorded.add(namespace, [job.uid])
     return ChargeRecord(job.uid, job.name, job.charged)
+
+
+async def _known_recorded(ctx: Context, namespace: str, uid: str) -> bool:
+    """Whether the job's record is known to exist (the namespace's records listed once)."""
+    if not ctx.recorded.loaded(namespace):
+        async with ctx.locks.hold(f"records/{namespace}"):
+            if not ctx.recorded.loaded(namespace):
+                listed = await ctx.kube.list_config_maps(namespace, RECORD_SELECTOR)
+                uids = [ChargeRecord.from_config_map(c).job_uid for c in listed]
+                ctx.recorded.add(namespace, uids)
+    return ctx.recorded.has(namespace, uid)
 
 
 async def record_job(ctx: Context, namespace: str, job: JobAccount) -> None:
@@ -33,6 +46,8 @@ async def record_job(ctx: Context, namespace: str, job: JobAccount) -> None:
     if not needs_record(job):
         return
     try:
+        if await _known_recorded(ctx, namespace, job.uid):
+            return
         await ensure_record(ctx, namespace, job)
     except NotFound:
         # The namespace is gone (the job's last event can arrive after it): so are its
@@ -60,6 +75,7 @@ async def settle(ctx: Context, namespace: str) -> tuple[list[JobAccount], list[C
         ChargeRecord.from_config_map(c)
         for c in await ctx.kube.list_config_maps(namespace, RECORD_SELECTOR)
     ]
+    ctx.recorded.add(namespace, (r.job_uid for r in records))
     for job in missing_records(jobs, records):
         records.append(await ensure_record(ctx, namespace, job))
     return jobs, records

@@ -1,0 +1,174 @@
+"""A restarted operator does not rewrite what is unchanged (benchmarks/bench_restart.py).
+
+It gets one event per Job it lists. Before, each charged job's event tried to create its
+(immutable) charge record again: an AlreadyExists and a read back per finished job, 1,000 of
+each for 1,000 finished jobs; now a namespace's records are listed once and jobs seen recorded
+are skipped. And each event refreshed the Environment with a status patch, changed or not; now
+an unchanged status is not written. The Kube stubs are our own boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from batchx.clients.kube import Conflict
+from batchx.planning.ledger import JobAccount, charge_record
+from batchx.reconcile.context import Context
+from batchx.reconcile.ledger import record_job, settle
+from batchx.settings import Settings
+
+JSON = dict[str, Any]
+
+
+def finished(uid: str, charged: str = "1.5") -> JobAccount:
+    body = {
+        "metadata": {"name": f"job-{uid}", "uid": uid},
+        "status": {"state": "SUCCEEDED", "credits": {"reserved": 0, "charged": charged}},
+    }
+    return JobAccount.from_body(body)
+
+
+class RecordingKube:
+    """Config maps in memory; every call is counted by name."""
+
+    def __init__(self, records: list[JSON]) -> None:
+        self.records = {r["metadata"]["name"]: r for r in records}
+        self.calls: list[str] = []
+
+    async def list_config_maps(self, namespace: str, selector: str) -> list[JSON]:
+        self.calls.append("list")
+        return list(self.records.values())
+
+    async def create_config_map(self, body: JSON) -> JSON:
+        self.calls.append("create")
+        if body["metadata"]["name"] in self.records:
+            raise Conflict(409, "AlreadyExists", "exists")
+        self.records[body["metadata"]["name"]] = body
+        return body
+
+    async def get_config_map(self, namespace: str, name: str) -> JSON | None:
+        self.calls.append("get")
+        return self.records.get(name)
+
+    async def list_objects(self, plural: str, namespace: str) -> list[JSON]:
+        return []
+
+
+def run(kube: RecordingKube, *jobs: JobAccount, events: int = 1) -> None:
+    ctx = Context(settings=Settings.load({}), kube=kube)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        for _ in range(events):
+            for job in jobs:
+                await record_job(ctx, "lab", job)
+
+    asyncio.run(main())
+
+
+def test_recorded_jobs_after_a_restart_cost_one_list_and_no_write() -> None:
+    jobs = [finished(f"u{i}") for i in range(50)]
+    kube = RecordingKube([charge_record("lab", j) for j in jobs])
+    run(kube, *jobs, events=3)
+    assert kube.calls == ["list"]
+
+
+def test_an_unrecorded_charge_is_recorded_once() -> None:
+    old, new = finished("old"), finished("new")
+    kube = RecordingKube([charge_record("lab", old)])
+    run(kube, old, new, events=3)
+    assert kube.calls == ["list", "create"]
+    assert set(kube.records) == {"bx-charge-old", "bx-charge-new"}
+
+
+def test_a_record_made_by_someone_else_meanwhile_is_read_back_once() -> None:
+    job = finished("raced")
+    kube = RecordingKube([])
+    ctx = Context(settings=Settings.load({}), kube=kube)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await record_job(ctx, "lab", finished("first"))  # lists: no records yet
+        kube.records["bx-charge-raced"] = charge_record("lab", job)  # another run made it
+        for _ in range(3):
+            await record_job(ctx, "lab", job)
+
+    asyncio.run(main())
+    assert kube.calls == ["list", "create", "create", "get"]
+
+
+def test_settle_still_recreates_a_record_deleted_by_hand() -> None:
+    job = finished("gone")
+    kube = RecordingKube([charge_record("lab", job)])
+    ctx = Context(settings=Settings.load({}), kube=kube)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await record_job(ctx, "lab", job)
+        kube.records.clear()
+        kube.list_objects = _jobs([job])  # type: ignore[method-assign]
+        await settle(ctx, "lab")
+
+    asyncio.run(main())
+    assert set(kube.records) == {"bx-charge-gone"}
+
+
+def _jobs(accounts: list[JobAccount]) -> Any:
+    async def list_objects(plural: str, namespace: str) -> list[JSON]:
+        return [
+            {
+                "metadata": {"name": a.name, "uid": a.uid},
+                "status": {"state": "SUCCEEDED", "credits": {"charged": str(a.charged)}},
+            }
+            for a in accounts
+        ]
+
+    return list_objects
+
+
+# -- the Environment's status -------------------------------------------------------------------
+
+ENV_UID = "0f4c3b6e-1111-2222-3333-444455556666"
+
+
+class EnvironmentKube:
+    """An Environment whose namespace is ours; status patches are kept, children ignored."""
+
+    def __init__(self) -> None:
+        self.status_patches: list[JSON] = []
+
+    async def get_namespace(self, name: str) -> JSON:
+        owner = {"apiVersion": "batchx.io/v1alpha1", "kind": "Environment", "uid": ENV_UID}
+        return {"metadata": {"name": name, "ownerReferences": [owner], "labels": {}}}
+
+    async def patch_cluster_status(self, plural: str, name: str, patch: JSON) -> None:
+        self.status_patches.append(patch)
+
+    def __getattr__(self, name: str) -> Any:  # children and ledger: nothing there
+        async def nothing(*args: Any, **kwargs: Any) -> Any:
+            return [] if name.startswith("list_") else None
+
+        return nothing
+
+
+def test_an_unchanged_environment_status_is_not_written_again() -> None:
+    from batchx.reconcile.environment import reconcile_environment  # noqa: PLC0415
+
+    kube = EnvironmentKube()
+    ctx = Context(settings=Settings.load({}), kube=kube)  # type: ignore[arg-type]
+    body: JSON = {
+        "metadata": {"name": "lab", "uid": ENV_UID, "generation": 1},
+        "spec": {"credits": 10, "members": []},
+    }
+
+    def reconcile(status: JSON | None) -> int:
+        before = len(kube.status_patches)
+        asyncio.run(reconcile_environment(ctx, {**body, "status": status}))
+        return len(kube.status_patches) - before
+
+    assert reconcile(None) == 2  # "SettingUp", then Ready
+    written = {k: v for k, v in kube.status_patches[-1].items() if v is not None}
+    assert reconcile(written) == 0  # a resync, a job event, a restart: nothing new
+    # A body older than this process's last write is not trusted: credits raised since.
+    raised = {**body, "spec": {"credits": 20, "members": []}}
+    asyncio.run(reconcile_environment(ctx, {**raised, "status": written}))
+    assert kube.status_patches[-1]["credits"]["granted"] == 20
+    assert reconcile(written) == 1  # the stale body (granted 10) gets 10 written back
