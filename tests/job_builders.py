@@ -190,6 +190,13 @@ class PodBuilder:
         reason = reason or ("Completed" if code == 0 else "Error")
         return self._set(JOB_CONTAINER, _terminated(code, reason, start, end, message))
 
+    def ended(
+        self, code: int, *, start: datetime = T0, end: datetime, reason: str = "", message: str = ""
+    ) -> Self:
+        """The job's container ended, alone in its pod (the direct path: no runner at all)."""
+        reason = reason or ("Completed" if code == 0 else "Error")
+        return self._set(JOB_CONTAINER, _terminated(code, reason, start, end, message))
+
     def uploaded(self, report: RunnerReport | None, *, at: datetime) -> Self:
         message = report.to_json() if report is not None else ""
         state = _terminated(0, "Completed", T0, at, message)

@@ -111,7 +111,7 @@ def _restricted_with_quota(core: client.CoreV1Api, namespace: str) -> None:
 def _stand_in(pod: dict[str, Any], busybox: images.BuiltImage, input_json: str) -> None:
     # The pod's owner (a Job) does not exist here: the garbage collector would delete the pod.
     pod["metadata"].pop("ownerReferences")
-    for container in pod["spec"]["initContainers"]:
+    for container in pod["spec"].get("initContainers") or []:  # none on the direct path
         script = STAGE_IN if container["name"] == "stage-in" else STAGE_OUT
         container.pop("args")
         container |= {"image": busybox.pinned, "command": ["sh", "-c", script]}

@@ -38,6 +38,14 @@ Kubernetes 1.33)
     the user's image with its own entrypoint, ``/batchx/input`` (read-only) and
     ``/batchx/output`` mounted, the ``BX_*`` variables set, nothing else.
 
+**The direct path**: a job whose output schema lists no file (and whose image is not in the
+operator's ``directOutputExcept``, with ``directOutput`` on, the default) has **no stage-out**
+container: the kubelet itself returns output.json as the job container's termination message
+(``terminationMessagePath: /batchx/output/output.json``), up to 4096 bytes; an output of 4096
+bytes or more ends ``INVALID_OUTPUT`` with a message naming the limit and those two settings.
+With no file in its input either, the Pod has no runner container at all and references no
+Secret. Design, limits and what differs: `batchx.planning.direct_output`.
+
 Why this and not the alternatives studied:
 
 - Argo's emissary executor copies a static Go binary into a shared volume and rewrites the main
@@ -121,6 +129,12 @@ from batchx.models import (
 )
 from batchx.planning import labels
 from batchx.planning.conditions import set_condition
+from batchx.planning.direct_output import (
+    direct_container_fields,
+    is_direct,
+    output_document,
+    uses_direct_output,
+)
 from batchx.planning.job_admission import SUCCEEDED_CONDITION, Request, Resources, charge
 
 __all__ = [
@@ -353,6 +367,18 @@ class PodPolicy:
     runner_cpu_limit: str = "1"
     runner_memory_limit: str = "512Mi"
     priority_class: str | None = None
+    # The direct path (batchx.planning.direct_output): off for every job, or for these images.
+    direct_output: bool = True
+    direct_output_except: frozenset[str] = frozenset()
+
+    def direct(self, request: Request) -> bool:
+        """Whether `request`'s Pod goes without a stage-out container (the direct path)."""
+        return uses_direct_output(
+            lists_files=lists_files(request.manifest.manifest.output_schema),
+            coordinates=request.image.coordinates,
+            enabled=self.direct_output,
+            except_images=self.direct_output_except,
+        )
 
 
 def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
@@ -360,6 +386,7 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
     res = request.resources
     name = pod_name(job.name)
     stage_in = bool(request.files)
+    direct = policy.direct(request)
     env = [
         {"name": "BX_VCPUS", "value": str(res.vcpus)},
         {"name": "BX_MEMORY", "value": str(res.memory_mb)},
@@ -384,6 +411,11 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
         # message: a short tail for `status.message` of failed jobs with unlisted exit codes.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if direct:
+        user |= direct_container_fields()
+    runners = [_runner(STAGE_IN, job, policy)] if stage_in else []
+    if not direct:
+        runners.append(_runner(STAGE_OUT, job, policy))
     spec: JSON = {
         "restartPolicy": "Never",
         "activeDeadlineSeconds": res.timeout + policy.deadline_backstop_seconds,
@@ -391,11 +423,6 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": _pod_security(policy),
-        "initContainers": (
-            [_runner(STAGE_IN, job, policy), _runner(STAGE_OUT, job, policy)]
-            if stage_in
-            else [_runner(STAGE_OUT, job, policy)]
-        ),
         "containers": [user],
         "volumes": [
             {"name": "input", "emptyDir": {}}
@@ -409,9 +436,11 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
                 },
             },
             {"name": "output", "emptyDir": {}},
-            {"name": "plan", "configMap": {"name": f"{name}-plan"}},
         ],
     }
+    if runners:
+        spec["initContainers"] = runners
+        spec["volumes"].append({"name": "plan", "configMap": {"name": f"{name}-plan"}})
     if res.gpus:
         spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
         if res.gpu_type:
@@ -616,6 +645,7 @@ class _PodView:
     stage_out: _Container
     job: _Container
     deleted_at: datetime | None = None  # when a deletion of the pod was asked for
+    direct: bool = False  # no stage-out: output.json is the job's termination message
 
     @classmethod
     def of(cls, pod: Mapping[str, Any]) -> _PodView:
@@ -647,6 +677,7 @@ class _PodView:
             stage_out=_Container.of(by_name.get(STAGE_OUT)),
             job=_Container.of(by_name.get(JOB_CONTAINER)),
             deleted_at=deleted_at,
+            direct=is_direct(pod),
         )
 
     @property
@@ -915,14 +946,19 @@ def _finished(view: _PodView, inputs: StatusInputs) -> _Verdict:
     warning = manifest.is_warning(code)
     if code != 0 and not warning:
         listed = manifest.error_codes.get(code)
-        tail = view.job.message.strip()
+        # On the direct path the message is output.json, not the logs' tail.
+        tail = "" if view.direct else view.job.message.strip()
         message = listed or f"exited with code {code}" + (f": {tail[-1024:]}" if tail else "")
         return _Verdict(JobState.FAILED, "ExitCode", message, exit_code=code)
     if not view.finished:
         return _Verdict(
             JobState.UPLOADING_OUTPUT, "UploadingOutput", "uploading output files", exit_code=code
         )
-    report = inputs.stored_report or parse_report(view.stage_out.message)
+    report = (
+        _direct_report(view.job.message)
+        if view.direct
+        else inputs.stored_report or parse_report(view.stage_out.message)
+    )
     if report is None or report.outcome is Outcome.UPLOAD_FAILED:
         detail = report.message if report else _silent_uploader(view)
         return _Verdict(
@@ -959,3 +995,11 @@ def _finished(view: _PodView, inputs: StatusInputs) -> _Verdict:
     return _Verdict(
         JobState.SUCCEEDED, "Succeeded", "the job succeeded", exit_code=code, output=report.output
     )
+
+
+def _direct_report(message: str) -> RunnerReport:
+    """A direct job's output.json (its termination message) read as stage-out would report it."""
+    document = output_document(message)
+    if isinstance(document, str):
+        return RunnerReport(Outcome.INVALID_OUTPUT, message=document)
+    return RunnerReport(Outcome.UPLOADED, output=document)

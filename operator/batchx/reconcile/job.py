@@ -96,6 +96,8 @@ def pod_policy(settings: Settings) -> PodPolicy | None:
         store_secret=settings.store_secret,
         upload_grace_seconds=settings.upload_grace_seconds,
         run_as_user=settings.run_as_user,
+        direct_output=settings.direct_output,
+        direct_output_except=frozenset(settings.direct_output_except),
     )
 
 
