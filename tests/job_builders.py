@@ -13,15 +13,8 @@ from typing import Any, Self
 from batchx.domain.coordinates import parse_coordinates
 from batchx.models import Job
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Request, judge_job
-from batchx.planning.job_pod import (
-    JOB_CONTAINER,
-    STAGE_IN,
-    STAGE_OUT,
-    JobRef,
-    PodPolicy,
-    RunnerReport,
-    plan_pod,
-)
+from batchx.planning.job_pod import JobRef, PodPolicy, plan_pod
+from batchx.planning.job_protocol import JOB_CONTAINER, STAGE_IN, STAGE_OUT, RunnerReport
 from batchx.settings import Prices
 from tests.builders import DIGEST, manifest
 

@@ -27,15 +27,8 @@ from kubernetes import client
 from batchx.domain.coordinates import Coordinates
 from batchx.models import Job, JobState
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Request, judge_job
-from batchx.planning.job_pod import (
-    JobRef,
-    PodPolicy,
-    StatusInputs,
-    plan_config_map,
-    plan_pod,
-    plan_status,
-    staging_plan,
-)
+from batchx.planning.job_pod import JobRef, PodPolicy, plan_config_map, plan_pod, staging_plan
+from batchx.planning.pod_status import StatusInputs, plan_status
 from testbed import example_images, images
 from tests.fixtures_cluster import Cluster
 from tests.helpers import eventually

@@ -11,7 +11,8 @@ import pytest
 
 from batchx.models import Job, JobState, JobStatus
 from batchx.planning.direct_output import MAX_DIRECT_BYTES, output_document, uses_direct_output
-from batchx.planning.job_pod import JobRef, PodPolicy, StatusInputs, plan_pod, plan_status
+from batchx.planning.job_pod import JobRef, PodPolicy, plan_pod
+from batchx.planning.pod_status import StatusInputs, plan_status
 from batchx.settings import Settings
 from tests.job_builders import (
     FILE_INPUT_SCHEMA,

@@ -32,7 +32,7 @@ Resource rules (BRIEF section 3):
   fails at once instead of leaving a Pod that no node can take. When the operator may not list
   nodes, or none has the label at all, the check is skipped (fail open: the cluster may label
   its GPUs otherwise). A Pod that still cannot be scheduled (the nodes went away, or are full)
-  is judged by `batchx.planning.job_pod.plan_status`: Unschedulable, then FAILED at its timeout;
+  is judged by `batchx.planning.pod_status.plan_status`: Unschedulable, then FAILED at its timeout;
 - ``timeout``: default from the operator's configuration, at most its maximum.
 
 Prices (operator configuration, per hour): a job's rate is

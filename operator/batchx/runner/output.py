@@ -2,7 +2,7 @@
 
 The stage-out sidecar of a job whose output schema lists no file uses nothing else: it reads
 the output, reports it, and never imports the store, boto3 or pydantic (`batchx.runner.__main__`).
-The report's format is `batchx.planning.job_pod.RunnerReport.to_json`'s (a unit test holds them
+The report's format is `batchx.planning.job_protocol.RunnerReport.to_json`'s (a unit test holds them
 together). `parse_output` is shared with the operator: a job on the direct path (no stage-out
 container, `batchx.planning.direct_output`) has its output.json judged by the same words.
 """
