@@ -34,11 +34,10 @@ from typing import Any
 
 from batchx.domain.manifest import CompiledManifest
 from batchx.domain.validation import FileMode
-from batchx.models import ConditionStatus, Job, JobCredits, JobImage, JobState, JobStatus
+from batchx.models import Job, JobCredits, JobImage, JobState, JobStatus
 from batchx.planning import labels
-from batchx.planning.conditions import set_condition
 from batchx.planning.direct_output import is_direct, output_document
-from batchx.planning.job_admission import SUCCEEDED_CONDITION, Resources, charge
+from batchx.planning.job_admission import Resources, charge
 from batchx.planning.job_pod import JobRef, pod_name
 from batchx.planning.job_protocol import (
     JOB_CONTAINER,
@@ -48,9 +47,9 @@ from batchx.planning.job_protocol import (
     RunnerReport,
     parse_report,
 )
+from batchx.planning.job_transition import MAX_MESSAGE, job_transition
 
 __all__ = [
-    "SUCCEEDED_CONDITION",
     "StatusInputs",
     "plan_status",
     "pod_finished",
@@ -269,33 +268,21 @@ def plan_status(
             charged = charge(inputs.rate, inputs.resources.timeout, seconds)
             if inputs.reserved > 0:  # never beyond what was held (float round trips aside)
                 charged = min(charged, inputs.reserved)
-    condition_status = (
-        ConditionStatus.UNKNOWN
-        if not terminal
-        else ConditionStatus.TRUE
-        if verdict.state.is_success
-        else ConditionStatus.FALSE
-    )
-    return JobStatus(
-        state=verdict.state,
+    return job_transition(
+        previous,
+        verdict.state,
+        reason=verdict.reason,
+        condition_message=verdict.message,
+        generation=ref.generation,
+        now=inputs.now,
         image=inputs.image,
         output=verdict.output,
         exit_code=verdict.exit_code,
-        message=verdict.message[:32768] or None,
+        message=verdict.message[:MAX_MESSAGE] or None,
         credits=JobCredits(reserved=float(inputs.reserved), charged=float(charged)),
         started_at=started or previous.started_at,
         finished_at=finished,
         pod_name=pod_name(ref.name),
-        conditions=set_condition(
-            previous.conditions,
-            type=SUCCEEDED_CONDITION,
-            status=condition_status,
-            reason=verdict.reason,
-            message=verdict.message[:32768],
-            generation=ref.generation,
-            now=inputs.now,
-        ),
-        observed_generation=ref.generation,
     )
 
 
