@@ -381,7 +381,12 @@ class Bench:
         stages = (REPO / "benchmarks/kwok_stages.yaml").read_text()
         conf = self.workdir / "kwok.yaml"
         conf.write_text(stages.replace("__RUN_MS__", str(self.args.run_ms)))
-        argv = [binary, f"--kubeconfig={paths.kubeconfig()}", f"--config={conf}"]
+        argv = [
+            binary,
+            f"--kubeconfig={paths.kubeconfig()}",
+            f"--config={conf}",
+            f"--manage-nodes-with-label-selector={NODE_LABEL}={NODE_VALUE}",
+        ]
         self.kwok = Child(argv, dict(os.environ), self.workdir / "kwok.log")
         say(f"kwok: pid {self.kwok.proc.pid}, log {self.workdir / 'kwok.log'}")
 
