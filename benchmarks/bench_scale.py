@@ -55,6 +55,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import urllib3
+from benchmarks.bench_jobs import apply_crds
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
@@ -140,7 +141,8 @@ class Milestones:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(WATCH_SECONDS + 10)
+        if self._thread.is_alive():
+            self._thread.join(WATCH_SECONDS + 10)
 
     def count(self, test: str, keys: Iterable[str] | None = None) -> int:
         with self._lock:
@@ -595,10 +597,25 @@ class Bench:
 
     def cleanup(self) -> None:
         """Operator first (nothing re-adds finalizers), then every object made, KWOK last."""
-        if self.operator is not None:
-            self.operator.stop()
-        self.jobs.stop()
-        self.pods.stop()
+        try:
+            if self.operator is not None:
+                self.operator.stop()
+            self.jobs.stop()
+            self.pods.stop()
+            self._delete_namespaces()
+        finally:
+            for name in self.nodes:
+                try:
+                    self.core.delete_node(name)
+                except ApiException as exc:
+                    if exc.status != 404:
+                        say(f"warning: node {name} not deleted: {exc.reason}")
+            if self.kwok is not None:
+                self.kwok.stop()
+
+    def _delete_namespaces(self) -> None:
+        """The jobs' finalizers removed (the operator is stopped), then the Environments and
+        every namespace made, waited for (KWOK ends their pods)."""
         patch = {"metadata": {"finalizers": None}}
 
         def release(item: tuple[str, str]) -> None:
@@ -637,21 +654,13 @@ class Bench:
                     say(f"warning: namespace {namespace} not deleted: {exc.reason}")
 
         def gone() -> bool:
-            left = self.core.list_namespace(label_selector=None).items
+            left = self.core.list_namespace().items
             return not any(ns.metadata.name in spaces for ns in left)
 
         try:
             wait("the benchmark's namespaces deleted", gone, 300, interval=1)
         except TimeoutError as exc:
             say(f"warning: {exc}")
-        for name in self.nodes:
-            try:
-                self.core.delete_node(name)
-            except ApiException as exc:
-                if exc.status != 404:
-                    say(f"warning: node {name} not deleted: {exc.reason}")
-        if self.kwok is not None:
-            self.kwok.stop()
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -729,6 +738,7 @@ def main() -> int:
     failed = False
     try:
         say(f"setup: kwok, {args.nodes} fake nodes, the operator, {args.envs} Environments")
+        apply_crds()
         bench.start_kwok()
         bench.create_nodes()
         bench.start_operator()
