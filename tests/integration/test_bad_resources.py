@@ -129,20 +129,7 @@ def _environment_accepted(bx: Bx, name: str) -> None:
     assert condition(job, "Succeeded")["reason"] == "ImageNotFound"  # type: ignore[index]
 
 
-# Found by this corpus, not fixed yet: Kopf keeps the whole spec in its last-handled-configuration
-# annotation, and annotations are limited to 256 KiB: an input of 256 KiB (the operator's own
-# limit) to 1.5 MiB makes Kopf's status patch fail 422 with a traceback (the Job is still FAILED
-# with the JSON path). Strict: the row fails the run once this is fixed, to be un-marked.
-KNOWN = {"job-input-300KiB": "Kopf's last-handled-configuration annotation exceeds 256 KiB"}
-ROWS = [
-    pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=KNOWN[c.id], strict=True)])
-    if c.id in KNOWN
-    else pytest.param(c, id=c.id)
-    for c in CORPUS
-]
-
-
-@pytest.mark.parametrize("case", ROWS)
+@pytest.mark.parametrize("case", CORPUS, ids=lambda c: c.id)
 def test_a_bad_resource_is_refused_at_its_door_with_the_field(
     case: Bad, lab: Lab, module_bx: Bx, kube_api: client.ApiClient, corpus_operator: OperatorProcess
 ) -> None:

@@ -1,0 +1,32 @@
+"""Kopf's last-handled configuration stays small whatever a Job's input holds."""
+
+from __future__ import annotations
+
+import json
+
+import kopf
+
+from batchx.handlers.setup import DigestedDiffBase
+
+
+def _job(input_: dict[str, object]) -> kopf.Body:
+    raw = {
+        "apiVersion": "batchx.io/v1alpha1",
+        "kind": "Job",
+        "metadata": {"name": "big", "namespace": "lab"},
+        "spec": {"image": "examples/napper", "input": input_, "timeout": 60},
+    }
+    return kopf.Body(raw)
+
+
+def test_a_large_input_is_kept_as_its_digest_and_small_fields_as_they_are() -> None:
+    storage = DigestedDiffBase(prefix="batchx.io", key="last-handled-configuration")
+    big = storage.build(body=_job({"s": "x" * 300 * 1024}))
+    assert len(json.dumps(big)) < 1024  # was over 300 KiB: more than an object's annotations hold
+    assert big["spec"]["input"].startswith("sha256:")
+    assert big["spec"]["image"] == "examples/napper"
+    assert big["spec"]["timeout"] == 60
+    other = storage.build(body=_job({"s": "y" * 300 * 1024}))
+    assert other["spec"]["input"] != big["spec"]["input"]  # a change is still a change
+    small = storage.build(body=_job({"seconds": 1}))
+    assert small["spec"]["input"] == {"seconds": 1}
