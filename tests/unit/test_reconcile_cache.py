@@ -4,11 +4,7 @@ one admission pass (served, held, run) with the Kubernetes API stubbed (our own 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from batchx.planning.job_admission import Request
 from batchx.planning.job_cache import cache_key, folder_digest
@@ -16,15 +12,9 @@ from batchx.reconcile.cache import _alias, _digests, serve_or_hold
 from batchx.reconcile.context import Context, Outcome
 from batchx.reconcile.job_status import JobRead
 from batchx.settings import Settings
-from batchx.store import Store, open_store
+from batchx.store import Store
 from batchx.store.fs import EnvFiles
 from tests.job_builders import POLICY, T0, candidate
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> Iterator[EnvFiles]:
-    with open_store(f"file://{tmp_path / 'store'}", lease_wait=0.5) as store:
-        yield store.env("lab")
 
 
 def test_digests_of_files_and_folders_come_from_the_index(files: EnvFiles) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ from batchx.planning.job_pod import (
 )
 from batchx.runner.output import MAX_OUTPUT_BYTES, invalid_report, read_output, uploaded_report
 from batchx.runner.stage import Dirs, Plan, StageError, stage_out
-from batchx.store import EnvFiles, Store, open_store
+from batchx.store import EnvFiles
 from tests.job_builders import T0, PodBuilder, candidate, make_bx_job, request_for, seconds
 
 REF = JobRef("align", "lab", "uid-1")
@@ -244,17 +244,6 @@ CORPUS = [
     Case("no-output-json", lambda out, _: None, OK, ""),
     Case("empty-object", text("{}"), OK, "", True),
 ]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with open_store(f"file://{tmp_path / 'store'}") as opened:
-        yield opened
-
-
-@pytest.fixture
-def files(store: Store) -> EnvFiles:
-    return store.env("lab")
 
 
 def _stage_out(files: EnvFiles, dirs: Dirs) -> RunnerReport:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from batchx.planning.job_pod import JobRef, Outcome, RunnerReport, parse_report,
 from batchx.runner.__main__ import _nudge, main
 from batchx.runner.output import invalid_report, read_output, uploaded_report
 from batchx.runner.stage import Dirs, Plan, StageError, stage_in, stage_out
-from batchx.store import EnvFiles, Store, open_store
+from batchx.store import EnvFiles
 from tests.job_builders import FILE_INPUT_SCHEMA, candidate, make_bx_job, request_for
 
 REF = JobRef("align", "lab", "uid-1")
@@ -30,17 +29,6 @@ OUTPUT_SCHEMA: dict[str, Any] = {
         "note": {"type": "string"},
     },
 }
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with open_store(f"file://{tmp_path / 'store'}") as opened:
-        yield opened
-
-
-@pytest.fixture
-def files(store: Store) -> EnvFiles:
-    return store.env("lab")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,12 +10,6 @@ import pytest
 from batchx.store import IntegrityError, Store, StoreError, open_store
 from batchx.store.local import LocalBackend
 from tests.store_contract import Reopen, StoreContract, corrupted_download_leaves_no_file
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with open_store(f"file://{tmp_path / 'store'}", lease_wait=0.5) as opened:
-        yield opened
 
 
 @pytest.fixture
