@@ -54,7 +54,7 @@ def call(fn: Flaky) -> Any:
     return asyncio.run(go())
 
 
-def test_a_refused_connection_a_503_and_a_429_are_sent_again() -> None:
+def test_a_refused_connection_a_503_a_429_and_a_dropped_connection_are_sent_again() -> None:
     retries, unreached = (
         metric("batchx_api_retries_total"),
         metric("batchx_api_errors_total", status="0"),
@@ -63,10 +63,11 @@ def test_a_refused_connection_a_503_and_a_429_are_sent_again() -> None:
         refused(),
         ApiException(status=503, reason="Service Unavailable"),
         ApiException(status=429, reason="storage is (re)initializing"),
+        aiohttp.ServerDisconnectedError(),
     )
-    assert call(fn) == {"ok": 4}
-    assert metric("batchx_api_retries_total") == retries + 3
-    assert metric("batchx_api_errors_total", status="0") == unreached + 1
+    assert call(fn) == {"ok": 5}
+    assert metric("batchx_api_retries_total") == retries + 4
+    assert metric("batchx_api_errors_total", status="0") == unreached + 2
 
 
 def test_other_answers_reach_the_caller_at_once() -> None:

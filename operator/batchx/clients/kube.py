@@ -167,6 +167,12 @@ class Kube:
                     retry = error.status in (429, 503)
                 except aiohttp.ClientConnectorError as exc:  # never sent: safe to send again
                     error, retry = KubeError(0, "Unreachable", str(exc)), True
+                except aiohttp.ServerDisconnectedError as exc:
+                    # A kept-alive connection the API server had closed (idle, or going down):
+                    # sent again, as Kopf's own client does. A create that did land is then
+                    # answered AlreadyExists, which every creator here handles (an Event then
+                    # counts one more).
+                    error, retry = KubeError(0, "Unreachable", str(exc) or "disconnected"), True
             if error.status != 404:  # absence is an answer (most reads expect it at times)
                 metrics.API_ERRORS.labels(str(error.status)).inc()
             if not retry or time.monotonic() + delay > deadline:
