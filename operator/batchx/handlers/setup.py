@@ -5,11 +5,8 @@ missing (`Settings.jobs_unavailable`)."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ from aiohttp import web
 
 from batchx import metrics
 from batchx.clients.kube import Kube
+from batchx.diffbase import DigestedDiffBase
 from batchx.handlers import readiness
 from batchx.reconcile import events
 from batchx.reconcile.context import Context, Outcome
@@ -26,30 +24,6 @@ from batchx.store.config import open_store
 
 PREFIX = "batchx.io"
 logger = logging.getLogger("batchx")
-
-
-class DigestedDiffBase(kopf.AnnotationsDiffBaseStorage):
-    """Kopf's last-handled configuration, with each large `spec` value kept as its digest.
-
-    Kopf keeps an object's essence (its spec) in an annotation, and all annotations of an object
-    share 256 KiB: a Job's input may itself be 256 KiB, and Kopf's patch then failed 422 at every
-    pass (found by the malformed-resource corpus). The handlers are level-triggered and never
-    read Kopf's diffs, so a digest tells that a value changed as well as the value would.
-    """
-
-    LARGE = 1024  # characters of compact JSON above which a spec value is kept as its digest
-
-    def build(
-        self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
-    ) -> kopf.BodyEssence:
-        essence = super().build(body=body, extra_fields=extra_fields)
-        spec = essence.get("spec")
-        if isinstance(spec, dict):
-            for key, value in list(spec.items()):
-                text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-                if len(text) > self.LARGE:
-                    spec[key] = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-        return essence
 
 
 def configure(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:

@@ -6,7 +6,7 @@ import json
 
 import kopf
 
-from batchx.handlers.setup import DigestedDiffBase
+from batchx.diffbase import DigestedDiffBase
 
 
 def _job(input_: dict[str, object]) -> kopf.Body:
