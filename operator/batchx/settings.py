@@ -24,7 +24,14 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 import yaml
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 ENV_PREFIX = "BATCHX_"
@@ -120,6 +127,18 @@ class Settings(_Model):
         "node is labelled with (nvidia.com/gpu.product): node pools that scale up from zero; "
         "a list, or comma-separated in BATCHX_GPU_TYPES",
     )
+    job_tolerations: tuple[dict[str, str], ...] = Field(
+        (),
+        description="jobTolerations: tolerations added to every job Pod (Kubernetes' "
+        "{key, operator, value, effect}), for nodes kept for batch work by a taint; a list, or "
+        "its JSON in BATCHX_JOB_TOLERATIONS",
+    )
+    job_node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="jobNodeSelector: node labels every job Pod requires (merged with the GPU "
+        "product label of a job with spec.gpuType); a mapping, or its JSON in "
+        "BATCHX_JOB_NODE_SELECTOR",
+    )
     upload_grace_seconds: int = Field(
         600,
         ge=1,
@@ -155,6 +174,31 @@ class Settings(_Model):
         """An environment variable holds a string: ``A100,L4``."""
         if isinstance(value, str):
             return tuple(t.strip() for t in value.split(",") if t.strip())
+        return value
+
+    @field_validator("job_tolerations", "job_node_selector", mode="before")
+    @classmethod
+    def _json_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """An environment variable holds JSON text: ``[{"key": "pool", "operator": "Exists"}]``;
+        empty means "not set"."""
+        if isinstance(value, str):
+            if not value.strip():
+                return [] if info.field_name == "job_tolerations" else {}
+            try:
+                return json.loads(value)
+            except ValueError as err:
+                raise ValueError(f"not JSON: {err}") from None
+        return value
+
+    @field_validator("job_tolerations", mode="after")
+    @classmethod
+    def _tolerations(cls, value: tuple[dict[str, str], ...]) -> tuple[dict[str, str], ...]:
+        known = {"key", "operator", "value", "effect"}
+        for i, toleration in enumerate(value):
+            if unknown := sorted(set(toleration) - known):
+                raise ValueError(f"[{i}]: unknown keys {unknown}; expected {sorted(known)}")
+            if toleration.get("operator", "Equal") not in ("Equal", "Exists"):
+                raise ValueError(f"[{i}].operator: expected Equal or Exists")
         return value
 
     @field_validator("runner_image", mode="before")

@@ -103,3 +103,41 @@ def test_the_charts_empty_runner_image_means_unset(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("runnerImage: ''\n")
     assert Settings.load({"BATCHX_CONFIG": str(path)}).runner_image is None
+
+
+def test_job_placement_from_a_file_or_json_variables(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "jobTolerations: [{key: pool, operator: Exists, effect: NoSchedule}]\n"
+        "jobNodeSelector: {pool: batch}\n"
+    )
+    from_file = Settings.load({"BATCHX_CONFIG": str(config)})
+    assert from_file.job_tolerations == (
+        {"key": "pool", "operator": "Exists", "effect": "NoSchedule"},
+    )
+    assert from_file.job_node_selector == {"pool": "batch"}
+    from_env = Settings.load(
+        {
+            "BATCHX_JOB_TOLERATIONS": '[{"key": "pool", "operator": "Exists"}]',
+            "BATCHX_JOB_NODE_SELECTOR": '{"pool": "batch"}',
+        }
+    )
+    assert from_env.job_tolerations == ({"key": "pool", "operator": "Exists"},)
+    assert from_env.job_node_selector == {"pool": "batch"}
+    unset = Settings.load({"BATCHX_JOB_TOLERATIONS": "", "BATCHX_JOB_NODE_SELECTOR": ""})
+    assert (unset.job_tolerations, unset.job_node_selector) == ((), {})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("BATCHX_JOB_TOLERATIONS", "[{key: pool}]", "not JSON"),
+        ("BATCHX_JOB_TOLERATIONS", '[{"key": "a", "tolerationSeconds": "1"}]', "unknown keys"),
+        ("BATCHX_JOB_TOLERATIONS", '[{"key": "a", "operator": "In"}]', "[0].operator"),
+        ("BATCHX_JOB_NODE_SELECTOR", '["pool"]', "jobNodeSelector"),
+    ],
+)
+def test_bad_job_placement_refused_with_the_place(variable: str, value: str, said: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        Settings.load({variable: value})
+    assert said in str(err.value)

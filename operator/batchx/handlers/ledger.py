@@ -15,17 +15,18 @@ from batchx.handlers.setup import context, post
 from batchx.handlers.setup import required as _required
 from batchx.planning.ledger import JobAccount
 from batchx.reconcile import ledger
-from batchx.reconcile.environment import refresh_environment
+from batchx.reconcile.environment import refresh_credits
 
 
 @kopf.on.event(GROUP, VERSION, "jobs")
 async def job_event(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Any job change may move a reservation or a charge: record, then recompute the totals."""
+    """Any job change may move a reservation or a charge: record, then recompute the credits
+    (only those: `batchx.reconcile.environment.refresh_credits`)."""
     ctx, ns = context(memo), _required(namespace)
     await ledger.record_job(ctx, ns, JobAccount.from_body(dict(body)))
 
     async def refresh() -> None:
-        await post(memo, await refresh_environment(ctx, ns))
+        await post(memo, await refresh_credits(ctx, ns))
 
     await ctx.coalescer.run(f"environment/{ns}", refresh)
 

@@ -95,7 +95,8 @@ async def candidates(
 async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list[str]:
     kube = ctx.kube
     env = await kube.get_cluster_object("environments", namespace)
-    jobs = [JobRead(b) for b in await kube.list_objects(PLURAL, namespace)]
+    bodies = await kube.list_objects(PLURAL, namespace)
+    jobs = [JobRead(b) for b in bodies]
     waiting = [j for j in jobs if j.state in WAITING and not j.deleting]
     if not waiting:
         return []
@@ -111,7 +112,7 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
         return []
     policy = job_policy(ctx.settings)
     images = await candidates(ctx, namespace)
-    accounts, records = await ledger.settle(ctx, namespace)
+    accounts, records = await ledger.settle(ctx, namespace, bodies)  # one list, not two
     totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
     running, running_reserved = _running(jobs, images, policy)
 

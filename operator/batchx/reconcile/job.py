@@ -38,6 +38,7 @@ from batchx.planning.job_admission import (
     admission_status,
     submitted_status,
 )
+from batchx.planning.job_placement import Placement, place
 from batchx.planning.job_pod import (
     JobRef,
     PodPolicy,
@@ -350,7 +351,9 @@ async def _create_pod(
             return None
     else:
         await _remove_stale_files(ctx, ref, outcome)
-    body = plan_pod(ref, request, policy)
+    settings = ctx.settings
+    placement = Placement(settings.job_tolerations, settings.job_node_selector)
+    body = place(plan_pod(ref, request, policy), placement)
     try:
         created: JSON = await kube.create_pod(body)
     except Conflict:

@@ -12,7 +12,7 @@ from batchx.planning.ledger import (
     needs_record,
     record_name,
 )
-from batchx.reconcile.context import Context
+from batchx.reconcile.context import JSON, Context
 
 
 async def ensure_record(ctx: Context, namespace: str, job: JobAccount) -> ChargeRecord:
@@ -61,16 +61,20 @@ async def record_job(ctx: Context, namespace: str, job: JobAccount) -> None:
             raise
 
 
-async def settle(ctx: Context, namespace: str) -> tuple[list[JobAccount], list[ChargeRecord]]:
-    """Read the namespace's ledger, recording any charge not recorded yet.
+async def settle(
+    ctx: Context, namespace: str, listed: list[JSON] | None = None
+) -> tuple[list[JobAccount], list[ChargeRecord]]:
+    """Read the namespace's ledger, recording any charge not recorded yet; `listed`: the
+    namespace's jobs as the caller just listed them (an admission pass), else listed here.
 
     Jobs are listed before records: a job that finishes and gets recorded in between is seen
     once as a non-terminal job and once as a record, and the record wins (no double count).
     """
     try:
-        jobs = [JobAccount.from_body(b) for b in await ctx.kube.list_objects("jobs", namespace)]
+        bodies = listed if listed is not None else await ctx.kube.list_objects("jobs", namespace)
     except NotFound:
-        jobs = []  # the Job CRD is not installed: no jobs, nothing reserved
+        bodies = []  # the Job CRD is not installed: no jobs, nothing reserved
+    jobs = [JobAccount.from_body(b) for b in bodies]
     records = [
         ChargeRecord.from_config_map(c)
         for c in await ctx.kube.list_config_maps(namespace, RECORD_SELECTOR)
