@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -31,25 +30,25 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_jobs import (
+from benchmarks.benchbed import (
     GROUP,
-    RUNNER_IMAGE_VARIABLE,
     TERMINAL,
     VERSION,
+    Bed,
     Operator,
-    apply_crds,
-    cleanup,
+    bed,
     create_environment,
+    delete_environment,
+    operator_settings,
     percentile,
+    release_jobs,
     say,
-    start_store,
     wait,
 )
-from kubernetes import client, config
+from kubernetes import client
 from tests.watching import Recorder
 
-from testbed import cluster, example_images, paths, product_images
-from testbed import s3 as s3bed
+from testbed import example_images
 
 JSON = dict[str, Any]
 EXAMPLE = "hello-static"
@@ -189,19 +188,6 @@ def fill(custom: client.CustomObjectsApi, env: str, image: str, count: int) -> N
     say(f"filled {count} finished jobs in {time.monotonic() - started:.0f}s")
 
 
-def unfinalize(custom: client.CustomObjectsApi, env: str) -> None:
-    """Drop the finalizers of the filled jobs, so the namespace goes within cleanup's wait."""
-    items = custom.list_namespaced_custom_object(GROUP, VERSION, env, "jobs")["items"]
-    names = [j["metadata"]["name"] for j in items if j["metadata"]["name"].startswith("done-")]
-
-    def one(name: str) -> None:
-        patch = {"metadata": {"finalizers": None}}
-        custom.patch_namespaced_custom_object(GROUP, VERSION, env, "jobs", name, patch)
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(one, names))
-
-
 def settle(custom: client.CustomObjectsApi, env: str) -> None:
     """Wait until the restarted operator has seen every job (Kopf's finalizers on each)."""
     started = time.monotonic()
@@ -219,27 +205,20 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=20, help="hits, and as many misses")
     parser.add_argument("--finished", type=int, default=0, help="finished jobs for a 2nd run")
     args = parser.parse_args()
-    if not cluster.status_quiet():
-        say("starting the test bed (`make cluster-down` stops it)")
-        cluster.up()
-    api = config.new_client_from_config(config_file=str(paths.kubeconfig()))
-    workdir = Path(tempfile.mkdtemp(prefix="bench-cache-"))
     say("setup: CRDs, MinIO on the gateway, runner and example images, operator")
-    apply_crds()
-    server, store_env = start_store(workdir)
+    with bed("bench-cache") as where:
+        assert where is not None
+        return run(where, args)
+
+
+def run(where: Bed, args: argparse.Namespace) -> int:
+    api, workdir = where.api, where.workdir
     env = f"bench-{uuid.uuid4().hex[:6]}"
     operator: Operator | None = None
     bench: Bench | None = None
     try:
-        runner = product_images.build("runner")
         example = example_images.build_example(EXAMPLE)
-        settings = {
-            **store_env,
-            "KUBECONFIG": str(paths.kubeconfig()),
-            "BATCHX_LIVENESS_ENDPOINT": "",
-            "BATCHX_READINESS_ENDPOINT": "",
-            RUNNER_IMAGE_VARIABLE: runner.pinned,
-        }
+        settings = operator_settings(where.store, where.runner())
         operator = Operator(settings, workdir / "operator.log")
         say(f"operator: pid {operator.proc.pid}, log {workdir / 'operator.log'}")
         create_environment(api, env, [example])
@@ -264,9 +243,10 @@ def main() -> int:
         if bench is not None:
             bench.jobs.stop()
             if args.finished:  # the fake finished jobs: nothing to release, let them go at once
-                unfinalize(bench.custom, env)
-        cleanup(api, env, operator)
-        s3bed.stop(server)
+                release_jobs(
+                    bench.custom, env, lambda job: job["metadata"]["name"].startswith("done-")
+                )
+        delete_environment(api, env, operator)
 
 
 if __name__ == "__main__":

@@ -22,27 +22,24 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kubernetes import config
-
-from bench_jobs import (
-    RUNNER_IMAGE_VARIABLE,
+from benchmarks.bench_jobs import job_body
+from benchmarks.benchbed import (
+    Bed,
     Operator,
-    apply_crds,
-    cleanup,
+    bed,
     create_environment,
-    job_body,
+    delete_environment,
+    operator_settings,
     say,
-    start_store,
 )
-from testbed import cluster, example_images, kube, paths, product_images
-from testbed import s3 as s3bed
+
+from testbed import example_images, kube, paths
 
 BX = str(Path(sys.executable).parent / "bx")
 EXAMPLE = "hello-static"
@@ -71,28 +68,20 @@ def main() -> int:
     # What every cluster verb pays before its first request: Python plus batchx.client's imports.
     loads = [timed([sys.executable, "-c", "import batchx.client"], env=env) for _ in range(5)]
     say(f"{'python + import batchx.client':<34} median {statistics.median(loads):.3f} s")
-    if not cluster.status_quiet():
-        say("starting the test bed (`make cluster-down` stops it)")
-        cluster.up()
+    with bed("bench-cli") as where:
+        assert where is not None
+        return run(where, args.rounds, env)
+
+
+def run(where: Bed, rounds: int, env: dict[str, str]) -> int:
     kubectl = str(kube.build_binaries() / "kubectl")
-    api = config.new_client_from_config(config_file=str(paths.kubeconfig()))
-    workdir = Path(tempfile.mkdtemp(prefix="bench-cli-"))
-    apply_crds()
-    server, store_env = start_store(workdir)
+    api, workdir = where.api, where.workdir
     lab = f"bench-{uuid.uuid4().hex[:6]}"
     operator: Operator | None = None
     try:
-        runner = product_images.build("runner")
         example = example_images.build_example(EXAMPLE)
         operator = Operator(
-            {
-                **store_env,
-                "KUBECONFIG": env["KUBECONFIG"],
-                "BATCHX_LIVENESS_ENDPOINT": "",
-                "BATCHX_READINESS_ENDPOINT": "",
-                RUNNER_IMAGE_VARIABLE: runner.pinned,
-            },
-            workdir / "operator.log",
+            operator_settings(where.store, where.runner()), workdir / "operator.log"
         )
         create_environment(api, lab, [example])
         image = f"{example.manifest['name']}:{example.manifest['version']}"
@@ -136,7 +125,7 @@ def main() -> int:
         timed(bx_run, env=env)
         by_kubectl(0)  # warm-up of each
         bx_times, kubectl_times = [], []
-        for n in range(1, args.rounds + 1):
+        for n in range(1, rounds + 1):
             if n % 2:
                 bx_times.append(timed(bx_run, env=env))
                 kubectl_times.append(by_kubectl(n))
@@ -152,8 +141,7 @@ def main() -> int:
         say(f"{'ratio bx / kubectl':<34} {bx_median / kubectl_median:.2f}x")
         return 0
     finally:
-        cleanup(api, lab, operator)
-        s3bed.stop(server)
+        delete_environment(api, lab, operator)
 
 
 if __name__ == "__main__":

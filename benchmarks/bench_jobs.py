@@ -37,134 +37,39 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from benchmarks.benchbed import (
+    GROUP,
+    JSON,
+    TERMINAL,
+    VERSION,
+    Bed,
+    Operator,
+    bed,
+    create_environment,
+    delete_environment,
+    operator_settings,
+    percentile,
+    say,
+    wait,
+)
+from kubernetes import client
 from tests.watching import Recorder, Seen
 
-from testbed import cluster, example_images, kube, paths, product_images, topology
-from testbed import s3 as s3bed
+from testbed import example_images
 
-REPO = Path(__file__).resolve().parents[1]
-GROUP, VERSION = "batchx.io", "v1alpha1"
-JSON = dict[str, Any]
-TERMINAL = {"SUCCEEDED", "WARNING", "FAILED", "CANCELLED", "OUT_OF_MEMORY", "INVALID_OUTPUT"}
 TEXT = "the cat saw the dog\nthe end\n"
 DONE_TIMEOUT = 180.0
-# The operator's settings for job pods (the variable names of batchx.settings.Settings).
-RUNNER_IMAGE_VARIABLE = "BATCHX_RUNNER_IMAGE"
-
-
-def say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def wait(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout:.0f}s")
-        time.sleep(interval)
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100): an observed value, no interpolation."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-# -- the test bed ----------------------------------------------------------------------------
-
-
-def apply_crds() -> None:
-    kubectl = kube.build_binaries() / "kubectl"
-    subprocess.run(
-        [str(kubectl), f"--kubeconfig={paths.kubeconfig()}", "apply", "-f", "crds/"],
-        check=True,
-        cwd=REPO,
-        capture_output=True,  # kubectl's warnings about objects created by other tools
-    )
-    subprocess.run(
-        [
-            str(kubectl),
-            f"--kubeconfig={paths.kubeconfig()}",
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            *(f"crd/{plural}.{GROUP}" for plural in ("environments", "images", "jobs")),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-
-
-def start_store(workdir: Path) -> tuple[s3bed.S3Server, dict[str, str]]:
-    """MinIO on the bridge gateway, a bucket, and the operator's store settings for it."""
-    server = s3bed.start(workdir / "s3", host=topology.GATEWAY)
-    bucket = server.make_bucket(f"bench-{uuid.uuid4().hex[:8]}")
-    return server, {
-        "BATCHX_STORE": f"s3://{bucket}?endpoint={server.endpoint}",
-        **server.credentials(),
-    }
-
-
-class Operator:
-    """`python -m batchx` as a child process, its RSS sampled by a thread."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "batchx"],
-                env={**os.environ, **env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
-        self.samples: list[int] = []  # VmRSS in bytes
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        status = Path(f"/proc/{self.proc.pid}/status")
-        while not self._stop.wait(0.05):
-            try:
-                text = status.read_text()
-            except OSError:
-                return
-            for line in text.splitlines():
-                if line.startswith("VmRSS:"):
-                    self.samples.append(int(line.split()[1]) * 1024)
-
-    def rss_now(self) -> int:
-        return self.samples[-1] if self.samples else 0
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(30)
 
 
 # -- objects -----------------------------------------------------------------------------------
@@ -337,45 +242,6 @@ def report(label: str, values: list[float]) -> str:
         f"{label:<28} n={len(values):>2}  p50 {statistics.median(values):6.2f}s  "
         f"p95 {percentile(values, 95):6.2f}s  max {max(values):6.2f}s"
     )
-
-
-def conditions(obj: JSON) -> dict[str, str]:
-    return {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
-
-
-def create_environment(
-    api: client.ApiClient, env: str, examples: list[example_images.Example]
-) -> None:
-    """The Environment and the examples' Images in it."""
-    custom = client.CustomObjectsApi(api)
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Environment",
-        "metadata": {"name": env},
-        "spec": {"credits": 10_000},
-    }
-    custom.create_cluster_custom_object(GROUP, VERSION, "environments", body)
-    wait(
-        "Environment Ready",
-        lambda: (
-            conditions(custom.get_cluster_custom_object(GROUP, VERSION, "environments", env)).get(
-                "Ready"
-            )
-            == "True"
-        ),
-        90,
-        interval=0.2,
-    )
-    for example in examples:
-        image = example.image_object(env)
-        name = image["metadata"]["name"]
-        custom.create_namespaced_custom_object(GROUP, VERSION, env, "images", image)
-        wait(f"Image {name} Ready", partial(image_ready, custom, env, name), 60, interval=0.2)
-
-
-def image_ready(custom: client.CustomObjectsApi, env: str, name: str) -> bool:
-    image = custom.get_namespaced_custom_object(GROUP, VERSION, env, "images", name)
-    return conditions(image).get("Ready") == "True"
 
 
 def prepare(api: client.ApiClient, env: str, figure: Figure, store_env: dict[str, str]) -> None:
@@ -605,32 +471,24 @@ def main() -> int:
         help="the trivial job's example (hello-static: the same with an output file)",
     )
     args = parser.parse_args()
+    t_start = time.monotonic()
+    say("setup: CRDs, MinIO on the gateway, runner and example images, operator")
+    with bed("bench-jobs") as where:
+        assert where is not None
+        return run_all(where, args, t_start)
+
+
+def run_all(where: Bed, args: argparse.Namespace, t_start: float) -> int:
+    api, workdir, store_env = where.api, where.workdir, where.store
     known = figures(args.trivial_example)
     chosen = [known[f] for f in args.figures.split(",") if f]
-    t_start = time.monotonic()
-    if not cluster.status_quiet():
-        say("starting the test bed (`make cluster-down` stops it)")
-        cluster.up()
-    api = config.new_client_from_config(config_file=str(paths.kubeconfig()))
-    workdir = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
-    say("setup: CRDs, MinIO on the gateway, runner and example images, operator")
-    apply_crds()
-    server, store_env = start_store(workdir)
     env = f"bench-{uuid.uuid4().hex[:6]}"
     operator: Operator | None = None
     bench: Bench | None = None
     try:
-        runner = product_images.build("runner")
         wanted = {f.example for f in chosen} | ({known["trivial"].example} if args.burst else set())
         examples = {name: example_images.build_example(name) for name in sorted(wanted)}
-        settings = {
-            **store_env,
-            "KUBECONFIG": str(paths.kubeconfig()),
-            "BATCHX_LIVENESS_ENDPOINT": "",
-            "BATCHX_READINESS_ENDPOINT": "",
-            RUNNER_IMAGE_VARIABLE: runner.pinned,
-        }
-        operator = Operator(settings, workdir / "operator.log")
+        operator = Operator(operator_settings(store_env, where.runner()), workdir / "operator.log")
         say(f"operator: pid {operator.proc.pid}, log {workdir / 'operator.log'}")
         create_environment(api, env, list(examples.values()))
         bench = Bench(api, env)
@@ -656,34 +514,7 @@ def main() -> int:
         if bench is not None:
             bench.jobs.stop()
             bench.pods.stop()
-        cleanup(api, env, operator)
-        s3bed.stop(server)
-
-
-def cleanup(api: client.ApiClient, env: str, operator: Operator | None) -> None:
-    """Delete the Environment (its namespace goes with it) while the operator still runs."""
-    custom = client.CustomObjectsApi(api)
-    core = client.CoreV1Api(api)
-    try:
-        custom.delete_cluster_custom_object(GROUP, VERSION, "environments", env)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-
-    def gone() -> bool:
-        try:
-            core.read_namespace(env)
-        except ApiException as exc:
-            return bool(exc.status == 404)
-        return False
-
-    try:
-        wait(f"namespace {env} deleted", gone, 90, interval=0.5)
-    except TimeoutError as exc:
-        say(f"warning: {exc}; `kubectl delete ns {env}` may need finalizers removed")
-    finally:
-        if operator is not None:
-            operator.stop()
+        delete_environment(api, env, operator)
 
 
 if __name__ == "__main__":

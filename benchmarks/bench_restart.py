@@ -33,36 +33,44 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_jobs import Operator, apply_crds, conditions, say, start_store, wait
-from kubernetes import client, config
+from benchmarks.benchbed import (
+    GROUP,
+    JSON,
+    VERSION,
+    Operator,
+    bed,
+    create_environment,
+    create_image,
+    ignore_missing,
+    in_parallel,
+    operator_settings,
+    release_jobs,
+    say,
+    wait,
+)
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from batchx.planning.job_pod import pod_name
 from batchx.planning.job_protocol import STAGE_OUT
 from batchx.planning.ledger import JobAccount, charge_record
-from testbed import cluster, example_images, paths, product_images
-from testbed import s3 as s3bed
+from testbed import example_images
 
-GROUP, VERSION = "batchx.io", "v1alpha1"
-JSON = dict[str, Any]
 FAKE_GPU = "bench-fake-gpu"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 ADMITTED_GOAL_SECONDS = 5.0
-WORKERS = 8
 
 
 def now_iso() -> str:
@@ -236,54 +244,18 @@ def gpu_manifest(example: example_images.Example) -> JSON:
     return manifest
 
 
-def create_environment(api: client.ApiClient, env: str, example: example_images.Example) -> None:
-    custom = client.CustomObjectsApi(api)
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Environment",
-        "metadata": {"name": env},
-        "spec": {"credits": 10_000_000},
-    }
-    custom.create_cluster_custom_object(GROUP, VERSION, "environments", body)
-    wait(
-        "Environment Ready",
-        lambda: (
-            conditions(custom.get_cluster_custom_object(GROUP, VERSION, "environments", env)).get(
-                "Ready"
-            )
-            == "True"
-        ),
-        90,
-        interval=0.2,
-    )
-    plain = example.image_object(env)
-    gpu = copy.deepcopy(plain)
+def setup_environment(api: client.ApiClient, env: str, example: example_images.Example) -> None:
+    """The Environment with the example's Image and a GPU twin of it (the fake node's jobs)."""
+    create_environment(api, env, [example], credits=10_000_000)
+    gpu = copy.deepcopy(example.image_object(env))
     gpu["metadata"]["name"] = "gpu-hello-1-0-0"
     gpu["spec"]["manifest"] = gpu_manifest(example)
-    for image in (plain, gpu):
-        custom.create_namespaced_custom_object(GROUP, VERSION, env, "images", image)
-        name = image["metadata"]["name"]
-        wait(
-            f"Image {name} Ready",
-            lambda n=name: (
-                conditions(
-                    custom.get_namespaced_custom_object(GROUP, VERSION, env, "images", n)
-                ).get("Ready")
-                == "True"
-            ),
-            60,
-            interval=0.2,
-        )
+    create_image(client.CustomObjectsApi(api), env, gpu)
 
 
 def state(custom: client.CustomObjectsApi, env: str, name: str) -> str | None:
     job = custom.get_namespaced_custom_object(GROUP, VERSION, env, "jobs", name)
     return (job.get("status") or {}).get("state")
-
-
-def in_parallel(call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-    with ThreadPoolExecutor(WORKERS) as pool:
-        return list(pool.map(call, items))
 
 
 def start_running_jobs(api: client.ApiClient, env: str, count: int) -> None:
@@ -360,7 +332,7 @@ def prepare(
     example = example_images.build_example("hello-static")
     operator = Operator(settings, log)
     try:
-        create_environment(api, env, example)
+        setup_environment(api, env, example)
         reference = f"{example.manifest['name']}:{example.manifest['version']}"
         custom.create_namespaced_custom_object(
             GROUP, VERSION, env, "jobs", job_body("template", reference)
@@ -430,61 +402,32 @@ def main() -> int:
     parser.add_argument("--running", type=int, default=100)
     parser.add_argument("--window", type=float, default=30, help="seconds of writes counted")
     args = parser.parse_args()
-    if not cluster.status_quiet():
-        say("the test bed is not running: `make cluster-up` first")
-        return 2
     t_start = time.monotonic()
-    api = config.new_client_from_config(config_file=str(paths.kubeconfig()))
-    workdir = Path(tempfile.mkdtemp(prefix="bench-restart-"))
-    apply_crds()
-    server, store_env = start_store(workdir)
-    env = f"restart-{uuid.uuid4().hex[:6]}"
-    node = FakeNode(api)
-    try:
-        settings = {
-            **store_env,
-            "KUBECONFIG": str(paths.kubeconfig()),
-            "BATCHX_LIVENESS_ENDPOINT": "",
-            "BATCHX_READINESS_ENDPOINT": "",
-            "BATCHX_RUNNER_IMAGE": product_images.build("runner").pinned,
-        }
-        node.create()
-        say(f"setup: fake node {node.name}, environment {env}, operator logs in {workdir}")
-        prepare(api, env, settings, args, workdir / "operator-setup.log")
-        ok = measure(api, env, settings, args, workdir / "operator-restart.log")
-        say(f"total {time.monotonic() - t_start:.0f}s")
-        return 0 if ok else 1
-    finally:
-        clean_up(api, env)
-        node.delete()
-        s3bed.stop(server)
+    with bed("bench-restart", start=False) as where:
+        if where is None:
+            return 2
+        api, workdir = where.api, where.workdir
+        env = f"restart-{uuid.uuid4().hex[:6]}"
+        node = FakeNode(api)
+        try:
+            settings = operator_settings(where.store, where.runner())
+            node.create()
+            say(f"setup: fake node {node.name}, environment {env}, operator logs in {workdir}")
+            prepare(api, env, settings, args, workdir / "operator-setup.log")
+            ok = measure(api, env, settings, args, workdir / "operator-restart.log")
+            say(f"total {time.monotonic() - t_start:.0f}s")
+            return 0 if ok else 1
+        finally:
+            clean_up(api, env)
+            node.delete()
 
 
 def clean_up(api: client.ApiClient, env: str) -> None:
     """Delete the Environment with no operator running: finalizers dropped, pods forced."""
     custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
-
-    def ignore_missing(call: Callable[[], Any]) -> None:
-        try:
-            call()
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-
     unfinalized = {"metadata": {"finalizers": None}}
     ignore_missing(lambda: custom.delete_cluster_custom_object(GROUP, VERSION, "environments", env))
-    try:
-        jobs = custom.list_namespaced_custom_object(GROUP, VERSION, env, "jobs")["items"]
-    except ApiException:
-        jobs = []
-    in_parallel(
-        lambda job: ignore_missing(
-            lambda: custom.patch_namespaced_custom_object(
-                GROUP, VERSION, env, "jobs", job["metadata"]["name"], unfinalized
-            )
-        ),
-        jobs,
-    )
+    release_jobs(custom, env)
     ignore_missing(
         lambda: custom.patch_cluster_custom_object(GROUP, VERSION, "environments", env, unfinalized)
     )

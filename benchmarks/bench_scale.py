@@ -9,10 +9,12 @@ it for good. KWOK (`testbed/build-kwok.sh`, built from its Go module) plays the 
 ``kwok.x-k8s.io/node=fake:NoSchedule`` so that no other pod lands there; the operator
 (``python -m batchx``, a child process) puts job Pods there with its ``jobTolerations`` and
 ``jobNodeSelector`` settings. KWOK's stages (`benchmarks/kwok_stages.yaml`) run every pod for
-``--run-ms`` and end it with exit code 0, the ``stage-out`` sidecar reporting the output JSON
-in its termination message as the real runner does for an output without files; the operator
-judges the job as it judges a real one (SUCCEEDED, charged). The store is a local directory
-(the runner never runs; the operator only checks the job's folder before its first pod).
+``--run-ms`` and end it with exit code 0, output.json in the job container's termination message
+as the kubelet returns it on the direct path (the scale image's output lists no file: no runner
+container at all; a ``stage-out`` sidecar, with ``BATCHX_DIRECT_OUTPUT=false``, reports it as the
+real runner does); the operator judges the job as it judges a real one (SUCCEEDED, charged).
+The store is a local directory (the runner never runs; the operator only checks the job's
+folder before its first pod).
 
 One round per size M: first the peer, M bare Pods (a job Pod's own spec, without its owner)
 created directly in a plain namespace, then M Jobs over `--envs` Environments, each created
@@ -36,9 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -55,18 +55,24 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import urllib3
-from benchmarks.bench_jobs import apply_crds
+from benchmarks.benchbed import (
+    GROUP,
+    JSON,
+    TERMINAL,
+    VERSION,
+    Operator,
+    apply_crds,
+    conditions,
+    release_jobs,
+    say,
+    wait,
+)
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from testbed import cluster, paths
 
 REPO = Path(__file__).resolve().parents[1]
-GROUP, VERSION = "batchx.io", "v1alpha1"
-JSON = dict[str, Any]
-TERMINAL = frozenset(
-    {"SUCCEEDED", "WARNING", "FAILED", "CANCELLED", "OUT_OF_MEMORY", "INVALID_OUTPUT"}
-)
 NODE_LABEL, NODE_VALUE = "type", "kwok"
 TAINT = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
 TOLERATION = {**TAINT, "operator": "Equal"}
@@ -92,21 +98,6 @@ MANIFEST: JSON = {
     "runtime": {"minMem": 32, "defaultVcpus": 1},
 }
 WATCH_SECONDS = 30
-
-
-def say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def wait(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout:.0f}s")
-        time.sleep(interval)
 
 
 # -- watching thousands of objects: first times only, raw JSON (no client models) ------------
@@ -230,54 +221,6 @@ def request_counts(api: client.ApiClient) -> Counter[tuple[str, str]]:
     return counts
 
 
-# -- processes -------------------------------------------------------------------------------
-
-
-class Child:
-    """A child process whose RSS is sampled and whose CPU time is read from /proc."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO
-            )
-        self.peak_rss = 0
-        self._stop = threading.Event()
-        threading.Thread(target=self._sample, daemon=True).start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.1):
-            self.peak_rss = max(self.peak_rss, self.rss())
-
-    def rss(self) -> int:
-        try:
-            text = Path(f"/proc/{self.proc.pid}/status").read_text()
-        except OSError:
-            return 0
-        line = next((x for x in text.splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB")
-        return int(line.split()[1]) * 1024
-
-    def cpu_seconds(self) -> float:
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
-
-
 # -- objects -----------------------------------------------------------------------------------
 
 
@@ -320,10 +263,6 @@ def bare_pod_body(name: str, template: JSON, run: str) -> JSON:
     }
 
 
-def conditions(obj: JSON) -> dict[str, str]:
-    return {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
-
-
 @dataclass
 class Round:
     label: str
@@ -347,8 +286,8 @@ class Bench:
         self.bare_ns = f"scale-{self.run}-pods"
         self.nodes = [f"kwok-{self.run}-{i}" for i in range(args.nodes)]
         self.workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-        self.kwok: Child | None = None
-        self.operator: Child | None = None
+        self.kwok: Operator | None = None
+        self.operator: Operator | None = None
         self.template: JSON | None = None
         spaces = {*self.envs, self.bare_ns}
 
@@ -389,7 +328,7 @@ class Bench:
             f"--config={conf}",
             f"--manage-nodes-with-label-selector={NODE_LABEL}={NODE_VALUE}",
         ]
-        self.kwok = Child(argv, dict(os.environ), self.workdir / "kwok.log")
+        self.kwok = Operator({}, self.workdir / "kwok.log", argv, every=0.1)
         say(f"kwok: pid {self.kwok.proc.pid}, log {self.workdir / 'kwok.log'}")
 
     def create_nodes(self) -> None:
@@ -412,7 +351,6 @@ class Bench:
         store = self.workdir / "store"
         store.mkdir()
         env = {
-            **os.environ,
             "KUBECONFIG": str(paths.kubeconfig()),
             "BATCHX_STORE": f"file://{store}",
             "BATCHX_RUNNER_IMAGE": RUNNER_REF,
@@ -426,7 +364,7 @@ class Bench:
             key, _, value = setting.partition("=")
             env[key] = value
         log = self.workdir / "operator.log"
-        self.operator = Child([sys.executable, "-m", "batchx"], env, log)
+        self.operator = Operator(env, log, every=0.1)
         say(f"operator: pid {self.operator.proc.pid}, log {log}")
 
     def create_environments(self) -> None:
@@ -571,7 +509,7 @@ class Bench:
         pod_keys = [f"{ns}/bx-{n}" for ns, n in zip(where, names, strict=True)]
         before = request_counts(self.api)
         cpu_before = self.operator.cpu_seconds()
-        self.operator.peak_rss = self.operator.rss()
+        first_sample = len(self.operator.samples)
 
         def create(i: int) -> None:
             self.custom.create_namespaced_custom_object(
@@ -588,7 +526,7 @@ class Bench:
         out.final_seconds = last - start
         out.requests = request_counts(self.api) - before
         out.cpu_seconds = self.operator.cpu_seconds() - cpu_before
-        out.peak_rss = self.operator.peak_rss
+        out.peak_rss = self.operator.peak_since(first_sample)
         states = Counter(str(self.jobs.last[k].get("state")) for k in keys)
         out.failures = Counter({s: n for s, n in states.items() if s != "SUCCEEDED"})
         return out
@@ -616,30 +554,8 @@ class Bench:
     def _delete_namespaces(self) -> None:
         """The jobs' finalizers removed (the operator is stopped), then the Environments and
         every namespace made, waited for (KWOK ends their pods)."""
-        patch = {"metadata": {"finalizers": None}}
-
-        def release(item: tuple[str, str]) -> None:
-            namespace, name = item
-            try:
-                self.custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "jobs", name, patch
-                )
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-
         for env in self.envs:
-            try:
-                listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, env, "jobs")
-            except ApiException:
-                continue
-            held = [
-                (env, j["metadata"]["name"])
-                for j in listed.get("items") or []
-                if j["metadata"].get("finalizers")
-            ]
-            with ThreadPoolExecutor(self.args.clients) as pool:
-                list(pool.map(release, held))
+            release_jobs(self.custom, env, threads=self.args.clients)
             try:
                 self.custom.delete_cluster_custom_object(GROUP, VERSION, "environments", env)
             except ApiException as exc:
