@@ -242,7 +242,8 @@ def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
     )
     model = job.model()
     req = request(model)
-    plan = staging_plan(REF, req, model.spec.input)
+    record = {"v": 1, "job": {"name": "align", "uid": "uid-1"}}
+    plan = staging_plan(REF, req, model.spec.input, record)
     assert plan == {
         "version": 1,
         "job": "align",
@@ -263,6 +264,7 @@ def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
         "outputPrefix": "jobs/align/output/",
         "resultPath": "jobs/align/result.json",
         "timeout": 3600,
+        "provenance": record,  # written by the runner with every output file
     }
     config_map = plan_config_map(REF, plan, req.manifest_document)
     assert config_map["metadata"]["name"] == "bx-align-plan"

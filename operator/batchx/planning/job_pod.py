@@ -258,8 +258,14 @@ def _labels(job: JobRef) -> dict[str, str]:
 # -------------------------------------------------------------------------------- the plan
 
 
-def staging_plan(job: JobRef, request: Request, input_document: Mapping[str, Any]) -> JSON:
-    """What the runner needs: the input, where each file goes, and how to read the output."""
+def staging_plan(
+    job: JobRef,
+    request: Request,
+    input_document: Mapping[str, Any],
+    provenance: Mapping[str, Any] | None = None,
+) -> JSON:
+    """What the runner needs: the input, where each file goes, how to read the output, and
+    the record it writes with every output file (`batchx.planning.provenance`)."""
     files: dict[str, str] = {}
     for ref in request.files:
         files.setdefault(ref.target, input_local_path(ref))
@@ -279,6 +285,7 @@ def staging_plan(job: JobRef, request: Request, input_document: Mapping[str, Any
         "outputPrefix": output_prefix(job.name),
         "resultPath": result_path(job.name),
         "timeout": request.resources.timeout,
+        "provenance": dict(provenance) if provenance is not None else None,
     }
 
 

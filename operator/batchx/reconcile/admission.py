@@ -95,7 +95,8 @@ async def candidates(
 async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list[str]:
     kube = ctx.kube
     env = await kube.get_cluster_object("environments", namespace)
-    jobs = [JobRead(b) for b in await kube.list_objects(PLURAL, namespace)]
+    bodies = await kube.list_objects(PLURAL, namespace)
+    jobs = [JobRead(b) for b in bodies]
     waiting = [j for j in jobs if j.state in WAITING and not j.deleting]
     if not waiting:
         return []
@@ -111,9 +112,6 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
         return []
     policy = job_policy(ctx.settings)
     images = await candidates(ctx, namespace)
-    accounts, records = await ledger.settle(ctx, namespace)
-    totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
-    running, running_reserved = _running(jobs, images, policy)
 
     requests: dict[str, tuple[JobRead, Request]] = {}
     for job in waiting:
@@ -130,7 +128,12 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
         requests[job.name] = (job, verdict)
     # Hits finish here, twins of a running job wait; neither needs quota or credits.
     await cache.serve_or_hold(ctx, jobs, requests, namespace=namespace, outcome=outcome, now=now)
-
+    if not requests:  # all served or held (or refused): the ledger and quota are not needed
+        return []
+    # The ledger reads the jobs this pass listed (before its records: see `ledger.settle`).
+    accounts, records = await ledger.settle(ctx, namespace, bodies)
+    totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
+    running, running_reserved = _running(jobs, images, policy)
     spec_quota = (env.get("spec") or {}).get("quota")
     quota = EnvironmentQuota.model_validate(spec_quota) if spec_quota else None
     capacity = Capacity.of(

@@ -71,6 +71,7 @@ from batchx.reconcile.job_status import (
     merge,
     write_status,
 )
+from batchx.reconcile.provenance import plan_record
 from batchx.reconcile.storage import remove_files
 from batchx.settings import Settings
 
@@ -341,7 +342,11 @@ async def _create_pod(
     )
     if isinstance(request, Refusal):
         return request
-    plan = staging_plan(ref, request, job.model.spec.input)
+    record = await plan_record(ctx, ref, request)
+    if record is None:
+        outcome.retry_after, outcome.retry_reason = STORE_RETRY_SECONDS, "the store failed"
+        return None
+    plan = staging_plan(ref, request, job.model.spec.input, record)
     config_map = plan_config_map(ref, plan, decision.document)
     try:
         await kube.create_config_map(config_map)

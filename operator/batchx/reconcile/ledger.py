@@ -12,7 +12,7 @@ from batchx.planning.ledger import (
     needs_record,
     record_name,
 )
-from batchx.reconcile.context import Context
+from batchx.reconcile.context import JSON, Context
 
 
 async def ensure_record(ctx: Context, namespace: str, job: JobAccount) -> ChargeRecord:
@@ -61,16 +61,22 @@ async def record_job(ctx: Context, namespace: str, job: JobAccount) -> None:
             raise
 
 
-async def settle(ctx: Context, namespace: str) -> tuple[list[JobAccount], list[ChargeRecord]]:
+async def settle(
+    ctx: Context, namespace: str, job_bodies: list[JSON] | None = None
+) -> tuple[list[JobAccount], list[ChargeRecord]]:
     """Read the namespace's ledger, recording any charge not recorded yet.
 
     Jobs are listed before records: a job that finishes and gets recorded in between is seen
     once as a non-terminal job and once as a record, and the record wins (no double count).
+    `job_bodies` is a list of the namespace's jobs the caller has just read (the admission
+    pass: one list per pass, not two), read before the records here.
     """
-    try:
-        jobs = [JobAccount.from_body(b) for b in await ctx.kube.list_objects("jobs", namespace)]
-    except NotFound:
-        jobs = []  # the Job CRD is not installed: no jobs, nothing reserved
+    if job_bodies is None:
+        try:
+            job_bodies = await ctx.kube.list_objects("jobs", namespace)
+        except NotFound:
+            job_bodies = []  # the Job CRD is not installed: no jobs, nothing reserved
+    jobs = [JobAccount.from_body(b) for b in job_bodies]
     records = [
         ChargeRecord.from_config_map(c)
         for c in await ctx.kube.list_config_maps(namespace, RECORD_SELECTOR)

@@ -51,6 +51,8 @@ class Plan:
     output_schema: dict[str, Any]
     output_prefix: str
     result_path: str
+    provenance: dict[str, Any] | None = None
+    """Written with every output file (`batchx.planning.provenance`); None: an older plan."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
@@ -65,6 +67,7 @@ class Plan:
             output_schema=dict(data["outputSchema"]),
             output_prefix=str(data["outputPrefix"]),
             result_path=str(data["resultPath"]),
+            provenance=record if isinstance(record := data.get("provenance"), dict) else None,
         )
 
     @classmethod
@@ -193,7 +196,7 @@ def stage_out(plan: Plan, files: EnvFiles, dirs: Dirs) -> RunnerReport:
         return report
     # Too big for a termination message: the full report goes to the store, a pointer here.
     full = report.to_json().encode()
-    files.put_bytes(plan.result_path, full, job=plan.job)
+    files.put_bytes(plan.result_path, full, job=plan.job, provenance=plan.provenance)
     return RunnerReport(
         Outcome.UPLOADED,
         result=plan.result_path,
@@ -245,7 +248,7 @@ def _upload(files: EnvFiles, plan: Plan, relative: str, local: Path) -> int:
         # Opened without following links: the file could have been swapped for one since.
         fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb", buffering=0) as source:
-            report = files.put_stream(path, source, job=plan.job)
+            report = files.put_stream(path, source, job=plan.job, provenance=plan.provenance)
     except (StoreError, OSError) as err:
         raise StageError(f"{BX_SCHEME}{path}: {err}") from err
     return report.entry.size

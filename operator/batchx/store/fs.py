@@ -3,8 +3,9 @@
 Object layout (all keys relative to the store's root):
 
     blobs/ab/cd/<sha256>        the blob (its bytes, or for S3 multipart blobs a pointer)
-    envs/<env>/paths/<path>     index entry: {"digest", "size", "created", "job"}; an empty
-                                object is a tombstone left by `rm` (see `delete`)
+    envs/<env>/paths/<path>     index entry: {"digest", "size", "created", "job", and for a
+                                file a job wrote "provenance" (batchx.planning.provenance)};
+                                an empty object is a tombstone left by `rm` (see `delete`)
     envs/<env>/refs/<sha256>    {"size", "count"}: how many of the env's paths name the blob
     envs/<env>/usage            {"bytes", "blobs", "files", "quota"}
     locks/...                   leases (batchx.store.leases)
@@ -68,15 +69,27 @@ class Entry:
     size: int
     created: str
     job: str | None = None
+    provenance: dict[str, Any] | None = None
+    """What produced the file (a job's record, `batchx.planning.provenance`); None: uploaded."""
 
     def to_bytes(self) -> bytes:
         body = {k: v for k, v in asdict(self).items() if k != "path"}
+        if body["provenance"] is None:
+            del body["provenance"]
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, path: str, data: bytes) -> Entry:
         raw = json.loads(data)
-        return cls(path, raw["digest"], int(raw["size"]), raw["created"], raw.get("job"))
+        record = raw.get("provenance")
+        return cls(
+            path,
+            raw["digest"],
+            int(raw["size"]),
+            raw["created"],
+            raw.get("job"),
+            record if isinstance(record, dict) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,7 @@ class NewPath:
     digest: str
     size: int
     job: str | None = None
+    provenance: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -479,8 +493,15 @@ class EnvFiles:
                 return [got.get(k) for k in keys]
         return list(self.store.pool.map(self.backend.get, keys))
 
-    def put_bytes(self, path: str, data: bytes, *, job: str | None = None) -> PutReport:
-        return self.put_stream(path, io.BytesIO(data), job=job)
+    def put_bytes(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        job: str | None = None,
+        provenance: dict[str, Any] | None = None,
+    ) -> PutReport:
+        return self.put_stream(path, io.BytesIO(data), job=job, provenance=provenance)
 
     def put_stream(
         self,
@@ -488,6 +509,7 @@ class EnvFiles:
         source: BinaryIO,
         *,
         job: str | None = None,
+        provenance: dict[str, Any] | None = None,
         progress: Progress = no_progress,
         _lease: Lease | None = None,
     ) -> PutReport:
@@ -500,7 +522,7 @@ class EnvFiles:
             progress(n)
 
         result = self.backend.put_blob(source, tick)
-        item = NewPath(path, result.digest, result.size, job)
+        item = NewPath(path, result.digest, result.size, job, provenance)
         outcome = self._add([item], None, {result.digest} if result.uploaded else set())[0]
         if isinstance(outcome, StoreError):
             raise outcome
@@ -583,7 +605,7 @@ class EnvFiles:
     def _write_entry(
         self, key: str, item: NewPath, seen: tuple[bytes, str] | None
     ) -> tuple[Entry, Outcome] | StoreError:
-        entry = Entry(item.path, item.digest, item.size, now_iso(), item.job)
+        entry = Entry(item.path, item.digest, item.size, now_iso(), item.job, item.provenance)
         try:
             if seen is None:
                 self.backend.put(key, entry.to_bytes(), create_only=True)
