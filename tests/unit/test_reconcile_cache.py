@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from batchx.models import JobState
 from batchx.planning.job_admission import Request
 from batchx.planning.job_cache import cache_key, folder_digest
 from batchx.planning.job_pod import JobRef
@@ -160,3 +161,27 @@ def test_a_twin_of_a_running_job_waits_for_it() -> None:
     left, kube = run_pass([body("new2")], [running])
     assert left == set()
     assert "identical job run1" in kube.writes["new2"]["conditions"][-1]["message"]
+
+
+def test_a_finished_job_is_read_for_its_state_and_key_without_a_typed_view() -> None:
+    """An admission pass reads every job of the namespace: finished ones stay raw bodies."""
+    key = "sha256:" + "0" * 64
+    body = {
+        "metadata": {"name": "old", "namespace": "lab", "uid": "u"},
+        "spec": {"image": "hello:1.0.0", "input": {}},
+        "status": {
+            "state": "SUCCEEDED",
+            "admission": {
+                "resources": {"vcpus": 1, "memory": 32, "gpus": 0, "timeout": 300},
+                "rate": 0,
+                "cacheKey": key,
+                "admittedAt": "2026-12-02T00:00:00Z",
+            },
+        },
+    }
+    job = JobRead(body)
+    assert (job.state, job.cache_key) == (JobState.SUCCEEDED, key)
+    assert "model" not in job.__dict__  # no validation was paid for
+    assert job.model.status is not None
+    assert job.model.status.state is JobState.SUCCEEDED
+    assert JobRead({**body, "status": {"state": "SUCCEEDED", "admission": []}}).cache_key is None

@@ -75,12 +75,13 @@ async def serve_or_hold(
     """Key every request; serve the hits and hold the twins (both leave `requests`)."""
     step = _Step(ctx, namespace, outcome, now)
     keys = await _keys(ctx, namespace, requests)
-    # Grouped once by key: a pass over N jobs costs O(N), whatever the number of requests.
+    # Grouped once by the keys asked for: a pass over N jobs costs O(N) reads of a body field,
+    # and only the jobs with one of those keys get a typed view.
+    wanted = {k for k in keys.values() if k is not None}
     known: dict[str, list[Candidate]] = defaultdict(list)
     for j in jobs:
-        candidate = Candidate.of(j.name, j.status, deleting=j.deleting)
-        if candidate.key is not None:
-            known[candidate.key].append(candidate)
+        if (key := j.cache_key) in wanted:
+            known[key].append(Candidate.of(j.name, j.status, deleting=j.deleting))
     leaders: dict[str, str] = {}
     ordered = sorted(requests.values(), key=lambda jr: (jr[1].created, jr[1].name))
     for job, judged in ordered:
