@@ -70,6 +70,11 @@ class JobRead:
     def state(self) -> JobState | None:
         if "model" in self.__dict__:
             return self.status.state
+        return self._listed_state
+
+    @cached_property
+    def _listed_state(self) -> JobState | None:
+        """The state as the body says (the typed view, once made, is read instead)."""
         raw = (self.body.get("status") or {}).get("state")
         try:
             return None if raw is None else JobState(raw)
