@@ -13,6 +13,7 @@ ledger counts the reservation from then on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,9 +83,11 @@ async def candidates(
         except CoordinatesError:
             return []
         bodies = await ctx.kube.list_objects("images", home)
-    else:
-        own = await ctx.kube.list_objects("images", namespace)
-        public = await ctx.kube.list_all_namespaces("images", f"{labels.PUBLIC}=true")
+    else:  # two independent reads at once: a hit's latency is a chain of these round trips
+        own, public = await asyncio.gather(
+            ctx.kube.list_objects("images", namespace),
+            ctx.kube.list_all_namespaces("images", f"{labels.PUBLIC}=true"),
+        )
         bodies = own + [b for b in public if b["metadata"].get("namespace") != namespace]
     return [c for c in map(image_candidate, bodies) if c is not None]
 
@@ -94,8 +97,9 @@ async def candidates(
 
 async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list[str]:
     kube = ctx.kube
-    env = await kube.get_cluster_object("environments", namespace)
-    bodies = await kube.list_objects(PLURAL, namespace)
+    env, bodies = await asyncio.gather(
+        kube.get_cluster_object("environments", namespace), kube.list_objects(PLURAL, namespace)
+    )
     jobs = [JobRead(b) for b in bodies]
     waiting = [j for j in jobs if j.state in WAITING and not j.deleting]
     if not waiting:
