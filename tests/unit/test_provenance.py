@@ -14,9 +14,10 @@ from batchx.cli.app import app
 from batchx.models import JobImage
 from batchx.planning.job_cache import folder_digest
 from batchx.planning.job_pod import JobRef, staging_plan
+from batchx.planning.job_protocol import StagingPlan
 from batchx.planning.provenance import Record, job_record, served_record, trace
 from batchx.reconcile.storage import content_digests
-from batchx.runner.stage import Dirs, Plan, stage_out
+from batchx.runner.stage import Dirs, stage_out
 from batchx.store import EnvFiles
 from batchx.store.fs import Entry, NewPath
 from tests.job_builders import FILE_INPUT_SCHEMA, candidate, make_bx_job, request_for
@@ -41,7 +42,7 @@ def run_job(files: EnvFiles, tmp_path: Path, name: str, text: str, **inputs: Any
     out.mkdir()
     (out / "counts.txt").write_text(text)
     (out / "output.json").write_text(json.dumps({"counts": "/batchx/output/counts.txt"}))
-    stage_out(Plan.from_json(json.loads(json.dumps(plan))), files, Dirs(tmp_path, out))
+    stage_out(StagingPlan.from_json(json.loads(plan.dumps())), files, Dirs(tmp_path, out))
     entry = files.stat(f"jobs/{name}/output/counts.txt")
     assert entry is not None
     return entry
