@@ -5,15 +5,20 @@ operator, API server, kubelet and S3 store: the first job runs a pod, an identic
 from it (same output file content under its own output folder, charge 0, never a pod), a copy of
 the input under another path hits, new content misses, ``cache: false`` runs, two identical jobs
 submitted together run one pod, and a result whose job or blob is gone is not served.
+Provenance: a job's output names the job, its image and input digests, through a chain of two
+jobs back to the uploaded file (``bx provenance``), and a served job's copy names both jobs.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 from kopf.testing import KopfRunner
+from typer.testing import CliRunner
 
+from batchx.cli.app import app
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
 from tests.integration.bx import GROUP, VERSION, Bx, condition
@@ -146,3 +151,50 @@ def test_a_result_whose_blob_is_gone_is_not_served(lab: Lab, job_bed: JobBed) ->
         assert entry is not None
         store.backend.delete_blob(entry.digest)  # lost data (a bucket rule, a bad restore)
     ran(lab, count(lab, "after-lost", text))
+
+
+# ------------------------------------------------------------------------------ provenance
+
+
+def test_provenance_goes_back_through_two_jobs_and_names_the_served_job(
+    lab: Lab, job_bed: JobBed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = a_text(lab, job_bed)
+    first = ran(lab, count(lab, "prov-1", text))
+    second = ran(lab, count(lab, "prov-2", first["output"]["counts"]))
+    served(lab, count(lab, "prov-3", first["output"]["counts"]), "prov-2")
+    uids = {n: lab.job(n)["metadata"]["uid"] for n in ("prov-1", "prov-2", "prov-3")}
+    for key, value in {**job_bed.credentials(), "BATCHX_STORE": job_bed.store_url}.items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner(env={"COLUMNS": "250"})
+    where = ["-e", lab.name]
+
+    shown = runner.invoke(app, ["provenance", second["output"]["counts"], *where, "-o", "json"])
+    assert shown.exit_code == 0, shown.output
+    chain = json.loads(shown.output)
+    made = chain["producedBy"]
+    assert made["job"] == {"name": "prov-2", "uid": uids["prov-2"]}
+    assert made["image"]["coordinates"] == second["image"]["coordinates"]
+    assert made["image"]["container"] == second["image"]["container"]
+    assert made["image"]["digest"] == second["image"]["container"].split("@")[1]
+    [middle] = chain["inputs"]
+    assert middle["path"] == first["output"]["counts"]
+    assert middle["producedBy"]["job"] == {"name": "prov-1", "uid": uids["prov-1"]}
+    [upload] = middle["inputs"]
+    assert upload["path"] == text
+    assert upload["producedBy"] is None  # the user's upload: the chain ends
+    with job_bed.store() as store:
+        uploaded = store.env(lab.name).require(text.removeprefix("bx://"))
+    assert upload["digest"] == "sha256:" + uploaded.digest
+    assert middle["producedBy"]["inputs"] == [{"path": text, "digest": upload["digest"]}]
+
+    # The served job's copy names the job that computed it and the one it was served to.
+    alias = runner.invoke(app, ["provenance", "bx://jobs/prov-3/output/counts.txt", *where])
+    assert alias.exit_code == 0, alias.output
+    assert f"made by job prov-2 uid {uids['prov-2']}" in alias.output
+    assert "served from the cache to job prov-3" in alias.output
+    assert "made by job prov-1" in alias.output
+    assert "uploaded" in alias.output
+    listing = runner.invoke(app, ["ls", "-l", "-r", "bx://jobs/prov-3/", *where])
+    assert listing.exit_code == 0, listing.output
+    assert "prov-2 -> prov-3 (cached)" in listing.output

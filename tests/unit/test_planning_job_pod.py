@@ -239,7 +239,8 @@ def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
     )
     model = job.model()
     req = request(model)
-    plan = staging_plan(REF, req, model.spec.input)
+    record = {"v": 1, "job": {"name": "align", "uid": "uid-1"}}
+    plan = staging_plan(REF, req, model.spec.input, record)
     assert StagingPlan.from_json(json.loads(plan.dumps())) == plan
     assert plan.to_json() == {
         "version": 1,
@@ -261,6 +262,7 @@ def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
         "outputPrefix": "jobs/align/output/",
         "resultPath": "jobs/align/result.json",
         "timeout": 3600,
+        "provenance": record,  # written by the runner with every output file
     }
     config_map = plan_config_map(REF, plan, req.manifest_document)
     assert config_map["metadata"]["name"] == "bx-align-plan"

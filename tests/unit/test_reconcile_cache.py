@@ -6,22 +6,27 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from batchx.models import JobState
 from batchx.planning.job_admission import Request
 from batchx.planning.job_cache import cache_key, folder_digest
-from batchx.reconcile.cache import _alias, _digests, serve_or_hold
+from batchx.planning.job_pod import JobRef
+from batchx.reconcile.cache import _alias, serve_or_hold
 from batchx.reconcile.context import Context, Outcome
 from batchx.reconcile.job_status import JobRead
+from batchx.reconcile.storage import content_digests
 from batchx.settings import Settings
 from batchx.store import Store
 from batchx.store.fs import EnvFiles
 from tests.job_builders import POLICY, T0, candidate
+
+TWO = JobRef("two", "lab", "uid-two")
 
 
 def test_digests_of_files_and_folders_come_from_the_index(files: EnvFiles) -> None:
     a = files.put_bytes("data/a.txt", b"alpha").entry
     b = files.put_bytes("data/sub/b.txt", b"beta").entry
     files.put_bytes("copy/a.txt", b"alpha")
-    found = _digests(files, {"data/a.txt", "copy/a.txt", "data/", "missing.txt", "empty/"})
+    found = content_digests(files, {"data/a.txt", "copy/a.txt", "data/", "missing.txt", "empty/"})
     assert found == {
         "data/a.txt": "sha256:" + a.digest,
         "copy/a.txt": "sha256:" + a.digest,  # the same content, wherever it lies
@@ -34,19 +39,27 @@ def test_outputs_are_aliased_to_the_same_blobs_without_quota(files: EnvFiles) ->
     files.put_bytes("jobs/one/output/dir/x.txt", b"x", job="one")
     used = files.usage().bytes
     needed = ["jobs/one/output/counts.txt", "jobs/one/output/dir/"]
-    assert _alias(files, "one", "two", needed)
+    assert _alias(files, "one", TWO, needed)
     assert files.read_bytes("jobs/two/output/counts.txt") == b"3 the\n"
     assert files.read_bytes("jobs/two/output/dir/x.txt") == b"x"
     assert files.usage().bytes == used  # no new bytes: the blobs were the environment's
-    assert _alias(files, "one", "two", needed)  # again (an operator killed before the write)
+    alias = files.stat("jobs/two/output/counts.txt")
+    assert alias is not None
+    assert alias.job == "one"  # the job that computed it...
+    assert alias.provenance == {  # ...and the one it was served to (no record: an old entry)
+        "v": 1,
+        "job": {"name": "one"},
+        "servedTo": {"name": "two", "uid": "uid-two"},
+    }
+    assert _alias(files, "one", TWO, needed)  # again (an operator killed before the write)
 
 
 def test_nothing_is_aliased_when_an_output_file_or_blob_is_gone(files: EnvFiles) -> None:
     entry = files.put_bytes("jobs/one/output/counts.txt", b"3 the\n").entry
-    assert not _alias(files, "one", "two", ["jobs/one/output/other.txt"])
+    assert not _alias(files, "one", TWO, ["jobs/one/output/other.txt"])
     store: Store = files.store
     store.backend.delete_blob(entry.digest)
-    assert not _alias(files, "one", "two", ["jobs/one/output/counts.txt"])
+    assert not _alias(files, "one", TWO, ["jobs/one/output/counts.txt"])
     assert files.stat("jobs/two/output/counts.txt") is None
 
 
@@ -148,3 +161,27 @@ def test_a_twin_of_a_running_job_waits_for_it() -> None:
     left, kube = run_pass([body("new2")], [running])
     assert left == set()
     assert "identical job run1" in kube.writes["new2"]["conditions"][-1]["message"]
+
+
+def test_a_finished_job_is_read_for_its_state_and_key_without_a_typed_view() -> None:
+    """An admission pass reads every job of the namespace: finished ones stay raw bodies."""
+    key = "sha256:" + "0" * 64
+    body = {
+        "metadata": {"name": "old", "namespace": "lab", "uid": "u"},
+        "spec": {"image": "hello:1.0.0", "input": {}},
+        "status": {
+            "state": "SUCCEEDED",
+            "admission": {
+                "resources": {"vcpus": 1, "memory": 32, "gpus": 0, "timeout": 300},
+                "rate": 0,
+                "cacheKey": key,
+                "admittedAt": "2026-12-02T00:00:00Z",
+            },
+        },
+    }
+    job = JobRead(body)
+    assert (job.state, job.cache_key) == (JobState.SUCCEEDED, key)
+    assert "model" not in job.__dict__  # no validation was paid for
+    assert job.model.status is not None
+    assert job.model.status.state is JobState.SUCCEEDED
+    assert JobRead({**body, "status": {"state": "SUCCEEDED", "admission": []}}).cache_key is None

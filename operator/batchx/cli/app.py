@@ -26,9 +26,11 @@ from batchx.cli import files as _files  # noqa: E402
 from batchx.cli import images as _images  # noqa: E402
 from batchx.cli import jobs as _jobs  # noqa: E402
 from batchx.cli import manifest as _manifest  # noqa: E402
+from batchx.cli import provenance as _provenance  # noqa: E402
 
 _jobs.register(app)
 _images.register(app)
 _environments.register(app)
 _files.register(app)
+_provenance.register(app)
 app.add_typer(_manifest.app)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from batchx.store import EnvFiles, Outcome, Store
+    from batchx.store.fs import Entry
 
 # The store (boto3 behind it) and rich are imported inside the commands: `bx --help` must not
 # pay for them (see batchx.cli.common).
@@ -88,8 +89,8 @@ def cp(
     err = console(stderr=True)
     remote_src = [s.startswith(BX_SCHEME) for s in sources]
     if any(remote_src) and not all(remote_src):
-        _fail("sources must be all local or all bx:// paths")
-    with _env(env, store) as files:
+        refuse("sources must be all local or all bx:// paths")
+    with open_env(env, store) as files:
         tally = Tally()
         try:
             if all(remote_src) and dest.startswith(BX_SCHEME):
@@ -99,9 +100,9 @@ def cp(
             elif dest.startswith(BX_SCHEME):
                 _upload(files, sources, dest, jobs, tally)
             else:
-                _fail("one side must be a bx:// path")
+                refuse("one side must be a bx:// path")
         except StoreError as exc:
-            _fail(str(exc))
+            refuse(str(exc))
         for line in tally.errors:
             err.print(f"[red]error:[/red] {line}", highlight=False)
         err.print(tally.summary(), highlight=False)
@@ -268,16 +269,18 @@ def ls(
     env: EnvOption = None,
     store: StoreOption = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False,
-    long: Annotated[bool, typer.Option("--long", "-l", help="Show digests and jobs.")] = False,
+    long: Annotated[
+        bool, typer.Option("--long", "-l", help="Show digests and producing jobs.")
+    ] = False,
 ) -> None:
     """List files (a folder's direct children unless -r, or what a pattern matches)."""
     from batchx.store import StoreError  # noqa: PLC0415
     from batchx.store.patterns import has_wildcards  # noqa: PLC0415
 
     if not pattern.startswith(BX_SCHEME):
-        _fail(f"expected a bx:// path, got {pattern!r}")
+        refuse(f"expected a bx:// path, got {pattern!r}")
     rel = _rel(pattern)
-    with _env(env, store) as files:
+    with open_env(env, store) as files:
         try:
             if has_wildcards(rel):
                 names = list(files.find(rel))
@@ -289,7 +292,7 @@ def ls(
                 names = list(files.listdir(rel))
             _print_listing(files, names, long)
         except StoreError as exc:
-            _fail(str(exc))
+            refuse(str(exc))
 
 
 def _print_listing(files: EnvFiles, names: list[str], long: bool) -> None:
@@ -300,9 +303,19 @@ def _print_listing(files: EnvFiles, names: list[str], long: bool) -> None:
     for name in folders:
         table.add_row("-", "", *(["", ""] if long else []), BX_SCHEME + name)
     for entry in files.entries(n for n in names if not n.endswith("/")):
-        extra = [entry.digest[:16], entry.job or ""] if long else []
+        extra = [entry.digest[:16], _made_by(entry)] if long else []
         table.add_row(_human(entry.size), entry.created, *extra, BX_SCHEME + entry.path)
     console().print(table, highlight=False)
+
+
+def _made_by(entry: Entry) -> str:
+    """The job that computed a file (and the one a cached copy was served to); '' uploaded."""
+    from batchx.planning.provenance import Record  # noqa: PLC0415
+
+    record = Record.of(entry.provenance)
+    if record is None or not record.job:
+        return entry.job or ""
+    return f"{record.job} -> {record.served_to} (cached)" if record.served_to else record.job
 
 
 # ---------------------------------------------------------------------------------------- rm
@@ -318,10 +331,10 @@ def rm(
     from batchx.store import StoreError  # noqa: PLC0415
 
     failed = False
-    with _env(env, store) as files:
+    with open_env(env, store) as files:
         for path in paths:
             if not path.startswith(BX_SCHEME):
-                _fail(f"expected a bx:// path, got {path!r}")
+                refuse(f"expected a bx:// path, got {path!r}")
             try:
                 targets = _rm_targets(files, _rel(path), recursive)
                 for rel in targets:
@@ -354,7 +367,7 @@ def _rm_targets(files: EnvFiles, rel: str, recursive: bool) -> list[str]:
 # ----------------------------------------------------------------------------------- helpers
 
 
-class _env:
+class open_env:
     """Open the store and the environment; closes (releasing the writer lease) on exit."""
 
     def __init__(self, env: str | None, store: str | None) -> None:
@@ -362,12 +375,12 @@ class _env:
 
         self.store: Store
         if not env:
-            _fail("no environment: pass --env/-e or set BATCHX_ENV")
+            refuse("no environment: pass --env/-e or set BATCHX_ENV")
         try:
             self.store = open_store(store)
             self.files = self.store.env(env or "")
         except StoreError as exc:
-            _fail(str(exc))
+            refuse(str(exc))
 
     def __enter__(self) -> EnvFiles:
         return self.files
@@ -419,6 +432,6 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
-def _fail(message: str) -> None:
+def refuse(message: str) -> NoReturn:
     console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(2)

@@ -225,8 +225,14 @@ def _labels(job: JobRef) -> dict[str, str]:
 # -------------------------------------------------------------------------------- the plan
 
 
-def staging_plan(job: JobRef, request: Request, input_document: Mapping[str, Any]) -> StagingPlan:
-    """What the runner needs: the input, where each file goes, and how to read the output."""
+def staging_plan(
+    job: JobRef,
+    request: Request,
+    input_document: Mapping[str, Any],
+    provenance: Mapping[str, Any] | None = None,
+) -> StagingPlan:
+    """What the runner needs: the input, where each file goes, how to read the output, and
+    the record it writes with every output file (`batchx.planning.provenance`)."""
     files: dict[str, str] = {}
     for ref in request.files:
         files.setdefault(ref.target, input_local_path(ref))
@@ -243,6 +249,7 @@ def staging_plan(job: JobRef, request: Request, input_document: Mapping[str, Any
         output_prefix=output_prefix(job.name),
         result_path=result_path(job.name),
         timeout=request.resources.timeout,
+        provenance=dict(provenance) if provenance is not None else None,
     )
 
 

@@ -76,6 +76,8 @@ class StagingPlan:
     output_prefix: str
     result_path: str
     timeout: int
+    provenance: JSON | None = None
+    """Written with every output file (`batchx.planning.provenance`); None: an older plan."""
 
     @property
     def stages_in(self) -> bool:
@@ -98,6 +100,7 @@ class StagingPlan:
             "outputPrefix": self.output_prefix,
             "resultPath": self.result_path,
             "timeout": self.timeout,
+            "provenance": self.provenance,
         }
 
     @classmethod
@@ -121,6 +124,7 @@ class StagingPlan:
                 output_prefix=str(data["outputPrefix"]),
                 result_path=str(data["resultPath"]),
                 timeout=int(data.get("timeout") or 0),
+                provenance=record if isinstance(record := data.get("provenance"), dict) else None,
             )
         except (KeyError, TypeError, ValueError) as err:
             raise PlanError(f"the staging plan is incomplete: {type(err).__name__}: {err}") from err

@@ -13,6 +13,7 @@ ledger counts the reservation from then on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,9 +83,11 @@ async def candidates(
         except CoordinatesError:
             return []
         bodies = await ctx.kube.list_objects("images", home)
-    else:
-        own = await ctx.kube.list_objects("images", namespace)
-        public = await ctx.kube.list_all_namespaces("images", f"{labels.PUBLIC}=true")
+    else:  # two independent reads at once: a hit's latency is a chain of these round trips
+        own, public = await asyncio.gather(
+            ctx.kube.list_objects("images", namespace),
+            ctx.kube.list_all_namespaces("images", f"{labels.PUBLIC}=true"),
+        )
         bodies = own + [b for b in public if b["metadata"].get("namespace") != namespace]
     return [c for c in map(image_candidate, bodies) if c is not None]
 
@@ -94,8 +97,9 @@ async def candidates(
 
 async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list[str]:
     kube = ctx.kube
-    env = await kube.get_cluster_object("environments", namespace)
-    bodies = await kube.list_objects(PLURAL, namespace)
+    env, bodies = await asyncio.gather(
+        kube.get_cluster_object("environments", namespace), kube.list_objects(PLURAL, namespace)
+    )
     jobs = [JobRead(b) for b in bodies]
     waiting = [j for j in jobs if j.state in WAITING and not j.deleting]
     if not waiting:
@@ -112,9 +116,6 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
         return []
     policy = job_policy(ctx.settings)
     images = await candidates(ctx, namespace)
-    accounts, records = await ledger.settle(ctx, namespace, bodies)  # one list, not two
-    totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
-    running, running_reserved = _running(jobs, images, policy)
 
     requests: dict[str, tuple[JobRead, Request]] = {}
     for job in waiting:
@@ -131,7 +132,12 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
         requests[job.name] = (job, verdict)
     # Hits finish here, twins of a running job wait; neither needs quota or credits.
     await cache.serve_or_hold(ctx, jobs, requests, namespace=namespace, outcome=outcome, now=now)
-
+    if not requests:  # all served or held (or refused): the ledger and quota are not needed
+        return []
+    # The ledger reads the jobs this pass listed (before its records: see `ledger.settle`).
+    accounts, records = await ledger.settle(ctx, namespace, bodies)
+    totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
+    running, running_reserved = _running(jobs, images, policy)
     spec_quota = (env.get("spec") or {}).get("quota")
     quota = EnvironmentQuota.model_validate(spec_quota) if spec_quota else None
     capacity = Capacity.of(

@@ -37,13 +37,14 @@ from batchx.planning.job_cache import (
     cache_key,
     cached_status,
     entries,
-    folder_digest,
     output_paths,
     running_twin,
 )
-from batchx.planning.job_pod import output_prefix
+from batchx.planning.job_pod import JobRef, output_prefix
+from batchx.planning.provenance import served_record
 from batchx.reconcile.context import Context, Outcome
 from batchx.reconcile.job_status import JobRead, same_wait, write_or_retry
+from batchx.reconcile.storage import content_digests
 from batchx.store.errors import StoreError
 from batchx.store.fs import EnvFiles, NewPath
 
@@ -74,12 +75,13 @@ async def serve_or_hold(
     """Key every request; serve the hits and hold the twins (both leave `requests`)."""
     step = _Step(ctx, namespace, outcome, now)
     keys = await _keys(ctx, namespace, requests)
-    # Grouped once by key: a pass over N jobs costs O(N), whatever the number of requests.
+    # Grouped once by the keys asked for: a pass over N jobs costs O(N) reads of a body field,
+    # and only the jobs with one of those keys get a typed view.
+    wanted = {k for k in keys.values() if k is not None}
     known: dict[str, list[Candidate]] = defaultdict(list)
     for j in jobs:
-        candidate = Candidate.of(j.name, j.status, deleting=j.deleting)
-        if candidate.key is not None:
-            known[candidate.key].append(candidate)
+        if (key := j.cache_key) in wanted:
+            known[key].append(Candidate.of(j.name, j.status, deleting=j.deleting))
     leaders: dict[str, str] = {}
     ordered = sorted(requests.values(), key=lambda jr: (jr[1].created, jr[1].name))
     for job, judged in ordered:
@@ -129,7 +131,7 @@ async def _keys(
     store = ctx.store
     if targets and store is not None:
         try:
-            digests = await asyncio.to_thread(_digests, store.env(namespace), targets)
+            digests = await asyncio.to_thread(content_digests, store.env(namespace), targets)
         except Exception:  # any store failure: no keys for jobs with files; they run
             logger.warning("cache keys of %s not computed: the store failed", namespace)
     return {
@@ -144,18 +146,6 @@ async def _keys(
     }
 
 
-def _digests(files: EnvFiles, targets: set[str]) -> dict[str, str]:
-    """Content digests of the input targets the index holds (files, and non-empty folders)."""
-    plain = sorted(t for t in targets if not t.endswith("/"))
-    found = {e.path: "sha256:" + e.digest for e in files.entries(plain)}
-    for folder in sorted(t for t in targets if t.endswith("/")):
-        under = list(files.find(folder))
-        if under:
-            listing = ((e.path[len(folder) :], e.digest, e.size) for e in files.entries(under))
-            found[folder] = folder_digest(listing)
-    return found
-
-
 async def _serve(step: _Step, job: JobRead, request: Request, entry: Candidate) -> bool:
     """Finish `job` from `entry` if its output files are all still there; False: they are not."""
     needed = output_paths(entry.status.output, entry.name)
@@ -163,7 +153,7 @@ async def _serve(step: _Step, job: JobRead, request: Request, entry: Candidate) 
     if store is not None:
         try:
             aliased = await asyncio.to_thread(
-                _alias, store.env(step.namespace), entry.name, job.name, needed
+                _alias, store.env(step.namespace), entry.name, job.ref, needed
             )
         except Exception:  # any store failure: do not serve from what cannot be checked
             logger.warning("job %s not served from %s: the store failed", job.name, entry.name)
@@ -185,10 +175,11 @@ async def _serve(step: _Step, job: JobRead, request: Request, entry: Candidate) 
     return True
 
 
-def _alias(files: EnvFiles, original: str, job: str, needed: list[str]) -> bool:
-    """Name the original's output files under `job`'s output folder; False (nothing named)
-    when a file its output names is not in the index, or a blob is gone or of another size."""
-    source, target = output_prefix(original), output_prefix(job)
+def _alias(files: EnvFiles, original: str, job: JobRef, needed: list[str]) -> bool:
+    """Name the original's output files under `job`'s output folder, each with a record that
+    names both jobs (`served_record`); False (nothing named) when a file its output names is
+    not in the index, or a blob is gone or of another size."""
+    source, target = output_prefix(original), output_prefix(job.name)
     found = list(files.entries(list(files.find(source))))
     paths = {e.path for e in found}
     for path in needed:
@@ -199,10 +190,19 @@ def _alias(files: EnvFiles, original: str, job: str, needed: list[str]) -> bool:
     sizes = files.store.pool.map(lambda e: backend.blob_size(e.digest), found)
     if any(size != e.size for size, e in zip(sizes, found, strict=True)):
         return False
-    items = [NewPath(target + e.path[len(source) :], e.digest, e.size, original) for e in found]
+    items = [
+        NewPath(
+            target + e.path[len(source) :],
+            e.digest,
+            e.size,
+            original,
+            served_record(e.provenance, original, job),
+        )
+        for e in found
+    ]
     results = files.add(items) if items else []
     failed = [r for r in results if isinstance(r, StoreError)]
     if failed:  # e.g. a deleted namesake's files at those paths: the job runs (and clears them)
-        logger.warning("outputs of %s not aliased for %s: %s", original, job, failed[0])
+        logger.warning("outputs of %s not aliased for %s: %s", original, job.name, failed[0])
         return False
     return True

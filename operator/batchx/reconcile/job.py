@@ -68,6 +68,7 @@ from batchx.reconcile.job_status import (
     merge,
     write_status,
 )
+from batchx.reconcile.provenance import plan_record
 from batchx.reconcile.storage import remove_files
 from batchx.settings import Settings
 
@@ -141,8 +142,6 @@ async def reconcile_job(
                     await _heal_conditions(ctx, job, outcome)
                 return outcome
             ended = False
-            if job.state is None:
-                await _submitted(ctx, job, outcome)
             if job.state in WAITING:
                 break
             try:
@@ -153,7 +152,13 @@ async def reconcile_job(
                 # again and decide again (the write that failed changed nothing).
                 if attempt == _ATTEMPTS - 1:
                     outcome.retry_after, outcome.retry_reason = 1.0, str(exc)
-    if admission and (ended or job.state in WAITING):
+    if admission and job.state is None:
+        # A new job: SUBMITTED is written while its admission pass runs, not before it (one
+        # round trip less to a cache hit's end). The write carries the version read here, so
+        # it lands only before the pass's own write, never over it.
+        _, admitted = await asyncio.gather(_submitted(ctx, job, outcome), admit(ctx, namespace))
+        merge(outcome, admitted)
+    elif admission and (ended or job.state in WAITING):
         merge(outcome, await admit(ctx, namespace))
     return outcome
 
@@ -340,7 +345,11 @@ async def _create_pod(
     )
     if isinstance(request, Refusal):
         return request
-    plan = staging_plan(ref, request, job.model.spec.input)
+    record = await plan_record(ctx, ref, request)
+    if record is None:
+        outcome.retry_after, outcome.retry_reason = STORE_RETRY_SECONDS, "the store failed"
+        return None
+    plan = staging_plan(ref, request, job.model.spec.input, record)
     config_map = plan_config_map(ref, plan, decision.document)
     try:
         await kube.create_config_map(config_map)

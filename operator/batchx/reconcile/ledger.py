@@ -62,19 +62,21 @@ async def record_job(ctx: Context, namespace: str, job: JobAccount) -> None:
 
 
 async def settle(
-    ctx: Context, namespace: str, listed: list[JSON] | None = None
+    ctx: Context, namespace: str, job_bodies: list[JSON] | None = None
 ) -> tuple[list[JobAccount], list[ChargeRecord]]:
-    """Read the namespace's ledger, recording any charge not recorded yet; `listed`: the
-    namespace's jobs as the caller just listed them (an admission pass), else listed here.
+    """Read the namespace's ledger, recording any charge not recorded yet.
 
     Jobs are listed before records: a job that finishes and gets recorded in between is seen
     once as a non-terminal job and once as a record, and the record wins (no double count).
+    `job_bodies` is a list of the namespace's jobs the caller has just read (the admission
+    pass: one list per pass, not two), read before the records here.
     """
-    try:
-        bodies = listed if listed is not None else await ctx.kube.list_objects("jobs", namespace)
-    except NotFound:
-        bodies = []  # the Job CRD is not installed: no jobs, nothing reserved
-    jobs = [JobAccount.from_body(b) for b in bodies]
+    if job_bodies is None:
+        try:
+            job_bodies = await ctx.kube.list_objects("jobs", namespace)
+        except NotFound:
+            job_bodies = []  # the Job CRD is not installed: no jobs, nothing reserved
+    jobs = [JobAccount.from_body(b) for b in job_bodies]
     records = [
         ChargeRecord.from_config_map(c)
         for c in await ctx.kube.list_config_maps(namespace, RECORD_SELECTOR)

@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from batchx.domain.quantity import parse_quantity
 from batchx.domain.validation import FileRef
 from batchx.models import EnvironmentStorage, Quantity
+from batchx.planning.job_cache import folder_digest
 from batchx.reconcile.context import Context
 from batchx.store.errors import NotFoundError
 from batchx.store.fs import EnvFiles, Usage
@@ -82,6 +83,19 @@ async def missing_inputs(
             "input files of %s not checked: the store failed", environment, exc_info=True
         )
         return {}
+
+
+def content_digests(files: EnvFiles, targets: Iterable[str]) -> dict[str, str]:
+    """Content digests of the input targets the index holds: ``sha256:<hex>`` for a file,
+    `folder_digest` for a non-empty folder (a target ending in ``/``). No byte is read."""
+    plain = sorted(t for t in targets if not t.endswith("/"))
+    found = {e.path: "sha256:" + e.digest for e in files.entries(plain)}
+    for folder in sorted(t for t in targets if t.endswith("/")):
+        under = list(files.find(folder))
+        if under:
+            listing = ((e.path[len(folder) :], e.digest, e.size) for e in files.entries(under))
+            found[folder] = folder_digest(listing)
+    return found
 
 
 def _present(files: EnvFiles, targets: list[str]) -> set[str]:

@@ -167,7 +167,7 @@ def stage_out(plan: StagingPlan, files: EnvFiles, dirs: Dirs) -> RunnerReport:
         return report
     # Too big for a termination message: the full report goes to the store, a pointer here.
     full = report.to_json().encode()
-    files.put_bytes(plan.result_path, full, job=plan.job)
+    files.put_bytes(plan.result_path, full, job=plan.job, provenance=plan.provenance)
     return RunnerReport(
         Outcome.UPLOADED,
         result=plan.result_path,
@@ -219,7 +219,7 @@ def _upload(files: EnvFiles, plan: StagingPlan, relative: str, local: Path) -> i
         # Opened without following links: the file could have been swapped for one since.
         fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb", buffering=0) as source:
-            report = files.put_stream(path, source, job=plan.job)
+            report = files.put_stream(path, source, job=plan.job, provenance=plan.provenance)
     except (StoreError, OSError) as err:
         raise StageError(f"{BX_SCHEME}{path}: {err}") from err
     return report.entry.size

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from batchx.store import batch
 from batchx.store.backend import Backend, Progress, no_progress
@@ -199,8 +199,15 @@ class EnvFiles:
         `batchx.store.batch` for what is paid per file and what per batch)."""
         return batch.put_files(self, files, job=job, progress=progress, workers=workers)
 
-    def put_bytes(self, path: str, data: bytes, *, job: str | None = None) -> PutReport:
-        return self.put_stream(path, io.BytesIO(data), job=job)
+    def put_bytes(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        job: str | None = None,
+        provenance: dict[str, Any] | None = None,
+    ) -> PutReport:
+        return self.put_stream(path, io.BytesIO(data), job=job, provenance=provenance)
 
     def put_stream(
         self,
@@ -208,6 +215,7 @@ class EnvFiles:
         source: BinaryIO,
         *,
         job: str | None = None,
+        provenance: dict[str, Any] | None = None,
         progress: Progress = no_progress,
         _lease: Lease | None = None,
     ) -> PutReport:
@@ -220,7 +228,7 @@ class EnvFiles:
             progress(n)
 
         result = self.backend.put_blob(source, tick)
-        item = NewPath(path, result.digest, result.size, job)
+        item = NewPath(path, result.digest, result.size, job, provenance)
         outcome = self.commit([item], None, {result.digest} if result.uploaded else set())[0]
         if isinstance(outcome, StoreError):
             raise outcome

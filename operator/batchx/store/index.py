@@ -1,6 +1,8 @@
 """An environment's path index: one small object per path, and the tombstones `rm` leaves.
 
-    envs/<env>/paths/<path>     {"digest", "size", "created", "job"}; empty: a tombstone
+    envs/<env>/paths/<path>     {"digest", "size", "created", "job", and for a file a job
+                                wrote "provenance" (batchx.planning.provenance)}; empty: a
+                                tombstone
 
 Why one object per path (not one index object): no central record to contend on or rewrite,
 listing by prefix is the backend's own listing, and immutability is the server's create-only
@@ -18,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from batchx.domain.paths import BxPathError, validate_relative_path
 from batchx.store import patterns
@@ -43,15 +46,27 @@ class Entry:
     size: int
     created: str
     job: str | None = None
+    provenance: dict[str, Any] | None = None
+    """What produced the file (a job's record, `batchx.planning.provenance`); None: uploaded."""
 
     def to_bytes(self) -> bytes:
         body = {k: v for k, v in asdict(self).items() if k != "path"}
+        if body["provenance"] is None:
+            del body["provenance"]
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, path: str, data: bytes) -> Entry:
         raw = json.loads(data)
-        return cls(path, raw["digest"], int(raw["size"]), raw["created"], raw.get("job"))
+        record = raw.get("provenance")
+        return cls(
+            path,
+            raw["digest"],
+            int(raw["size"]),
+            raw["created"],
+            raw.get("job"),
+            record if isinstance(record, dict) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,7 @@ class NewPath:
     digest: str
     size: int
     job: str | None = None
+    provenance: dict[str, Any] | None = None
 
 
 def now_iso() -> str:
@@ -175,7 +191,7 @@ class Index:
     def write(self, key: str, item: NewPath, seen: Current) -> tuple[Entry, Outcome] | StoreError:
         """Create the entry at `key`, where the index held `seen` (None, or a tombstone that is
         replaced exactly); a lost race answers by comparing with the winner's entry."""
-        entry = Entry(item.path, item.digest, item.size, now_iso(), item.job)
+        entry = Entry(item.path, item.digest, item.size, now_iso(), item.job, item.provenance)
         try:
             if seen is None:
                 self.backend.put(key, entry.to_bytes(), create_only=True)
