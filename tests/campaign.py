@@ -315,12 +315,13 @@ class NodePressure:
         run.cases.append(victim)
         run.submit([victim])
         run.wait_for("evict-0 running", lambda: run.job_in("RUNNING", names=("evict-0",)))
-        testbed_cluster.restart("kubelet", kubelet=PRESSURE)
-        run.say(f"node under memory pressure: {run.states()}")
-        try:
+        try:  # the kubelet gets its own settings back however the pressure went
+            testbed_cluster.restart("kubelet", kubelet=PRESSURE)
+            run.say(f"node under memory pressure: {run.states()}")
             run.wait_for("a pod evicted", lambda: _evictions(run), timeout=120)
         finally:
             took = testbed_cluster.restart("kubelet")
+            run.wait_for("the node without pressure", lambda: _node_unpressed(run), timeout=120)
         run.recovered_marks.append(time.monotonic())
         for job, (ended, uploaded) in sorted(_evictions(run).items()):
             case = next(c for c in run.cases if c.name == job)
@@ -330,6 +331,18 @@ class NodePressure:
             if not decided and case.state != "CANCELLED":
                 run.expected[job] = Case(job, case.example, case.spec, "FAILED", "Evicted", None)
         run.say(f"pressure over (kubelet ready in {took:.1f}s); evicted: {sorted(run.expected)}")
+
+
+def _node_unpressed(run: Run) -> bool:
+    """The node as the campaign found it: Ready, no MemoryPressure, no pressure taint."""
+    for node in run.bx.core.list_node().items:
+        conditions = {c.type: c.status for c in node.status.conditions or []}
+        taints = {t.key for t in node.spec.taints or []}
+        if conditions.get("Ready") != "True" or conditions.get("MemoryPressure") == "True":
+            return False
+        if "node.kubernetes.io/memory-pressure" in taints:
+            return False
+    return True
 
 
 def _evictions(run: Run) -> dict[str, tuple[bool, bool]]:
