@@ -30,7 +30,6 @@ from batchx.planning.job_admission import ImageCandidate, JobPolicy, Request, ju
 from batchx.planning.job_pod import (
     JobRef,
     PodPolicy,
-    StatusInputs,
     plan_config_map,
     plan_pod,
     plan_status,
@@ -39,7 +38,7 @@ from batchx.planning.job_pod import (
 from testbed import example_images, images
 from tests.fixtures_cluster import Cluster
 from tests.helpers import eventually
-from tests.job_builders import PRICES, T0
+from tests.job_builders import PRICES, T0, status_inputs
 
 pytestmark = pytest.mark.cluster
 
@@ -181,14 +180,7 @@ def test_example_ends_in_the_planned_state(
         return body if body["status"].get("phase") in ("Succeeded", "Failed") else None
 
     observed = eventually(finished, timeout=120, what=f"pod of {case.example} to finish")
-    inputs = StatusInputs(
-        resources=request.resources,
-        rate=request.rate,
-        manifest=request.manifest,
-        image=request.image,
-        now=T0,
-        reserved=request.reservation,
-    )
+    inputs = status_inputs(request, T0)
     status = plan_status(job, ref, observed, inputs)
     codes = case.exit_code if isinstance(case.exit_code, tuple) else (case.exit_code,)
     got = (status.state, status.conditions[-1].reason, status.exit_code in codes)

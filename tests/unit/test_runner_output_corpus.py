@@ -24,10 +24,8 @@ import pytest
 
 from batchx.models import JobState, JobStatus
 from batchx.planning.job_pod import (
-    JobRef,
     Outcome,
     RunnerReport,
-    StatusInputs,
     parse_report,
     plan_status,
     staging_plan,
@@ -35,23 +33,25 @@ from batchx.planning.job_pod import (
 from batchx.runner.output import MAX_OUTPUT_BYTES, invalid_report, read_output, uploaded_report
 from batchx.runner.stage import Dirs, Plan, StageError, stage_out
 from batchx.store import EnvFiles
-from tests.job_builders import T0, PodBuilder, candidate, make_bx_job, request_for, seconds
+from tests.job_builders import (
+    ALIGN_REF,
+    RUNNER_OUTPUT_SCHEMA,
+    T0,
+    PodBuilder,
+    candidate,
+    make_bx_job,
+    request_for,
+    seconds,
+    status_inputs,
+)
 
-REF = JobRef("align", "lab", "uid-1")
-OUTPUT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "report": {"type": "string", "format": "file"},
-        "parts": {"type": "array", "items": {"type": "string", "format": "file"}},
-        "folder": {"type": "string", "format": "file"},
-        "note": {"type": "string"},
-    },
-}
 JOB = make_bx_job("tutorial/hello:1.0.0").model()
 REQUEST = request_for(
-    JOB, candidate(schema={"input": {"type": "object"}, "output": OUTPUT_SCHEMA}), name="align"
+    JOB,
+    candidate(schema={"input": {"type": "object"}, "output": RUNNER_OUTPUT_SCHEMA}),
+    name="align",
 )
-PLAN = Plan.from_json(json.loads(json.dumps(staging_plan(REF, REQUEST, {}))))
+PLAN = Plan.from_json(json.loads(json.dumps(staging_plan(ALIGN_REF, REQUEST, {}))))
 HANG_SECONDS = 10
 
 
@@ -261,21 +261,13 @@ def _storeless(dirs: Dirs) -> RunnerReport | None:
 
 def _job_status(report: RunnerReport) -> JobStatus:
     pod = (
-        PodBuilder.of(REF, REQUEST)
+        PodBuilder.of(ALIGN_REF, REQUEST)
         .started(T0)
         .job_exited(0, end=T0 + seconds(10))
         .uploaded(report, at=T0 + seconds(11))
         .finished()
     )
-    inputs = StatusInputs(
-        resources=REQUEST.resources,
-        rate=REQUEST.rate,
-        manifest=REQUEST.manifest,
-        image=REQUEST.image,
-        now=T0 + seconds(12),
-        reserved=REQUEST.reservation,
-    )
-    return plan_status(JOB, REF, pod.build(), inputs)
+    return plan_status(JOB, ALIGN_REF, pod.build(), status_inputs(REQUEST, T0 + seconds(12)))
 
 
 def _within(seconds_: float, fn: Callable[[], RunnerReport | None]) -> RunnerReport | None:
