@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 
 from batchx import GROUP, VERSION
+from batchx.clients.kube import background
 from batchx.handlers.setup import context, post
 from batchx.handlers.setup import required as _required
 from batchx.planning.ledger import JobAccount
@@ -19,15 +20,19 @@ from batchx.reconcile.environment import refresh_environment
 
 
 @kopf.on.event(GROUP, VERSION, "jobs")
-async def job_event(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Any job change may move a reservation or a charge: record, then recompute the totals."""
+async def job_event(
+    body: kopf.Body, type: str | None, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """Any job change may move a reservation or a charge: record, then recompute the totals
+    (a listing's job, `type` None, in the API client's background: a restart lists them all)."""
     ctx, ns = context(memo), _required(namespace)
-    await ledger.record_job(ctx, ns, JobAccount.from_body(dict(body)))
 
     async def refresh() -> None:
         await post(memo, await refresh_environment(ctx, ns))
 
-    await ctx.coalescer.run(f"environment/{ns}", refresh)
+    with background(type is None):
+        await ledger.record_job(ctx, ns, JobAccount.from_body(dict(body)))
+        await ctx.coalescer.run(f"environment/{ns}", refresh)
 
 
 @kopf.on.delete(GROUP, VERSION, "jobs", id="ledger")
