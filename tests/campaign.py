@@ -22,7 +22,9 @@ Then `check` collects every violation (an empty list is the goal):
 - every output file is readable and has the content its input dictates;
 - nothing is orphaned: every Pod and ConfigMap is owned by a Job that exists, no Pod of a
   finished job is still running;
-- the operator logged no traceback.
+- the operator logged no traceback;
+- the test bed is as the fault found it: the node Ready without a pressure taint, the kubelet
+  on its own settings.
 
 `Row` is what a run reports: the fault, how many runs and jobs, the violations, and the time to
 recover (from the moment the fault ended to the next job state change the watch saw).
@@ -30,6 +32,7 @@ recover (from the moment the fault ended to the next job state change the watch 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -46,7 +49,7 @@ from kubernetes.client.rest import ApiException
 from batchx.models import TERMINAL_STATES
 from batchx.store import open_store
 from testbed import cluster as testbed_cluster
-from testbed import example_images, topology
+from testbed import example_images, paths, topology
 from testbed import s3 as s3bed
 from tests.fixtures_operator import OperatorProcess
 from tests.helpers import eventually
@@ -595,7 +598,24 @@ def check(run: Run, jobs: list[JSON]) -> list[str]:
         *_orphans(run, by_name),
         *_tracebacks(run),
         *[f"the operator exited by itself with code {c}" for c in run.operator.exits],
+        *_cluster_as_found(run),
     ]
+
+
+def _cluster_as_found(run: Run) -> list[str]:
+    """The fault left the test bed as it found it: the node Ready without pressure, the
+    kubelet on its own settings (a fault that overrides them restores them)."""
+    out = []
+    try:
+        eventually(lambda: _node_unpressed(run), timeout=120, what="the node Ready, no pressure")
+    except AssertionError as err:
+        out.append(f"the node is not as the campaign found it: {err}")
+    config = paths.state_dir() / "kubelet.yaml"
+    settings = json.loads(config.read_text()) if config.exists() else {}
+    changed = {k: settings.get(k) for k, v in PRESSURE.items() if settings.get(k) == v}
+    if changed:
+        out.append(f"the kubelet still runs with the fault's settings {changed}")
+    return out
 
 
 def _wrong_ends(run: Run, by_name: dict[str, JSON]) -> list[str]:
