@@ -289,7 +289,8 @@ def in_parallel(call: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         return list(pool.map(call, items))
 
 
-GPU_JOB = {"gpus": 1, "gpuType": FAKE_GPU, "timeout": 86_400}
+# cache false: identical jobs would otherwise wait for the first one (execution caching)
+GPU_JOB = {"gpus": 1, "gpuType": FAKE_GPU, "timeout": 86_400, "cache": False}
 
 
 def start_running_jobs(
