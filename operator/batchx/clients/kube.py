@@ -67,6 +67,11 @@ class Invalid(KubeError):
     """422: the API server refused the object (schema, CEL rule, immutability)."""
 
 
+class Unavailable(KubeError):
+    """The API server did not answer (unreachable, 503, 429) within `UNREACHABLE_BUDGET`: a
+    restart or an outage longer than the client rides out. Nothing was done; try again later."""
+
+
 def _translate(exc: ApiException) -> KubeError:
     message = str(exc.reason)
     reason = str(exc.reason)
@@ -227,8 +232,10 @@ class Kube:
                     error, retry = KubeError(0, "Unreachable", str(exc) or "disconnected"), True
             if error.status != 404:  # absence is an answer (most reads expect it at times)
                 metrics.API_ERRORS.labels(str(error.status)).inc()
-            if not retry or time.monotonic() + delay > deadline:
+            if not retry:
                 raise error
+            if time.monotonic() + delay > deadline:
+                raise Unavailable(error.status, error.reason, error.message) from error
             metrics.API_RETRIES.inc()
             # An API server restarting (an upgrade, a fault) answers again within seconds:
             # ride it out here instead of failing the handler with a traceback.

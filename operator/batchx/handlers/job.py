@@ -21,6 +21,7 @@ from batchx.clients.kube import background
 from batchx.handlers.setup import context, post
 from batchx.handlers.setup import required as _required
 from batchx.models import TERMINAL_STATES, JobState
+from batchx.outage import outage_is_temporary
 from batchx.planning import labels
 from batchx.reconcile.context import Outcome
 from batchx.reconcile.job import owner_job, reconcile_job, release_job
@@ -44,6 +45,7 @@ def _raise_retry(outcome: Outcome) -> None:
 @kopf.on.resume(GROUP, VERSION, "jobs", when=_unfinished)
 @kopf.on.create(GROUP, VERSION, "jobs")
 @kopf.on.update(GROUP, VERSION, "jobs", when=_unfinished)
+@outage_is_temporary
 async def job_changed(
     name: str,
     namespace: str | None,
@@ -61,6 +63,7 @@ async def job_changed(
 
 
 @kopf.on.delete(GROUP, VERSION, "jobs", id="files")
+@outage_is_temporary
 async def job_deleted(
     name: str, namespace: str | None, uid: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
@@ -72,6 +75,7 @@ async def job_deleted(
 @kopf.timer(
     GROUP, VERSION, "jobs", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS, when=_unfinished
 )
+@outage_is_temporary
 async def job_resync(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     with background():
         outcome = await reconcile_job(context(memo), _required(namespace), name)
@@ -84,6 +88,7 @@ async def job_resync(name: str, namespace: str | None, memo: kopf.Memo, **_: Any
     "pods",
     labels={labels.MANAGED_BY: labels.MANAGED_BY_VALUE, labels.LEDGER_JOB: kopf.PRESENT},
 )
+@outage_is_temporary
 async def pod_event(
     body: kopf.Body, type: str | None, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:

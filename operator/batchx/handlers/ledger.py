@@ -14,12 +14,14 @@ from batchx import GROUP, VERSION
 from batchx.clients.kube import background
 from batchx.handlers.setup import context, post
 from batchx.handlers.setup import required as _required
+from batchx.outage import outage_is_temporary
 from batchx.planning.ledger import JobAccount
 from batchx.reconcile import ledger
 from batchx.reconcile.environment import refresh_environment
 
 
 @kopf.on.event(GROUP, VERSION, "jobs")
+@outage_is_temporary
 async def job_event(
     body: kopf.Body, type: str | None, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
@@ -36,6 +38,7 @@ async def job_event(
 
 
 @kopf.on.delete(GROUP, VERSION, "jobs", id="ledger")
+@outage_is_temporary
 async def job_deleted(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Holds a job's deletion (Kopf's finalizer) until its charge is recorded."""
     await ledger.record_job(context(memo), _required(namespace), JobAccount.from_body(dict(body)))
