@@ -444,13 +444,13 @@ class Row:
         worst = f"{max(self.recover):.1f}" if self.recover else "-"
         batch = f"{max(self.seconds):.0f}" if self.seconds else "-"
         return (
-            f"{self.fault:<32} {self.runs:>4} {self.jobs:>5} {len(self.violations):>10}"
+            f"{self.fault:<36} {self.runs:>4} {self.jobs:>5} {len(self.violations):>10}"
             f" {worst:>14} {batch:>8}"
         )
 
 
 HEADER = (
-    f"{'fault':<32} {'runs':>4} {'jobs':>5} {'violations':>10} {'max recover s':>14} {'batch s':>8}"
+    f"{'fault':<36} {'runs':>4} {'jobs':>5} {'violations':>10} {'max recover s':>14} {'batch s':>8}"
 )
 
 
