@@ -23,15 +23,11 @@ from typing import Any
 import pytest
 
 from batchx.models import JobState, JobStatus
-from batchx.planning.job_pod import (
-    Outcome,
-    RunnerReport,
-    parse_report,
-    plan_status,
-    staging_plan,
-)
+from batchx.planning.job_pod import staging_plan
+from batchx.planning.job_protocol import Outcome, RunnerReport, StagingPlan, parse_report
+from batchx.planning.pod_status import plan_status
 from batchx.runner.output import MAX_OUTPUT_BYTES, invalid_report, read_output, uploaded_report
-from batchx.runner.stage import Dirs, Plan, StageError, stage_out
+from batchx.runner.stage import Dirs, StageError, stage_out
 from batchx.store import EnvFiles
 from tests.job_builders import (
     ALIGN_REF,
@@ -51,7 +47,7 @@ REQUEST = request_for(
     candidate(schema={"input": {"type": "object"}, "output": RUNNER_OUTPUT_SCHEMA}),
     name="align",
 )
-PLAN = Plan.from_json(json.loads(json.dumps(staging_plan(ALIGN_REF, REQUEST, {}))))
+PLAN = StagingPlan.from_json(json.loads(staging_plan(ALIGN_REF, REQUEST, {}).dumps()))
 HANG_SECONDS = 10
 
 
