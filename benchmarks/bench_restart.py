@@ -20,8 +20,12 @@ How the jobs are made indistinguishable from the operator's own:
   process then writes their pods' status as a kubelet would (containers running), and the
   operator writes RUNNING.
 
-Then the operator is stopped, and the measured run starts it again and submits one new job
-(bound to the fake node too). Writes (POST, PUT, PATCH, DELETE, by resource and code) are the
+Then the operator is stopped, and the measured run starts it again and submits one new job at
+once and one more 3 s later, while the restarted operator still works through its listing (both
+bound to the fake node too). The peer of both admission times is the same two submissions to an
+operator started on the Environment with one finished job and no running one.
+
+Writes (POST, PUT, PATCH, DELETE, by resource and code) are the
 API server's ``apiserver_request_total`` over the first `--window` seconds after the start,
 minus the same window's count with no operator running (the peer, measured just before: the
 node controllers, the fake node's heartbeat). Everything made here is deleted at the end: the
@@ -258,17 +262,24 @@ def state(custom: client.CustomObjectsApi, env: str, name: str) -> str | None:
     return (job.get("status") or {}).get("state")
 
 
-def start_running_jobs(api: client.ApiClient, env: str, count: int) -> None:
-    """`count` GPU jobs the operator admits; their pods bound to the fake node, then 'running'."""
+# cache false: identical jobs would otherwise wait for the first one (execution caching)
+GPU_JOB = {"gpus": 1, "gpuType": FAKE_GPU, "timeout": 86_400, "cache": False}
+
+
+def start_running_jobs(
+    api: client.ApiClient, env: str, count: int, made: tuple[str, ...] = ()
+) -> None:
+    """`count` GPU jobs the operator admits (and those `made` already); their pods bound to the
+    fake node, then 'running'."""
     custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
-    names = [f"running-{i:04d}" for i in range(count)]
-    gpu = {"gpus": 1, "gpuType": FAKE_GPU, "timeout": 86_400}
+    new = [f"running-{i:04d}" for i in range(count)]
     in_parallel(
         lambda n: custom.create_namespaced_custom_object(
-            GROUP, VERSION, env, "jobs", job_body(n, "bench/gpu-hello:1.0.0", **gpu)
+            GROUP, VERSION, env, "jobs", job_body(n, "bench/gpu-hello:1.0.0", **GPU_JOB)
         ),
-        names,
+        new,
     )
+    names = [*made, *new]
 
     def bound(name: str) -> JSON | None:
         try:
@@ -323,11 +334,56 @@ def report(label: str, counts: Counter[tuple[str, str, str]]) -> None:
             say(f"    {value:>6}  {verb:<6} {resource:<32} {code}")
 
 
+LATE_SECONDS = 3.0  # the second job is submitted this long after the operator's start
+
+
+def submit_and_wait(custom: client.CustomObjectsApi, env: str, name: str) -> None:
+    """Submit a GPU job and wait until it is admitted (a state past QUEUED)."""
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, env, "jobs", job_body(name, "bench/gpu-hello:1.0.0", **GPU_JOB)
+    )
+    wait(
+        f"{name} admitted",
+        lambda: state(custom, env, name) not in (None, "SUBMITTED", "QUEUED"),
+        300,
+        0.05,
+    )
+
+
+def first_admissions(
+    custom: client.CustomObjectsApi,
+    env: str,
+    names: tuple[str, str],
+    settings: dict[str, str],
+    log: Path,
+) -> tuple[Operator, float, float]:
+    """Start an operator, submit a GPU job at once and another `LATE_SECONDS` later (while the
+    operator still works through its start): the operator, the seconds from its start to the
+    first one's admission, and from the second one's submission to its admission."""
+    started = time.monotonic()
+    operator = Operator(settings, log)
+    try:
+        submit_and_wait(custom, env, names[0])
+        first = time.monotonic() - started
+        # A moment of the start, not a synchronisation: the job comes in while the listing is
+        # still being worked through (when the first admission came sooner).
+        time.sleep(max(0.0, started + LATE_SECONDS - time.monotonic()))
+        submitted = time.monotonic()
+        submit_and_wait(custom, env, names[1])
+        late = time.monotonic() - submitted
+    except BaseException:
+        operator.stop()
+        raise
+    return operator, first, late
+
+
 def prepare(
     api: client.ApiClient, env: str, settings: dict[str, str], args: Any, log: Path
-) -> None:
-    """The first operator's life: the Environment, a template job, the running jobs; then the
-    finished jobs are added while no operator runs."""
+) -> tuple[float, float]:
+    """The first operators' lives: the Environment and a template job; then (the peer) an
+    operator started on that nearly empty Environment with a job submitted at once, and the
+    running jobs; then the finished jobs are added while no operator runs. Returns the peer's
+    seconds to its first admissions (at its start, and a job submitted later)."""
     custom = client.CustomObjectsApi(api)
     example = example_images.build_example("hello-static")
     operator = Operator(settings, log)
@@ -339,20 +395,38 @@ def prepare(
         )
         wait("template job done", lambda: state(custom, env, "template") == "SUCCEEDED", 180, 0.2)
         template = custom.get_namespaced_custom_object(GROUP, VERSION, env, "jobs", "template")
+    finally:
+        operator.stop()
+    peers = ("running-peer", "running-peer-late")
+    operator, *peer = first_admissions(custom, env, peers, settings, log)
+    try:
+        say(
+            f"  peer: first admission {peer[0]:.2f}s after the start, a job submitted "
+            f"{LATE_SECONDS:.0f}s after it admitted in {peer[1]:.2f}s "
+            "(1 finished job, none running)"
+        )
         t0 = time.monotonic()
-        start_running_jobs(api, env, args.running)
+        start_running_jobs(api, env, args.running - len(peers), made=peers)
         say(f"  {args.running} running jobs in {time.monotonic() - t0:.0f}s")
     finally:
         operator.stop()
     t0 = time.monotonic()
     make_finished_jobs(api, env, template, args.finished)
     say(f"  {args.finished} finished jobs in {time.monotonic() - t0:.0f}s")
+    return peer[0], peer[1]
 
 
 def measure(
-    api: client.ApiClient, env: str, settings: dict[str, str], args: Any, log: Path
+    api: client.ApiClient,
+    env: str,
+    settings: dict[str, str],
+    args: Any,
+    log: Path,
+    *,
+    peer: tuple[float, float],
 ) -> bool:
-    """The peer window (no operator), then the restart's window; prints both and the goals."""
+    """The peer window (no operator), then the restart's window; prints both and the goals
+    (the first admission against `peer`, an operator's start on a nearly empty Environment)."""
     custom = client.CustomObjectsApi(api)
     say(f"peer: {args.window:.0f}s with no operator running")
     quiet = window(api, args.window)
@@ -360,19 +434,9 @@ def measure(
     operators: list[Operator] = []
 
     def restart() -> None:
-        started = time.monotonic()
-        operators.append(Operator(settings, log))
-        spec = {"gpus": 1, "gpuType": FAKE_GPU, "timeout": 86_400}
-        custom.create_namespaced_custom_object(
-            GROUP, VERSION, env, "jobs", job_body("new", "bench/gpu-hello:1.0.0", **spec)
-        )
-        wait(
-            "the new job admitted",
-            lambda: state(custom, env, "new") not in (None, "SUBMITTED", "QUEUED"),
-            120,
-            0.05,
-        )
-        admitted.append(time.monotonic() - started)
+        operator, first, late = first_admissions(custom, env, ("new", "late"), settings, log)
+        operators.append(operator)
+        admitted.extend((first, late))
 
     say(f"restart: {args.window:.0f}s from the operator's start")
     try:
@@ -381,12 +445,14 @@ def measure(
         for operator in operators:
             operator.stop()
     diff = Counter({k: busy[k] - quiet.get(k, 0) for k in set(busy) | set(quiet)})
-    ok = admitted[0] < ADMITTED_GOAL_SECONDS
+    ok = max(admitted) < ADMITTED_GOAL_SECONDS
     say("")
     say(
-        f"first admission after the restart: {admitted[0]:.2f}s from the operator's start "
-        f"({'ok' if ok else 'over the 5 s goal'})"
+        f"first admission after the restart: {admitted[0]:.2f}s from the operator's start; "
+        f"a job submitted {LATE_SECONDS:.0f}s after the start: admitted {admitted[1]:.2f}s after "
+        f"its submission ({'ok' if ok else 'over the 5 s goal'})"
     )
+    say(f"  peer, a start with 1 finished job and none running: {peer[0]:.2f}s, and {peer[1]:.2f}s")
     say(
         f"writes in the first {args.window:.0f}s ({args.finished} finished, {args.running} running)"
     )
@@ -413,8 +479,8 @@ def main() -> int:
             settings = operator_settings(where.store, where.runner())
             node.create()
             say(f"setup: fake node {node.name}, environment {env}, operator logs in {workdir}")
-            prepare(api, env, settings, args, workdir / "operator-setup.log")
-            ok = measure(api, env, settings, args, workdir / "operator-restart.log")
+            peer = prepare(api, env, settings, args, workdir / "operator-setup.log")
+            ok = measure(api, env, settings, args, workdir / "operator-restart.log", peer=peer)
             say(f"total {time.monotonic() - t_start:.0f}s")
             return 0 if ok else 1
         finally:

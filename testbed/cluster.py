@@ -465,9 +465,11 @@ def restart(name: str, down_for: float = 0.0, kubelet: Mapping[str, Any] | None 
     proc = {p.name: p for p in processes(bins, state, pki, kubelet)}[name]
     pid_text, exe = proc.pidfile.read_text().split()
     stop_pid(int(pid_text), exe)
-    time.sleep(down_for)  # the outage itself, not a synchronisation
-    started = time.monotonic()
-    proc.start()
+    try:
+        time.sleep(down_for)  # the outage itself, not a synchronisation
+    finally:  # an interrupted outage still ends: the component is never left stopped
+        started = time.monotonic()
+        proc.start()
     ready: dict[str, Callable[[], bool]] = {
         "etcd": _etcd_healthy,
         "kube-apiserver": lambda: _https_ok(f"https://127.0.0.1:{API_PORT}/readyz", pki),

@@ -22,7 +22,9 @@ Then `check` collects every violation (an empty list is the goal):
 - every output file is readable and has the content its input dictates;
 - nothing is orphaned: every Pod and ConfigMap is owned by a Job that exists, no Pod of a
   finished job is still running;
-- the operator logged no traceback.
+- the operator logged no traceback;
+- the test bed is as the fault found it: the node Ready without a pressure taint, the kubelet
+  on its own settings.
 
 `Row` is what a run reports: the fault, how many runs and jobs, the violations, and the time to
 recover (from the moment the fault ended to the next job state change the watch saw).
@@ -30,6 +32,7 @@ recover (from the moment the fault ended to the next job state change the watch 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -46,7 +49,7 @@ from kubernetes.client.rest import ApiException
 from batchx.models import TERMINAL_STATES
 from batchx.store import open_store
 from testbed import cluster as testbed_cluster
-from testbed import example_images, topology
+from testbed import example_images, paths, topology
 from testbed import s3 as s3bed
 from tests.fixtures_operator import OperatorProcess
 from tests.helpers import eventually
@@ -315,12 +318,13 @@ class NodePressure:
         run.cases.append(victim)
         run.submit([victim])
         run.wait_for("evict-0 running", lambda: run.job_in("RUNNING", names=("evict-0",)))
-        testbed_cluster.restart("kubelet", kubelet=PRESSURE)
-        run.say(f"node under memory pressure: {run.states()}")
-        try:
+        try:  # the kubelet gets its own settings back however the pressure went
+            testbed_cluster.restart("kubelet", kubelet=PRESSURE)
+            run.say(f"node under memory pressure: {run.states()}")
             run.wait_for("a pod evicted", lambda: _evictions(run), timeout=120)
         finally:
             took = testbed_cluster.restart("kubelet")
+            run.wait_for("the node without pressure", lambda: _node_unpressed(run), timeout=120)
         run.recovered_marks.append(time.monotonic())
         for job, (ended, uploaded) in sorted(_evictions(run).items()):
             case = next(c for c in run.cases if c.name == job)
@@ -330,6 +334,18 @@ class NodePressure:
             if not decided and case.state != "CANCELLED":
                 run.expected[job] = Case(job, case.example, case.spec, "FAILED", "Evicted", None)
         run.say(f"pressure over (kubelet ready in {took:.1f}s); evicted: {sorted(run.expected)}")
+
+
+def _node_unpressed(run: Run) -> bool:
+    """The node as the campaign found it: Ready, no MemoryPressure, no pressure taint."""
+    for node in run.bx.core.list_node().items:
+        conditions = {c.type: c.status for c in node.status.conditions or []}
+        taints = {t.key for t in node.spec.taints or []}
+        if conditions.get("Ready") != "True" or conditions.get("MemoryPressure") == "True":
+            return False
+        if "node.kubernetes.io/memory-pressure" in taints:
+            return False
+    return True
 
 
 def _evictions(run: Run) -> dict[str, tuple[bool, bool]]:
@@ -428,13 +444,13 @@ class Row:
         worst = f"{max(self.recover):.1f}" if self.recover else "-"
         batch = f"{max(self.seconds):.0f}" if self.seconds else "-"
         return (
-            f"{self.fault:<32} {self.runs:>4} {self.jobs:>5} {len(self.violations):>10}"
+            f"{self.fault:<36} {self.runs:>4} {self.jobs:>5} {len(self.violations):>10}"
             f" {worst:>14} {batch:>8}"
         )
 
 
 HEADER = (
-    f"{'fault':<32} {'runs':>4} {'jobs':>5} {'violations':>10} {'max recover s':>14} {'batch s':>8}"
+    f"{'fault':<36} {'runs':>4} {'jobs':>5} {'violations':>10} {'max recover s':>14} {'batch s':>8}"
 )
 
 
@@ -582,7 +598,24 @@ def check(run: Run, jobs: list[JSON]) -> list[str]:
         *_orphans(run, by_name),
         *_tracebacks(run),
         *[f"the operator exited by itself with code {c}" for c in run.operator.exits],
+        *_cluster_as_found(run),
     ]
+
+
+def _cluster_as_found(run: Run) -> list[str]:
+    """The fault left the test bed as it found it: the node Ready without pressure, the
+    kubelet on its own settings (a fault that overrides them restores them)."""
+    out = []
+    try:
+        eventually(lambda: _node_unpressed(run), timeout=120, what="the node Ready, no pressure")
+    except AssertionError as err:
+        out.append(f"the node is not as the campaign found it: {err}")
+    config = paths.state_dir() / "kubelet.yaml"
+    settings = json.loads(config.read_text()) if config.exists() else {}
+    changed = {k: settings.get(k) for k, v in PRESSURE.items() if settings.get(k) == v}
+    if changed:
+        out.append(f"the kubelet still runs with the fault's settings {changed}")
+    return out
 
 
 def _wrong_ends(run: Run, by_name: dict[str, JSON]) -> list[str]:

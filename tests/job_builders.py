@@ -15,6 +15,7 @@ from batchx.models import Job
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Request, judge_job
 from batchx.planning.job_pod import JobRef, PodPolicy, plan_pod
 from batchx.planning.job_protocol import JOB_CONTAINER, STAGE_IN, STAGE_OUT, RunnerReport
+from batchx.planning.pod_status import StatusInputs
 from batchx.settings import Prices
 from tests.builders import DIGEST, manifest
 
@@ -23,6 +24,17 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 PRICES = Prices(vcpu_hour=1.0, gb_hour=0.5, gpu_hour=10.0)
 POLICY = JobPolicy(prices=PRICES, default_timeout=3600, max_timeout=86400)
 POD_POLICY = PodPolicy(runner_image="batchx.local/runner@" + DIGEST)
+# The runner tests' job and output schema: a file, a list of files, a folder and a plain field.
+ALIGN_REF = JobRef("align", "lab", "uid-1")
+RUNNER_OUTPUT_SCHEMA: JSON = {
+    "type": "object",
+    "properties": {
+        "report": {"type": "string", "format": "file"},
+        "parts": {"type": "array", "items": {"type": "string", "format": "file"}},
+        "folder": {"type": "string", "format": "file"},
+        "note": {"type": "string"},
+    },
+}
 
 FILE_INPUT_SCHEMA: JSON = {
     "type": "object",
@@ -129,6 +141,18 @@ def request_for(
     return verdict
 
 
+def status_inputs(request: Request, now: datetime) -> StatusInputs:
+    """What the status planner reads besides the job and pod, as admission decided `request`."""
+    return StatusInputs(
+        resources=request.resources,
+        rate=request.rate,
+        manifest=request.manifest,
+        image=request.image,
+        now=now,
+        reserved=request.reservation,
+    )
+
+
 def _terminated(code: int, reason: str, start: datetime, end: datetime, message: str) -> JSON:
     done: JSON = {
         "exitCode": code,
@@ -156,6 +180,10 @@ class PodBuilder:
     def _set(self, name: str, state: JSON) -> Self:
         self._containers[name] = {"name": name, "state": state}
         return self
+
+    def container(self, name: str, state: JSON) -> Self:
+        """Any state the kubelet may report for container `name` (fuzzing, odd cases)."""
+        return self._set(name, state)
 
     def started(self, at: datetime = T0) -> Self:
         self.body["status"]["startTime"] = iso(at)

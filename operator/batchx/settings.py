@@ -84,8 +84,11 @@ class Settings(_Model):
         "file:///DIR (batchx.store.config); None: storage usage is not reported",
     )
     # Runtime limits: explicit so that a burst of objects cannot exhaust the API server or us.
+    # Objects, not API calls (those are bounded below): after a restart every object is listed
+    # at once, and each holds a worker a moment after its event (Kopf's idle timeout): a job
+    # submitted meanwhile waits for a worker behind them (1,100 jobs / 20 workers x 0.5 s).
     worker_limit: int = Field(
-        20, ge=1, description="workerLimit: objects Kopf processes concurrently"
+        200, ge=1, description="workerLimit: objects Kopf processes concurrently"
     )
     api_qps: float = Field(20.0, gt=0, description="apiQps: sustained API requests per second")
     api_burst: int = Field(40, ge=1, description="apiBurst: API requests allowed in a burst")

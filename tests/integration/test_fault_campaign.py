@@ -6,7 +6,8 @@ replays the random moments. `make chaos` (`benchmarks/chaos.py`) runs the same t
 BATCHX_CAMPAIGN=long (`campaign.long_faults`: the no-fault peer, the operator SIGKILLed 50 times,
 the API server down 20 s, etcd, the scheduler and controller manager restarted, the store
 unreachable 60 s, ...), BATCHX_CAMPAIGN_RUNS batches of each, and prints the table from the
-rows each test appends to BATCHX_CAMPAIGN_REPORT.
+rows each test appends to BATCHX_CAMPAIGN_REPORT; BATCHX_CAMPAIGN_FAULTS names the faults to run
+(`chaos.py --fault NAME`), so that the long campaign can run in several short sessions.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ FAULTS = (
     if os.environ.get("BATCHX_CAMPAIGN") == "long"
     else campaign.short_faults()
 )
+# BATCHX_CAMPAIGN_FAULTS: only the faults of these names, one a line (`chaos.py --fault`).
+CHOSEN = [n for n in os.environ.get("BATCHX_CAMPAIGN_FAULTS", "").splitlines() if n.strip()]
+FAULTS = [f for f in FAULTS if f.name in CHOSEN] if CHOSEN else FAULTS
 RUNS = int(os.environ.get("BATCHX_CAMPAIGN_RUNS", "1"))
 
 

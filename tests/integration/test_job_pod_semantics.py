@@ -28,11 +28,11 @@ from batchx.domain.coordinates import Coordinates
 from batchx.models import Job, JobState
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Request, judge_job
 from batchx.planning.job_pod import JobRef, PodPolicy, plan_config_map, plan_pod, staging_plan
-from batchx.planning.pod_status import StatusInputs, plan_status
+from batchx.planning.pod_status import plan_status
 from testbed import example_images, images
 from tests.fixtures_cluster import Cluster
 from tests.helpers import eventually
-from tests.job_builders import PRICES, T0
+from tests.job_builders import PRICES, T0, status_inputs
 
 pytestmark = pytest.mark.cluster
 
@@ -174,14 +174,7 @@ def test_example_ends_in_the_planned_state(
         return body if body["status"].get("phase") in ("Succeeded", "Failed") else None
 
     observed = eventually(finished, timeout=120, what=f"pod of {case.example} to finish")
-    inputs = StatusInputs(
-        resources=request.resources,
-        rate=request.rate,
-        manifest=request.manifest,
-        image=request.image,
-        now=T0,
-        reserved=request.reservation,
-    )
+    inputs = status_inputs(request, T0)
     status = plan_status(job, ref, observed, inputs)
     codes = case.exit_code if isinstance(case.exit_code, tuple) else (case.exit_code,)
     got = (status.state, status.conditions[-1].reason, status.exit_code in codes)

@@ -21,13 +21,13 @@ from batchx.models import Job, JobState
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Request, judge_job
 from batchx.planning.job_pod import JobRef, PodPolicy, plan_config_map, plan_pod, staging_plan
 from batchx.planning.job_protocol import parse_report
-from batchx.planning.pod_status import StatusInputs, plan_status
+from batchx.planning.pod_status import plan_status
 from batchx.store import open_store
 from testbed import example_images
 from testbed import s3 as s3bed
 from tests.fixtures_cluster import Cluster
 from tests.helpers import eventually
-from tests.job_builders import T0
+from tests.job_builders import T0, status_inputs
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
 
@@ -105,14 +105,7 @@ def test_wordcount_runs_with_real_staging_through_s3(
         return body if body["status"].get("phase") in ("Succeeded", "Failed") else None
 
     observed = eventually(finished, timeout=180, what="the wordcount pod to finish")
-    inputs = StatusInputs(
-        resources=request.resources,
-        rate=request.rate,
-        manifest=request.manifest,
-        image=request.image,
-        now=T0,
-        reserved=request.reservation,
-    )
+    inputs = status_inputs(request, T0)
     status = plan_status(job, ref, observed, inputs)
     assert (status.state, status.message) == (JobState.SUCCEEDED, "the job succeeded"), observed[
         "status"

@@ -19,7 +19,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from batchx.clients import kube as kube_module
-from batchx.clients.kube import Kube, KubeError, NotFound, RateLimiter
+from batchx.clients.kube import Kube, NotFound, RateLimiter, Unavailable
 from tests.helpers import metric
 
 
@@ -80,8 +80,19 @@ def test_other_answers_reach_the_caller_at_once() -> None:
 def test_a_server_gone_past_the_budget_fails_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kube_module, "UNREACHABLE_BUDGET", 0.5)
     fn = Flaky(*[refused()] * 100)
-    with pytest.raises(KubeError) as failed:
+    with pytest.raises(Unavailable) as failed:  # a KubeError the handlers retry later
         call(fn)
     assert failed.value.status == 0
     assert failed.value.reason == "Unreachable"
     assert 2 <= fn.calls < 10  # retried with backoff, not hammered
+
+
+def test_a_server_not_ready_past_the_budget_is_unavailable_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The campaign's API server restart: 503 'before all known HTTP paths have been installed'."""
+    monkeypatch.setattr(kube_module, "UNREACHABLE_BUDGET", 0.5)
+    fn = Flaky(*[ApiException(status=503, reason="ServiceUnavailable")] * 100)
+    with pytest.raises(Unavailable) as failed:
+        call(fn)
+    assert (failed.value.status, failed.value.reason) == (503, "ServiceUnavailable")

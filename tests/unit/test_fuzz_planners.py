@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -46,9 +46,17 @@ from batchx.planning.job_protocol import (
     parse_report,
 )
 from batchx.planning.manifest import check_manifest as check_image_manifest
-from batchx.planning.pod_status import StatusInputs, plan_status
+from batchx.planning.pod_status import plan_status
 from tests.builders import make_image
-from tests.job_builders import FILE_INPUT_SCHEMA, FILE_OUTPUT_SCHEMA, POD_POLICY, POLICY, candidate
+from tests.job_builders import (
+    FILE_INPUT_SCHEMA,
+    FILE_OUTPUT_SCHEMA,
+    POD_POLICY,
+    POLICY,
+    PodBuilder,
+    candidate,
+    status_inputs,
+)
 
 JSON = dict[str, Any]
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -536,26 +544,13 @@ def test_the_status_planner_reads_any_pod_status_into_a_status_the_api_can_hold(
 ) -> None:
     assert isinstance(STATUS_REQUEST, Request)
     ref = JobRef("job-1", "lab", "uid-1", generation=1)
-    pod = plan_pod(ref, STATUS_REQUEST, POD_POLICY)
-    statuses = [{"name": name, "state": state} for name, state in containers.items()]
-    pod["status"] = {
-        "phase": phase,
-        "startTime": "2026-01-01T00:00:00Z",
-        "initContainerStatuses": [s for s in statuses if s["name"] != JOB_CONTAINER],
-        "containerStatuses": [s for s in statuses if s["name"] == JOB_CONTAINER],
-        **({"reason": reason} if reason else {}),
-    }
+    pod = PodBuilder.of(ref, STATUS_REQUEST).started(NOW)
+    for name, state in containers.items():
+        pod.container(name, state)
+    pod.finished(phase, reason or "")
     if deleted:
-        pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:10:00Z"
-    inputs = StatusInputs(
-        resources=STATUS_REQUEST.resources,
-        rate=STATUS_REQUEST.rate,
-        manifest=STATUS_REQUEST.manifest,
-        image=STATUS_REQUEST.image,
-        now=now,
-        reserved=STATUS_REQUEST.reservation,
-    )
-    status = plan_status(STATUS_JOB, ref, pod, inputs)
+        pod.deleted(NOW + timedelta(minutes=10), grace=0)
+    status = plan_status(STATUS_JOB, ref, pod.build(), status_inputs(STATUS_REQUEST, now))
     json.dumps(status.to_json(), allow_nan=False)
     if status.state is not None and status.state.is_terminal and not status.state.is_success:
         assert status.message
@@ -567,17 +562,8 @@ def test_regression_a_pod_the_kubelet_refused_for_a_resource_fails_the_job_sayin
     """Was a pydantic ValidationError at every pass: the Pod's reason became the condition's."""
     assert isinstance(STATUS_REQUEST, Request)
     ref = JobRef("job-1", "lab", "uid-1", generation=1)
-    pod = plan_pod(ref, STATUS_REQUEST, POD_POLICY)
-    pod["status"] = {"phase": "Failed", "reason": "OutOfnvidia.com/gpu"}
-    inputs = StatusInputs(
-        resources=STATUS_REQUEST.resources,
-        rate=STATUS_REQUEST.rate,
-        manifest=STATUS_REQUEST.manifest,
-        image=STATUS_REQUEST.image,
-        now=NOW,
-        reserved=STATUS_REQUEST.reservation,
-    )
-    status = plan_status(STATUS_JOB, ref, pod, inputs)
+    pod = PodBuilder.of(ref, STATUS_REQUEST).finished("Failed", "OutOfnvidia.com/gpu").build()
+    status = plan_status(STATUS_JOB, ref, pod, status_inputs(STATUS_REQUEST, NOW))
     assert status.state is JobState.FAILED
     assert status.conditions[-1].reason == "PodFailed"
     assert status.message == "the pod failed (OutOfnvidia.com/gpu)"

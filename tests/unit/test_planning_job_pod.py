@@ -43,6 +43,7 @@ from tests.job_builders import (
     make_bx_job,
     request_for,
     seconds,
+    status_inputs,
 )
 
 JSON = dict[str, Any]
@@ -339,14 +340,7 @@ UPLOADED = RunnerReport(Outcome.UPLOADED, output=OK_OUTPUT, files=1, bytes=3)
 def status_of(pod: PodBuilder | None, job: Job | None = None, now: datetime = T0) -> JobStatus:
     job = job or cpu_job()
     req = request(job)
-    inputs = StatusInputs(
-        resources=req.resources,
-        rate=req.rate,
-        manifest=req.manifest,
-        image=req.image,
-        now=now,
-        reserved=req.reservation,
-    )
+    inputs = status_inputs(req, now)
     return plan_status(job, REF, None if pod is None else pod.build(), inputs)
 
 

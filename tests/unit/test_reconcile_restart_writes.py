@@ -4,19 +4,30 @@ It gets one event per Job it lists. Before, each charged job's event tried to cr
 (immutable) charge record again: an AlreadyExists and a read back per finished job, 1,000 of
 each for 1,000 finished jobs; now a namespace's records are listed once and jobs seen recorded
 are skipped. And each event refreshed the Environment with a status patch, changed or not; now
-an unchanged status is not written. The Kube stubs are our own boundary.
+an unchanged status is not written. A running job whose pod did not change is read, not written.
+The Kube stubs are our own boundary.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from batchx.clients.kube import Conflict
+from batchx.planning.job_admission import Admit, admission_status
+from batchx.planning.job_pod import pod_name
+from batchx.planning.kstatus import with_job_conditions
 from batchx.planning.ledger import JobAccount, charge_record
+from batchx.reconcile import job as job_module
 from batchx.reconcile.context import Context
 from batchx.reconcile.ledger import record_job, settle
 from batchx.settings import Settings
+from tests.builders import DIGEST
+from tests.job_builders import PodBuilder, candidate, make_bx_job, request_for
 
 JSON = dict[str, Any]
 
@@ -172,3 +183,96 @@ def test_an_unchanged_environment_status_is_not_written_again() -> None:
     asyncio.run(reconcile_environment(ctx, {**raised, "status": written}))
     assert kube.status_patches[-1]["credits"]["granted"] == 20
     assert reconcile(written) == 1  # the stale body (granted 10) gets 10 written back
+
+
+# -- a running job ------------------------------------------------------------------------------
+
+
+class JobKube:
+    """One Job, its plan ConfigMap and its Pod in memory; every call is counted."""
+
+    def __init__(self, job: JSON) -> None:
+        self.objects: dict[tuple[str, str], JSON] = {("jobs", job["metadata"]["name"]): job}
+        self.calls: list[str] = []
+        self.version = 1
+
+    def _keep(self, kind: str, body: JSON) -> JSON:
+        self.version += 1
+        body["metadata"]["resourceVersion"] = str(self.version)
+        self.objects[(kind, body["metadata"]["name"])] = body
+        return copy.deepcopy(body)
+
+    def _get(self, kind: str, name: str) -> JSON | None:
+        self.calls.append(f"get {kind}")
+        found = self.objects.get((kind, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> JSON | None:
+        return self._get(plural, name)
+
+    async def get_config_map(self, namespace: str, name: str) -> JSON | None:
+        return self._get("configmaps", name)
+
+    async def get_pod(self, namespace: str, name: str) -> JSON | None:
+        return self._get("pods", name)
+
+    async def create_config_map(self, body: JSON) -> JSON:
+        self.calls.append("create configmaps")
+        return self._keep("configmaps", copy.deepcopy(body))
+
+    async def create_pod(self, body: JSON) -> JSON:
+        self.calls.append("create pods")
+        return self._keep("pods", {**copy.deepcopy(body), "status": {"phase": "Pending"}})
+
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, patch: JSON, resource_version: str | None
+    ) -> JSON:
+        self.calls.append("patch jobs/status")
+        job = self.objects[(plural, name)]
+        if resource_version and job["metadata"]["resourceVersion"] != resource_version:
+            raise Conflict(409, "Conflict", "changed")
+        return self._keep(plural, {**job, "status": copy.deepcopy(patch)})
+
+
+def test_a_running_job_reconciled_by_a_restarted_operator_is_read_not_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The resume of a job whose pod runs, and the listing's pod event: three reads, no write."""
+    image = candidate("1.0.0")
+    model = make_bx_job("tutorial/hello:1.0.0").timeout(86_400).model()
+    request = request_for(model, image, name="long")
+    now = datetime.now(UTC)
+    admitted = admission_status(model, Admit(request), generation=1, now=now)
+    kube = JobKube(
+        {
+            "metadata": {"name": "long", "namespace": "lab", "uid": "u-long", "generation": 1},
+            "spec": model.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            "status": with_job_conditions(admitted, generation=1, now=now).to_json(),
+        }
+    )
+
+    async def pinned(ctx: Context, namespace: str, job: Any = None) -> list[Any]:
+        return [image]
+
+    monkeypatch.setattr(job_module, "candidates", pinned)
+    settings = Settings.load({"BATCHX_RUNNER_IMAGE": f"batchx.local/runner@{DIGEST}"})
+
+    def reconcile(ctx: Context) -> list[str]:
+        kube.calls.clear()
+
+        async def main() -> None:
+            await job_module.reconcile_job(ctx, "lab", "long", admission=False)
+            ctx.wakeups.close()  # the deadline's wake-up is a day away
+
+        asyncio.run(main())
+        return list(kube.calls)
+
+    first = Context(settings=settings, kube=kube)  # type: ignore[arg-type]
+    assert "create pods" in reconcile(first)
+    pod = kube.objects[("pods", pod_name("long"))]
+    pod["status"] = PodBuilder(copy.deepcopy(pod)).started(now).running(now).build()["status"]
+    assert reconcile(first)[-1] == "patch jobs/status"  # RUNNING
+    assert kube.objects[("jobs", "long")]["status"]["state"] == "RUNNING"
+    for _ in range(2):  # the restart's resume, then its listing's pod event
+        restarted = Context(settings=settings, kube=kube)  # type: ignore[arg-type]
+        assert reconcile(restarted) == ["get jobs", "get configmaps", "get pods"]

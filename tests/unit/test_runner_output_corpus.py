@@ -23,29 +23,31 @@ from typing import Any
 import pytest
 
 from batchx.models import JobState, JobStatus
-from batchx.planning.job_pod import JobRef, staging_plan
+from batchx.planning.job_pod import staging_plan
 from batchx.planning.job_protocol import Outcome, RunnerReport, StagingPlan, parse_report
-from batchx.planning.pod_status import StatusInputs, plan_status
+from batchx.planning.pod_status import plan_status
 from batchx.runner.output import MAX_OUTPUT_BYTES, invalid_report, read_output, uploaded_report
 from batchx.runner.stage import Dirs, StageError, stage_out
 from batchx.store import EnvFiles
-from tests.job_builders import T0, PodBuilder, candidate, make_bx_job, request_for, seconds
+from tests.job_builders import (
+    ALIGN_REF,
+    RUNNER_OUTPUT_SCHEMA,
+    T0,
+    PodBuilder,
+    candidate,
+    make_bx_job,
+    request_for,
+    seconds,
+    status_inputs,
+)
 
-REF = JobRef("align", "lab", "uid-1")
-OUTPUT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "report": {"type": "string", "format": "file"},
-        "parts": {"type": "array", "items": {"type": "string", "format": "file"}},
-        "folder": {"type": "string", "format": "file"},
-        "note": {"type": "string"},
-    },
-}
 JOB = make_bx_job("tutorial/hello:1.0.0").model()
 REQUEST = request_for(
-    JOB, candidate(schema={"input": {"type": "object"}, "output": OUTPUT_SCHEMA}), name="align"
+    JOB,
+    candidate(schema={"input": {"type": "object"}, "output": RUNNER_OUTPUT_SCHEMA}),
+    name="align",
 )
-PLAN = StagingPlan.from_json(json.loads(staging_plan(REF, REQUEST, {}).dumps()))
+PLAN = StagingPlan.from_json(json.loads(staging_plan(ALIGN_REF, REQUEST, {}).dumps()))
 HANG_SECONDS = 10
 
 
@@ -255,21 +257,13 @@ def _storeless(dirs: Dirs) -> RunnerReport | None:
 
 def _job_status(report: RunnerReport) -> JobStatus:
     pod = (
-        PodBuilder.of(REF, REQUEST)
+        PodBuilder.of(ALIGN_REF, REQUEST)
         .started(T0)
         .job_exited(0, end=T0 + seconds(10))
         .uploaded(report, at=T0 + seconds(11))
         .finished()
     )
-    inputs = StatusInputs(
-        resources=REQUEST.resources,
-        rate=REQUEST.rate,
-        manifest=REQUEST.manifest,
-        image=REQUEST.image,
-        now=T0 + seconds(12),
-        reserved=REQUEST.reservation,
-    )
-    return plan_status(JOB, REF, pod.build(), inputs)
+    return plan_status(JOB, ALIGN_REF, pod.build(), status_inputs(REQUEST, T0 + seconds(12)))
 
 
 def _within(seconds_: float, fn: Callable[[], RunnerReport | None]) -> RunnerReport | None:

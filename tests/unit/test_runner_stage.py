@@ -12,24 +12,20 @@ from typing import Any
 
 import pytest
 
-from batchx.planning.job_pod import JobRef, staging_plan
+from batchx.planning.job_pod import staging_plan
 from batchx.planning.job_protocol import Outcome, RunnerReport, StagingPlan, parse_report
 from batchx.runner.__main__ import _nudge, main
 from batchx.runner.output import invalid_report, read_output, uploaded_report
 from batchx.runner.stage import Dirs, StageError, stage_in, stage_out
 from batchx.store import EnvFiles
-from tests.job_builders import FILE_INPUT_SCHEMA, candidate, make_bx_job, request_for
-
-REF = JobRef("align", "lab", "uid-1")
-OUTPUT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "report": {"type": "string", "format": "file"},
-        "parts": {"type": "array", "items": {"type": "string", "format": "file"}},
-        "folder": {"type": "string", "format": "file"},
-        "note": {"type": "string"},
-    },
-}
+from tests.job_builders import (
+    ALIGN_REF,
+    FILE_INPUT_SCHEMA,
+    RUNNER_OUTPUT_SCHEMA,
+    candidate,
+    make_bx_job,
+    request_for,
+)
 
 
 @pytest.fixture
@@ -40,11 +36,13 @@ def dirs(tmp_path: Path) -> Dirs:
 
 
 def plan_for(**input_values: Any) -> StagingPlan:
-    image = candidate(schema={"input": FILE_INPUT_SCHEMA, "output": OUTPUT_SCHEMA})
+    image = candidate(schema={"input": FILE_INPUT_SCHEMA, "output": RUNNER_OUTPUT_SCHEMA})
     job = make_bx_job("tutorial/hello:1.0.0").input(**input_values).model()
     request = request_for(job, image, name="align")
     # Through JSON, as the runner gets it from the ConfigMap.
-    return StagingPlan.from_json(json.loads(staging_plan(REF, request, job.spec.input).dumps()))
+    return StagingPlan.from_json(
+        json.loads(staging_plan(ALIGN_REF, request, job.spec.input).dumps())
+    )
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -227,9 +225,9 @@ def write_plan(tmp_path: Path, plan_json: dict[str, Any]) -> Path:
 
 
 def plan_json(**input_values: Any) -> dict[str, Any]:
-    image = candidate(schema={"input": FILE_INPUT_SCHEMA, "output": OUTPUT_SCHEMA})
+    image = candidate(schema={"input": FILE_INPUT_SCHEMA, "output": RUNNER_OUTPUT_SCHEMA})
     job = make_bx_job("tutorial/hello:1.0.0").input(**input_values).model()
-    return staging_plan(REF, request_for(job, image, name="align"), job.spec.input).to_json()
+    return staging_plan(ALIGN_REF, request_for(job, image, name="align"), job.spec.input).to_json()
 
 
 def test_stage_in_command_reports_and_fails_the_container_on_missing_input(

@@ -4,7 +4,8 @@ Everything goes through `Kube`, which
 - runs on kubernetes_asyncio, so no call blocks Kopf's event loop and every call is cancellable
   (a sync client in a thread pool keeps running after Kopf cancels a handler);
 - limits the request rate (token bucket, `apiQps`/`apiBurst`) and the requests in flight
-  (`apiConcurrency`), so a resync of thousands of objects cannot flood the API server;
+  (`apiConcurrency`), so a resync of thousands of objects cannot flood the API server; work
+  marked `background()` (a restart's listing, resyncs) gets only the capacity nothing else wants;
 - speaks plain JSON dicts (camelCase, as `kubectl get -o json` shows them), so the layers above
   depend on the API's shape, not on a client library's model classes;
 - turns API errors into the small exception hierarchy below.
@@ -16,8 +17,9 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager, suppress
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import aiohttp  # kopf and kubernetes_asyncio are built on it
@@ -65,6 +67,11 @@ class Invalid(KubeError):
     """422: the API server refused the object (schema, CEL rule, immutability)."""
 
 
+class Unavailable(KubeError):
+    """The API server did not answer (unreachable, 503, 429) within `UNREACHABLE_BUDGET`: a
+    restart or an outage longer than the client rides out. Nothing was done; try again later."""
+
+
 def _translate(exc: ApiException) -> KubeError:
     message = str(exc.reason)
     reason = str(exc.reason)
@@ -86,8 +93,31 @@ def _translate(exc: ApiException) -> KubeError:
     return kind(int(exc.status or 0), reason, message)
 
 
+_BACKGROUND: ContextVar[bool] = ContextVar("batchx_kube_background", default=False)
+
+
+@contextmanager
+def background(on: bool = True) -> Iterator[None]:
+    """The requests made inside go after every other waiting request (`RateLimiter`);
+    ``background(False)``: as any other request again (an admission pass, whoever runs it).
+
+    For work that re-checks what is already settled (the listing a restart brings, a resync):
+    a restarted operator with a hundred running jobs re-reads each, hundreds of requests that
+    would otherwise queue a new job's admission behind them for the rate limit's seconds.
+    """
+    token = _BACKGROUND.set(on)
+    try:
+        yield
+    finally:
+        _BACKGROUND.reset(token)
+
+
 class RateLimiter:
-    """Token bucket (`qps` sustained, `burst` at once) plus a bound on requests in flight."""
+    """Token bucket (`qps` sustained, `burst` at once) plus a bound on requests in flight.
+
+    Tokens go first come, first served, except that a request made in `background()` waits
+    while any other one waits: background work takes only the capacity nothing else wants.
+    """
 
     def __init__(self, qps: float, burst: int, concurrency: int) -> None:
         self._qps = qps
@@ -96,23 +126,50 @@ class RateLimiter:
         self._stamp = time.monotonic()
         self._lock = asyncio.Lock()
         self._in_flight = asyncio.Semaphore(concurrency)
+        self._waiting = 0  # requests not in background waiting for a token
+        self._clear = asyncio.Event()  # set while none waits
+        self._clear.set()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._qps)
+        self._stamp = now
 
     async def _take(self) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._qps)
-                self._stamp = now
+        self._waiting += 1
+        self._clear.clear()
+        try:
+            async with self._lock:
+                while True:
+                    self._refill()
+                    if self._tokens >= 1:
+                        self._tokens -= 1
+                        return
+                    # Waiting for the next token under the lock keeps the order first come,
+                    # first served.
+                    await asyncio.sleep((1 - self._tokens) / self._qps)
+        finally:
+            self._waiting -= 1
+            if not self._waiting:
+                self._clear.set()
+
+    async def _take_in_background(self) -> None:
+        while True:
+            await self._clear.wait()
+            async with self._lock:
+                if self._waiting:
+                    continue  # another request came first: it goes first
+                self._refill()
                 if self._tokens >= 1:
                     self._tokens -= 1
                     return
-                # Waiting for the next token under the lock keeps the order first-come-first-served.
-                await asyncio.sleep((1 - self._tokens) / self._qps)
+                delay = (1 - self._tokens) / self._qps
+            await asyncio.sleep(delay)  # outside the lock: a request that comes meanwhile wins
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one request slot: wait for a token, then for room in flight."""
-        await self._take()
+        await (self._take_in_background() if _BACKGROUND.get() else self._take())
         async with self._in_flight:
             yield
 
@@ -175,8 +232,10 @@ class Kube:
                     error, retry = KubeError(0, "Unreachable", str(exc) or "disconnected"), True
             if error.status != 404:  # absence is an answer (most reads expect it at times)
                 metrics.API_ERRORS.labels(str(error.status)).inc()
-            if not retry or time.monotonic() + delay > deadline:
+            if not retry:
                 raise error
+            if time.monotonic() + delay > deadline:
+                raise Unavailable(error.status, error.reason, error.message) from error
             metrics.API_RETRIES.inc()
             # An API server restarting (an upgrade, a fault) answers again within seconds:
             # ride it out here instead of failing the handler with a traceback.

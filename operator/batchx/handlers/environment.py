@@ -8,6 +8,7 @@ import kopf
 
 from batchx import GROUP, VERSION
 from batchx.handlers.setup import context, post
+from batchx.outage import outage_is_temporary
 from batchx.reconcile.environment import NamespaceRace, reconcile_environment
 from batchx.reconcile.image import reconcile_images
 from batchx.reconcile.job import admit
@@ -20,6 +21,7 @@ RESYNC_SECONDS = Settings.load().resync_seconds
 @kopf.on.resume(GROUP, VERSION, "environments")
 @kopf.on.create(GROUP, VERSION, "environments")
 @kopf.on.update(GROUP, VERSION, "environments")
+@outage_is_temporary
 async def environment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await _reconcile(body, memo)
     await _images(body, memo)  # images waiting for their environment can be accepted now
@@ -28,6 +30,7 @@ async def environment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> Non
 
 
 @kopf.timer(GROUP, VERSION, "environments", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+@outage_is_temporary
 async def environment_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Periodic resync: heals drift (a deleted quota), a conflict that went away, and images."""
     await _reconcile(body, memo)

@@ -5,7 +5,9 @@ resync of unfinished jobs (it re-runs admission for queued jobs, and heals anyth
 started job's deadline is not left to the resync: its reconcile arms a wake-up for the moment
 (`batchx.reconcile.context.Wakeups`), so ``Timeout`` is declared within a second of it.
 Admission of an environment's queue also re-runs when a job ends and when the Environment changes
-(credits topped up, quota raised).
+(credits topped up, quota raised). Re-checks of what is settled (a restart's resume of admitted
+jobs, the listing of their pods, the resync) make their API requests in the client's
+background, so that after a restart a new job's admission does not queue behind them.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 import kopf
 
 from batchx import GROUP, VERSION
+from batchx.clients.kube import background
 from batchx.handlers.setup import context, post
 from batchx.handlers.setup import required as _required
-from batchx.models import TERMINAL_STATES
+from batchx.models import TERMINAL_STATES, JobState
+from batchx.outage import outage_is_temporary
 from batchx.planning import labels
 from batchx.reconcile.context import Outcome
 from batchx.reconcile.job import owner_job, reconcile_job, release_job
@@ -26,6 +30,7 @@ from batchx.settings import Settings
 # Kopf fixes a timer's interval when the handler is registered (at import), so it is read here.
 RESYNC_SECONDS = Settings.load().resync_seconds
 _TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
+_WAITING = frozenset({None, JobState.SUBMITTED.value, JobState.QUEUED.value})
 
 
 def _unfinished(status: kopf.Status, **_: Any) -> bool:
@@ -40,13 +45,25 @@ def _raise_retry(outcome: Outcome) -> None:
 @kopf.on.resume(GROUP, VERSION, "jobs", when=_unfinished)
 @kopf.on.create(GROUP, VERSION, "jobs")
 @kopf.on.update(GROUP, VERSION, "jobs", when=_unfinished)
-async def job_changed(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    outcome = await reconcile_job(context(memo), _required(namespace), name)
+@outage_is_temporary
+async def job_changed(
+    name: str,
+    namespace: str | None,
+    reason: str,
+    status: kopf.Status,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    # A restart resumes every admitted job: a re-check, after anything new (`background`).
+    settled = reason == kopf.Reason.RESUME and status.get("state") not in _WAITING
+    with background(settled):
+        outcome = await reconcile_job(context(memo), _required(namespace), name)
     await post(memo, outcome)
     _raise_retry(outcome)
 
 
 @kopf.on.delete(GROUP, VERSION, "jobs", id="files")
+@outage_is_temporary
 async def job_deleted(
     name: str, namespace: str | None, uid: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
@@ -58,8 +75,11 @@ async def job_deleted(
 @kopf.timer(
     GROUP, VERSION, "jobs", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS, when=_unfinished
 )
+@outage_is_temporary
 async def job_resync(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    await post(memo, await reconcile_job(context(memo), _required(namespace), name))
+    with background():
+        outcome = await reconcile_job(context(memo), _required(namespace), name)
+    await post(memo, outcome)
 
 
 @kopf.on.event(
@@ -68,8 +88,14 @@ async def job_resync(name: str, namespace: str | None, memo: kopf.Memo, **_: Any
     "pods",
     labels={labels.MANAGED_BY: labels.MANAGED_BY_VALUE, labels.LEDGER_JOB: kopf.PRESENT},
 )
-async def pod_event(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """A job's Pod changed: its status moves the job's state."""
+@outage_is_temporary
+async def pod_event(
+    body: kopf.Body, type: str | None, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """A job's Pod changed: its status moves the job's state (a listing's pod, `type` None:
+    a re-check after a restart or a re-watch, in the API client's background)."""
     job = owner_job(dict(body))
     if job is not None:
-        await post(memo, await reconcile_job(context(memo), _required(namespace), job))
+        with background(type is None):
+            outcome = await reconcile_job(context(memo), _required(namespace), job)
+        await post(memo, outcome)

@@ -23,6 +23,7 @@ from batchx.settings import Settings
 from batchx.store.config import open_store
 
 PREFIX = "batchx.io"
+WORKER_IDLE_SECONDS = 0.5
 logger = logging.getLogger("batchx")
 
 
@@ -39,6 +40,11 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
     kopf_settings.peering.clusterwide = True
     # Bounded work: at most this many objects are handled at once; Events post in the background.
     kopf_settings.queueing.worker_limit = settings.worker_limit
+    # An object's worker waits this long for its next event before it frees its place (Kopf's
+    # default, 5 s, makes a restart's listing of 1,100 jobs hold 20 workers for 1,100 / 20 x 5 s,
+    # and a job submitted meanwhile wait for all of them). A worker expecting its own patch's echo
+    # waits for it regardless (Kopf's consistency wait).
+    kopf_settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     # Events come from reconcilers (`batchx.reconcile.events`: one per news, aggregated), not
     # from log lines: Kopf would post one per retried or failed handler run ("failed
     # temporarily"), a line per reconcile pass in `kubectl describe`. Those stay in the logs.

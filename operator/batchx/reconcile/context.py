@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchx.clients.kube import Kube
+from batchx.clients.kube import Kube, Unavailable
 from batchx.settings import Settings
 from batchx.store.fs import Store
 
 JSON = dict[str, Any]
+WAKEUP_RETRY_SECONDS = 5.0  # a wake-up that met an unavailable API server runs again then
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,15 @@ class Wakeups:
                 return
             pending[1].cancel()
 
+        async def run() -> None:
+            try:
+                await fn()
+            except Unavailable:  # the API server is away (a restart): late, not lost
+                self.at(key, WAKEUP_RETRY_SECONDS, fn)
+
         def fire() -> None:
             self._pending.pop(key, None)
-            task = loop.create_task(fn())
+            task = loop.create_task(run())
             self._tasks.add(task)  # a reference, or the task may be collected mid-run
             task.add_done_callback(self._tasks.discard)
 

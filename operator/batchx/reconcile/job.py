@@ -26,7 +26,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 
 from batchx import API_VERSION
-from batchx.clients.kube import Conflict, Forbidden, Invalid
+from batchx.clients.kube import Conflict, Forbidden, Invalid, background
 from batchx.domain.coordinates import CoordinatesError, parse_coordinates
 from batchx.models import JobState, JobStatus
 from batchx.planning.events import job_order
@@ -103,7 +103,8 @@ async def admit(ctx: Context, namespace: str) -> Outcome:
     """Run admission for `namespace`, then start the jobs it admitted.
 
     Coalesced: calls that arrive during a pass fold into one more pass after it (a burst of
-    job events costs at most two passes), and the last pass starts after the last call.
+    job events costs at most two passes), and the last pass starts after the last call. Never
+    in the API client's background, whoever calls it (a new job's admission waits for it).
     """
     outcome = Outcome()
     admitted: list[str] = []
@@ -112,13 +113,14 @@ async def admit(ctx: Context, namespace: str) -> Outcome:
         async with ctx.locks.hold(f"admission/{namespace}"):
             admitted.extend(await admission_pass(ctx, namespace, outcome))
 
-    await ctx.coalescer.run(f"admission/{namespace}", one_pass)
-    # Started concurrently: each creates a ConfigMap and a Pod, and the API client's limiter
-    # (qps, burst, concurrency) bounds how many requests are in flight, not this loop.
-    for started in await asyncio.gather(
-        *(reconcile_job(ctx, namespace, name, admission=False) for name in admitted)
-    ):
-        merge(outcome, started)
+    with background(False):
+        await ctx.coalescer.run(f"admission/{namespace}", one_pass)
+        # Started concurrently: each creates a ConfigMap and a Pod, and the API client's
+        # limiter (qps, burst, concurrency) bounds how many requests are in flight.
+        for started in await asyncio.gather(
+            *(reconcile_job(ctx, namespace, name, admission=False) for name in admitted)
+        ):
+            merge(outcome, started)
     return outcome
 
 
