@@ -25,15 +25,25 @@ from batchx.planning.job_admission import (
     Wait,
     admit_fifo,
 )
+from batchx.planning.job_pod import STAGE_OUT, JobRef, plan_pod, staging_plan
 from batchx.planning.pipeline import (
     Parent,
     judge_child,
     parent_of,
     pipeline_steps,
+    staged_files,
     step_allowed,
     step_usage,
 )
-from tests.job_builders import PRICES, T0, candidate, make_bx_job, request_for
+from tests.job_builders import (
+    FILE_INPUT_SCHEMA,
+    POD_POLICY,
+    PRICES,
+    T0,
+    candidate,
+    make_bx_job,
+    request_for,
+)
 
 STEPS = (parse_coordinates("lab@examples/wordcount:1.2.0"),)
 WORDCOUNT = candidate("1.2.3", name="examples/wordcount", runtime={"minMem": 128})
@@ -241,3 +251,59 @@ def test_a_pipeline_whose_quota_fits_it_and_one_child_runs_to_the_end() -> None:
     assert admitted(second) == ["c1"]
     third = admit_fifo(children[1:], capacity(jobs=2, running=1, steps_running=ONE_STEP))
     assert admitted(third) == ["c2"]
+
+
+# ------------------------------------------------------------------ inputs as references
+
+
+def pipeline_request(read: list[str]) -> Request:
+    image = candidate(
+        "1.0.0",
+        name="examples/count-all",
+        schema={"input": FILE_INPUT_SCHEMA, "output": {"type": "object"}},
+        pipeline={
+            "steps": ["lab@examples/wordcount:1.2.0"],
+            **({"readInputFiles": read} if read else {}),
+        },
+    )
+    job = make_bx_job("examples/count-all").input(
+        reads="bx://a/r.txt", more=["bx://a/m1", "bx://a/m2"]
+    )
+    return request_for(job.model(), image)
+
+
+REF = JobRef("count-all", "lab", "uid-p", 1)
+INPUT = {"reads": "bx://a/r.txt", "more": ["bx://a/m1", "bx://a/m2"]}
+
+
+@pytest.mark.parametrize(
+    ("read", "staged"),
+    [
+        ([], []),
+        (["$.reads"], ["a/r.txt"]),
+        (["$.more"], ["a/m1", "a/m2"]),
+        (["$.more[*]"], ["a/m1", "a/m2"]),
+        (["$.more[1]"], ["a/m2"]),
+    ],
+)
+def test_a_pipeline_stages_only_the_files_it_reads(read: list[str], staged: list[str]) -> None:
+    request = pipeline_request(read)
+    assert [r.target for r in staged_files(request)] == staged
+    assert len(request.files) == 3  # all are still checked and keyed for the cache
+    plan = staging_plan(REF, request, INPUT)
+    assert [f["bx"] for f in plan["files"]] == [f"bx://{s}" for s in staged]
+    assert plan["input"] == INPUT  # what is not staged reaches the container as written
+
+
+def test_a_pipeline_reading_no_file_gets_its_input_as_written_without_stage_in() -> None:
+    pod = plan_pod(REF, pipeline_request([]), POD_POLICY)
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == [STAGE_OUT]
+    input_volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "input")
+    assert "configMap" in input_volume
+
+
+def test_a_plain_job_stages_every_file() -> None:
+    job = make_bx_job().input(reads="bx://a/r.txt", more=["bx://a/m1"])
+    image = candidate(schema={"input": FILE_INPUT_SCHEMA, "output": {"type": "object"}})
+    request = request_for(job.model(), image)
+    assert staged_files(request) == request.files

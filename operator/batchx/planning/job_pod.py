@@ -123,6 +123,7 @@ from batchx.models import (
 from batchx.planning import labels
 from batchx.planning.conditions import as_reason, set_condition
 from batchx.planning.job_admission import SUCCEEDED_CONDITION, Request, Resources, charge
+from batchx.planning.pipeline import staged_files
 
 __all__ = [
     "INPUT_DIR",
@@ -261,7 +262,8 @@ def _labels(job: JobRef) -> dict[str, str]:
 def staging_plan(job: JobRef, request: Request, input_document: Mapping[str, Any]) -> JSON:
     """What the runner needs: the input, where each file goes, and how to read the output."""
     files: dict[str, str] = {}
-    for ref in request.files:
+    staged = staged_files(request)  # a pipeline's other files stay bx:// references
+    for ref in staged:
         files.setdefault(ref.target, input_local_path(ref))
     output_schema = request.manifest.manifest.output_schema
     return {
@@ -272,7 +274,7 @@ def staging_plan(job: JobRef, request: Request, input_document: Mapping[str, Any
         "input": dict(input_document),
         "files": [{"bx": f"bx://{bx}", "local": local} for bx, local in sorted(files.items())],
         "inputFiles": [
-            {"pointer": list(ref.pointer), "local": input_local_path(ref)} for ref in request.files
+            {"pointer": list(ref.pointer), "local": input_local_path(ref)} for ref in staged
         ],
         "outputSchema": output_schema,
         "outputFiles": lists_files(output_schema),
@@ -360,7 +362,7 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
     """The Pod of an admitted job (see the module docstring for the design)."""
     res = request.resources
     name = pod_name(job.name)
-    stage_in = bool(request.files)
+    stage_in = bool(staged_files(request))
     env = [
         {"name": "BX_VCPUS", "value": str(res.vcpus)},
         {"name": "BX_MEMORY", "value": str(res.memory_mb)},

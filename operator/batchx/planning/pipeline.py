@@ -42,7 +42,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from batchx.domain.coordinates import Coordinates, CoordinatesError, parse_coordinates
+from batchx.domain.jsonpath import WILDCARD, parse_path
 from batchx.domain.manifest import ManifestError, compile_manifest
+from batchx.domain.validation import FileRef
 from batchx.models import JobState, JobStatus
 from batchx.planning.job_admission import (
     ImageCandidate,
@@ -61,6 +63,7 @@ __all__ = [
     "largest",
     "parent_of",
     "pipeline_steps",
+    "staged_files",
     "step_allowed",
     "step_usage",
 ]
@@ -224,3 +227,24 @@ def parent_of(
         deadline = start + timedelta(seconds=admission.resources.timeout)
     steps = pipeline_steps(status.image.coordinates if status.image else None, images)
     return Parent(name, uid, running, steps, deadline, created)
+
+
+def staged_files(request: Request) -> tuple[FileRef, ...]:
+    """The input files a job's pod downloads: all of them, except for a pipeline, whose
+    container gets ``bx://`` references (it passes them to its children, which download what
+    they read) and only the files named by ``pipeline.readInputFiles`` staged as for any job.
+
+    A path names the files at it and under it: ``$.samples`` stages every file inside an
+    object or array, ``$.reads[*]`` each item of an array, ``$.reads[0]`` only the first.
+    """
+    pipeline = request.manifest.manifest.pipeline
+    if pipeline is None:
+        return request.files
+    paths = [parse_path(p) for p in pipeline.read_input_files]
+    return tuple(ref for ref in request.files if any(_under(ref.pointer, p) for p in paths))
+
+
+def _under(pointer: Sequence[str | int], path: tuple[str | int, ...]) -> bool:
+    if len(path) > len(pointer):
+        return False
+    return all(p in (WILDCARD, key) for p, key in zip(path, pointer, strict=False))
