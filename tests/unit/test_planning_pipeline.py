@@ -29,6 +29,7 @@ from batchx.planning.job_pod import STAGE_OUT, JobRef, plan_pod, staging_plan
 from batchx.planning.pipeline import (
     Parent,
     judge_child,
+    name_refusal,
     parent_of,
     pipeline_steps,
     staged_files,
@@ -307,3 +308,11 @@ def test_a_plain_job_stages_every_file() -> None:
     image = candidate(schema={"input": FILE_INPUT_SCHEMA, "output": {"type": "object"}})
     request = request_for(job.model(), image)
     assert staged_files(request) == request.files
+
+
+def test_a_pipeline_name_must_fit_its_children_label() -> None:
+    assert name_refusal("p" * 63) is None
+    refusal = name_refusal("p" * 64)
+    assert refusal is not None
+    assert (refusal.reason, refusal.path) == (Reason.INVALID_RESOURCES, "$.metadata.name")
+    assert "at most 63 characters" in refusal.message

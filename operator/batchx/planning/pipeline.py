@@ -46,6 +46,7 @@ from batchx.domain.jsonpath import WILDCARD, parse_path
 from batchx.domain.manifest import ManifestError, compile_manifest
 from batchx.domain.validation import FileRef
 from batchx.models import JobState, JobStatus
+from batchx.planning import labels
 from batchx.planning.job_admission import (
     ImageCandidate,
     Reason,
@@ -61,6 +62,7 @@ __all__ = [
     "Parent",
     "judge_child",
     "largest",
+    "name_refusal",
     "parent_of",
     "pipeline_steps",
     "staged_files",
@@ -248,3 +250,18 @@ def _under(pointer: Sequence[str | int], path: tuple[str | int, ...]) -> bool:
     if len(path) > len(pointer):
         return False
     return all(p in (WILDCARD, key) for p, key in zip(path, pointer, strict=False))
+
+
+PARENT_NAME_MAX = 63  # a label value: each child carries batchx.io/parent=<parent name>
+
+
+def name_refusal(name: str) -> Refusal | None:
+    """A pipeline's name must fit in its children's ``batchx.io/parent`` label."""
+    if len(name) <= PARENT_NAME_MAX:
+        return None
+    return Refusal(
+        Reason.INVALID_RESOURCES,
+        "$.metadata.name",
+        f"a pipeline job's name is at most {PARENT_NAME_MAX} characters (its children carry it "
+        f"in the label {labels.PARENT}), got {len(name)}",
+    )

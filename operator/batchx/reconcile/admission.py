@@ -48,6 +48,7 @@ from batchx.planning.ledger import JobAccount, credit_totals
 from batchx.planning.pipeline import (
     judge_child,
     largest,
+    name_refusal,
     parent_of,
     pipeline_steps,
     step_usage,
@@ -174,6 +175,8 @@ def _pipelined(  # noqa: PLR0917 (one pass's context, passed through)
         return verdict
     pipeline = verdict.manifest.manifest.pipeline
     if pipeline is not None:
+        if (refused := name_refusal(job.name)) is not None:
+            return refused
         need = step_usage(pipeline.step_coordinates, images)
         verdict = replace(verdict, step_need=need or Usage.of(verdict.resources))
     parent_name = (job.meta.get("labels") or {}).get(labels.PARENT)

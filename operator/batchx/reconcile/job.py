@@ -39,6 +39,7 @@ from batchx.planning.job_admission import (
     submitted_status,
 )
 from batchx.planning.job_pod import (
+    JOB_CONTAINER,
     JobRef,
     PodPolicy,
     RunnerReport,
@@ -59,7 +60,7 @@ from batchx.planning.job_pod import (
 from batchx.planning.job_record import Admitted, admitted, admitted_request
 from batchx.planning.kstatus import stale_job_conditions
 from batchx.planning.ledger import JobAccount
-from batchx.reconcile import events
+from batchx.reconcile import events, pipeline
 from batchx.reconcile.admission import admission_pass, candidates, job_policy
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
 from batchx.reconcile.job_status import (
@@ -221,6 +222,9 @@ async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
         and _grace_left(pod) > STOP_GRACE_SECONDS
     )
     unchanged = status.to_json() == job.status.to_json()
+    if not unchanged and decision.manifest.manifest.is_pipeline and (ends or stopping(status)):
+        # Before the final write (see batchx.reconcile.pipeline): revoke, cancel children.
+        await pipeline.finish(ctx, ref)
     if not unchanged:
         stuck = bool(status.conditions) and status.conditions[-1].reason == "Unschedulable"
         if not await write_status(ctx, job, status, outcome, warning=stuck):
@@ -269,6 +273,10 @@ def _refusal(verdict: Request | Refusal) -> Refusal:
         return verdict
     # The image resolves now but not by the pinned coordinates: it is not what was admitted.
     return Refusal(Reason.IMAGE_NOT_FOUND, "$.status.image", "the admitted image no longer exists")
+
+
+def stopping(status: JobStatus) -> bool:
+    return status.state is JobState.CANCELLING
 
 
 def _grace_left(pod: JSON) -> float:
@@ -353,6 +361,9 @@ async def _create_pod(
     else:
         await _remove_stale_files(ctx, ref, outcome)
     body = plan_pod(ref, request, policy)
+    if request.manifest.manifest.is_pipeline:
+        await pipeline.prepare(ctx, ref)
+        body = pipeline.with_identity(body, ref, JOB_CONTAINER)
     try:
         created: JSON = await kube.create_pod(body)
     except Conflict:
