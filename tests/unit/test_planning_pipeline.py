@@ -13,7 +13,15 @@ from decimal import Decimal
 import pytest
 
 from batchx.domain.coordinates import parse_coordinates
-from batchx.models import EnvironmentQuota, JobAdmission, JobImage, JobResources, JobState
+from batchx.models import (
+    EnvironmentQuota,
+    JobAdmission,
+    JobChildren,
+    JobCredits,
+    JobImage,
+    JobResources,
+    JobState,
+)
 from batchx.models import JobStatus as Status
 from batchx.planning.job_admission import (
     Admit,
@@ -28,6 +36,7 @@ from batchx.planning.job_admission import (
 from batchx.planning.job_pod import STAGE_OUT, JobRef, plan_pod, staging_plan
 from batchx.planning.pipeline import (
     Parent,
+    children_summary,
     judge_child,
     name_refusal,
     parent_of,
@@ -316,3 +325,13 @@ def test_a_pipeline_name_must_fit_its_children_label() -> None:
     assert refusal is not None
     assert (refusal.reason, refusal.path) == (Reason.INVALID_RESOURCES, "$.metadata.name")
     assert "at most 63 characters" in refusal.message
+
+
+def test_the_children_summary_counts_states_and_credits() -> None:
+    done = Status(state=JobState.SUCCEEDED, credits=JobCredits(reserved=0, charged=0.1))
+    served = Status(state=JobState.SUCCEEDED, cached=True, credits=JobCredits(charged=0))
+    failed = Status(state=JobState.FAILED, credits=JobCredits(charged=0.2))
+    running = Status(state=JobState.RUNNING, credits=JobCredits(reserved=1.0))
+    summary = children_summary([done, served, failed, running, None])
+    assert summary == JobChildren(total=5, active=2, succeeded=2, failed=1, cached=1, credits=0.3)
+    assert children_summary([]) == JobChildren()

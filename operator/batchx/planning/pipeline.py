@@ -45,7 +45,7 @@ from batchx.domain.coordinates import Coordinates, CoordinatesError, parse_coord
 from batchx.domain.jsonpath import WILDCARD, parse_path
 from batchx.domain.manifest import ManifestError, compile_manifest
 from batchx.domain.validation import FileRef
-from batchx.models import JobState, JobStatus
+from batchx.models import JobChildren, JobState, JobStatus
 from batchx.planning import labels
 from batchx.planning.job_admission import (
     ImageCandidate,
@@ -60,6 +60,7 @@ from batchx.settings import Prices
 
 __all__ = [
     "Parent",
+    "children_summary",
     "judge_child",
     "largest",
     "name_refusal",
@@ -264,4 +265,30 @@ def name_refusal(name: str) -> Refusal | None:
         "$.metadata.name",
         f"a pipeline job's name is at most {PARENT_NAME_MAX} characters (its children carry it "
         f"in the label {labels.PARENT}), got {len(name)}",
+    )
+
+
+def children_summary(statuses: Iterable[JobStatus | None]) -> JobChildren:
+    """A pipeline's ``status.children`` from its children's statuses."""
+    total = active = succeeded = failed = cached = 0
+    credits = Decimal(0)
+    for status in statuses:
+        total += 1
+        state = status.state if status is not None else None
+        if status is None or state is None or not state.is_terminal:
+            active += 1
+            continue
+        if state.is_success:
+            succeeded += 1
+        else:
+            failed += 1
+        cached += 1 if status.cached else 0
+        credits += Decimal(repr(status.credits.charged)) if status.credits else Decimal(0)
+    return JobChildren(
+        total=total,
+        active=active,
+        succeeded=succeeded,
+        failed=failed,
+        cached=cached,
+        credits=float(credits),
     )

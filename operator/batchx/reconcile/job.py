@@ -120,6 +120,7 @@ async def admit(ctx: Context, namespace: str) -> Outcome:
         *(reconcile_job(ctx, namespace, name, admission=False) for name in admitted)
     ):
         merge(outcome, started)
+    await pipeline.summarise(ctx, outcome)
     return outcome
 
 
@@ -157,6 +158,7 @@ async def reconcile_job(
                     outcome.retry_after, outcome.retry_reason = 1.0, str(exc)
     if admission and (ended or job.state in WAITING):
         merge(outcome, await admit(ctx, namespace))
+    await pipeline.summarise(ctx, outcome)
     return outcome
 
 
@@ -212,7 +214,10 @@ async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
         reserved=JobAccount.from_body(job.body).reserved,
         stored_report=await _stored_report(ctx, ref.namespace, pod),
     )
-    status = plan_status(job.model, ref, pod, inputs)
+    # A pipeline's children summary is written by its children's changes: kept as it is.
+    status = plan_status(job.model, ref, pod, inputs).model_copy(
+        update={"children": job.status.children}
+    )
     _arm_deadline(ctx, ref, pod, status, timeout=decision.resources.timeout, now=now)
     ends = status.state is not None and status.state.is_terminal
     stop = (

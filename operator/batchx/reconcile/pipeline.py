@@ -10,22 +10,30 @@
   the next pass (each is idempotent); after the write the parent is finished and never looked
   at again. The RoleBinding goes with the Job (ownerReference): without its ServiceAccount it
   grants nothing.
+- Whenever a child's state changes (`batchx.reconcile.job_status.write_status` notes its
+  parent in the `Outcome`), the parent's ``status.children`` is recomputed from a fresh list of
+  its children and written with the parent's resourceVersion (a concurrent write makes it read
+  and count again), so the summary is never older than the last change it saw.
 """
 
 from __future__ import annotations
 
 import logging
 
-from batchx.clients.kube import NotFound
+from batchx.clients.kube import Conflict, NotFound
+from batchx.models import JobStatus
 from batchx.planning import labels
 from batchx.planning.job_identity import PIPELINE, JobOwner
 from batchx.planning.job_pod import JobRef
-from batchx.reconcile.context import JSON, Context
+from batchx.planning.pipeline import children_summary
+from batchx.reconcile.context import JSON, Context, Outcome
 from batchx.reconcile.job_status import PLURAL, JobRead
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["finish", "prepare", "with_identity"]
+__all__ = ["finish", "prepare", "summarise", "with_identity"]
+
+_ATTEMPTS = 3
 
 
 def _owner(ref: JobRef) -> JobOwner:
@@ -65,3 +73,34 @@ async def finish(ctx: Context, ref: JobRef) -> int:
             "pipeline %s/%s ended: cancelled %d children", ref.namespace, ref.name, cancelled
         )
     return cancelled
+
+
+async def summarise(ctx: Context, outcome: Outcome) -> None:
+    """Bring ``status.children`` of each parent noted in `outcome` up to date."""
+    while outcome.parents:
+        namespace, name = outcome.parents.pop()
+        for _ in range(_ATTEMPTS):
+            try:
+                await _summarise(ctx, namespace, name)
+                break
+            except Conflict:
+                continue
+
+
+async def _summarise(ctx: Context, namespace: str, name: str) -> None:
+    body = await ctx.kube.get_object(PLURAL, namespace, name)
+    if body is None:
+        return
+    parent = JobRead(body)
+    listed = await ctx.kube.list_objects(PLURAL, namespace, f"{labels.PARENT}={name}")
+    mine = [
+        JobRead(b).status
+        for b in listed
+        if any(o.get("uid") == parent.ref.uid for o in b["metadata"].get("ownerReferences") or [])
+    ]
+    summary = children_summary(mine)
+    if parent.status.children == summary:
+        return
+    version = str(parent.meta.get("resourceVersion") or "")
+    patch = JobStatus(children=summary).to_json()
+    await ctx.kube.patch_status(PLURAL, namespace, name, patch, resource_version=version)
