@@ -36,6 +36,7 @@ from batchx.planning.job_admission import (
 from batchx.planning.job_pod import STAGE_OUT, JobRef, plan_pod, staging_plan
 from batchx.planning.pipeline import (
     Parent,
+    by_coordinates,
     children_summary,
     judge_child,
     name_refusal,
@@ -156,11 +157,11 @@ def test_parent_of_reads_the_steps_and_deadline_of_the_parent_job() -> None:
         ),
         started_at=T0 + timedelta(seconds=5),
     )
-    parent = parent_of("count-all", "uid-p", "t0", status, [PIPELINE, WORDCOUNT])
+    parent = parent_of("count-all", "uid-p", "t0", status, by_coordinates([PIPELINE, WORDCOUNT]))
     assert parent == Parent("count-all", "uid-p", True, STEPS, T0 + timedelta(seconds=305), "t0")
-    queued = parent_of("p", "u", "t0", Status(state=JobState.QUEUED), [PIPELINE])
+    queued = parent_of("p", "u", "t0", Status(state=JobState.QUEUED), by_coordinates([PIPELINE]))
     assert not queued.running
-    assert pipeline_steps(str(WORDCOUNT.coordinates), [WORDCOUNT]) is None
+    assert pipeline_steps(str(WORDCOUNT.coordinates), by_coordinates([WORDCOUNT])) is None
 
 
 def test_step_usage_is_the_largest_step_at_its_defaults() -> None:

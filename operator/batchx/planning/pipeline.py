@@ -36,7 +36,7 @@ parent took the last room and its child can never fit. Hence:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -60,6 +60,7 @@ from batchx.settings import Prices
 
 __all__ = [
     "Parent",
+    "by_coordinates",
     "children_summary",
     "judge_child",
     "largest",
@@ -194,17 +195,15 @@ def largest(usages: Iterable[Usage | None]) -> Usage | None:
 
 
 def pipeline_steps(
-    coordinates: str | None, images: Iterable[ImageCandidate]
+    coordinates: str | None, images: Mapping[str, ImageCandidate]
 ) -> tuple[Coordinates, ...] | None:
-    """The ``pipeline.steps`` of the Image at `coordinates` (None: not a pipeline, or gone)."""
-    if not coordinates:
-        return None
-    try:
-        wanted = parse_coordinates(coordinates)
-    except CoordinatesError:
-        return None
-    image = next((i for i in images if i.coordinates == wanted), None)
-    if image is None:
+    """The ``pipeline.steps`` of the Image at `coordinates` (None: not a pipeline, or gone).
+
+    `images` by coordinates (`by_coordinates`): an admission pass asks this of every running
+    job, so it is a lookup, and a manifest without ``pipeline`` is not even compiled.
+    """
+    image = images.get(coordinates or "")
+    if image is None or not isinstance(image.manifest.get("pipeline"), Mapping):
         return None
     try:
         manifest = compile_manifest(dict(image.manifest)).manifest
@@ -213,8 +212,12 @@ def pipeline_steps(
     return None if manifest.pipeline is None else manifest.pipeline.step_coordinates
 
 
+def by_coordinates(images: Iterable[ImageCandidate]) -> dict[str, ImageCandidate]:
+    return {str(i.coordinates): i for i in images}
+
+
 def parent_of(
-    name: str, uid: str, created: str, status: JobStatus, images: Iterable[ImageCandidate]
+    name: str, uid: str, created: str, status: JobStatus, images: Mapping[str, ImageCandidate]
 ) -> Parent:
     """A parent Job as its children are judged against (see `Parent`)."""
     admission = status.admission

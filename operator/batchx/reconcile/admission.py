@@ -46,6 +46,7 @@ from batchx.planning.job_checks import (
 )
 from batchx.planning.ledger import JobAccount, credit_totals
 from batchx.planning.pipeline import (
+    by_coordinates,
     judge_child,
     largest,
     name_refusal,
@@ -190,7 +191,7 @@ def _pipelined(  # noqa: PLR0917 (one pass's context, passed through)
             found.ref.uid,
             str(found.meta.get("creationTimestamp") or ""),
             found.status,
-            images,
+            by_coordinates(images),
         )
     owner = next(
         (
@@ -213,10 +214,11 @@ def _running(
     the pipelines among them."""
     running, reserved = Usage(), Decimal(0)
     steps: list[Usage | None] = []
+    known = by_coordinates(images)
     for job in jobs:
         if job.state is None or job.state in WAITING or job.state.is_terminal:
             continue
-        pinned = pipeline_steps(job.status.image.coordinates if job.status.image else None, images)
+        pinned = pipeline_steps(job.status.image.coordinates if job.status.image else None, known)
         if pinned is not None:
             steps.append(step_usage(pinned, images))
         # What an admitted job holds is what admission recorded; whatever became of its Image.

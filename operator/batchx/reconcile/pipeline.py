@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 
 from batchx.clients.kube import Conflict, NotFound
-from batchx.models import JobStatus
 from batchx.planning import labels
 from batchx.planning.job_identity import PIPELINE, JobOwner
 from batchx.planning.job_pod import JobRef
@@ -84,7 +83,9 @@ async def summarise(ctx: Context, outcome: Outcome) -> None:
                 await _summarise(ctx, namespace, name)
                 break
             except Conflict:
-                continue
+                continue  # the parent changed since it was read: read and count again
+            except NotFound:
+                break
 
 
 async def _summarise(ctx: Context, namespace: str, name: str) -> None:
@@ -102,5 +103,5 @@ async def _summarise(ctx: Context, namespace: str, name: str) -> None:
     if parent.status.children == summary:
         return
     version = str(parent.meta.get("resourceVersion") or "")
-    patch = JobStatus(children=summary).to_json()
+    patch = {"children": summary.to_json()}  # this field only: the rest is the parent's own
     await ctx.kube.patch_status(PLURAL, namespace, name, patch, resource_version=version)
