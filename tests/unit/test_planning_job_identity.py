@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from batchx import API_VERSION
 from batchx.planning.job_identity import PIPELINE, TOKEN_DIR, TOKEN_SECONDS, JobOwner
-from batchx.planning.job_pod import JOB_CONTAINER, STAGE_OUT, JobRef, plan_pod
+from batchx.planning.job_pod import JobRef, plan_pod
+from batchx.planning.job_protocol import JOB_CONTAINER
 from batchx.rbac import cluster_roles, pipeline_policy
 from tests.job_builders import POD_POLICY, make_bx_job, request_for
 
@@ -39,10 +40,10 @@ def test_only_the_job_container_gets_the_token() -> None:
     assert spec["automountServiceAccountToken"] is False  # nothing else gets a token
     mounted = {
         c["name"]: [m["mountPath"] for m in c.get("volumeMounts", [])]
-        for c in spec["containers"] + spec["initContainers"]
+        for c in spec["containers"] + spec.get("initContainers", [])
     }
     assert TOKEN_DIR in mounted[JOB_CONTAINER]
-    assert TOKEN_DIR not in mounted[STAGE_OUT]
+    assert all(TOKEN_DIR not in paths for name, paths in mounted.items() if name != JOB_CONTAINER)
     volume = next(v for v in spec["volumes"] if v["name"] == "bx-identity")
     token = volume["projected"]["sources"][0]["serviceAccountToken"]
     assert token == {"path": "token", "expirationSeconds": TOKEN_SECONDS}  # API server audience

@@ -33,7 +33,8 @@ from batchx.planning.job_admission import (
     Wait,
     admit_fifo,
 )
-from batchx.planning.job_pod import STAGE_OUT, JobRef, plan_pod, staging_plan
+from batchx.planning.job_pod import JobRef, plan_pod, staging_plan
+from batchx.planning.job_protocol import STAGE_IN
 from batchx.planning.pipeline import (
     Parent,
     by_coordinates,
@@ -302,13 +303,13 @@ def test_a_pipeline_stages_only_the_files_it_reads(read: list[str], staged: list
     assert [r.target for r in staged_files(request)] == staged
     assert len(request.files) == 3  # all are still checked and keyed for the cache
     plan = staging_plan(REF, request, INPUT)
-    assert [f["bx"] for f in plan["files"]] == [f"bx://{s}" for s in staged]
-    assert plan["input"] == INPUT  # what is not staged reaches the container as written
+    assert [bx for bx, _ in plan.files] == [f"bx://{s}" for s in staged]
+    assert plan.input == INPUT  # what is not staged reaches the container as written
 
 
 def test_a_pipeline_reading_no_file_gets_its_input_as_written_without_stage_in() -> None:
     pod = plan_pod(REF, pipeline_request([]), POD_POLICY)
-    assert [c["name"] for c in pod["spec"]["initContainers"]] == [STAGE_OUT]
+    assert STAGE_IN not in [c["name"] for c in pod["spec"].get("initContainers", [])]
     input_volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "input")
     assert "configMap" in input_volume
 

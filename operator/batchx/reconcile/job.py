@@ -39,27 +39,22 @@ from batchx.planning.job_admission import (
     submitted_status,
 )
 from batchx.planning.job_pod import (
-    JOB_CONTAINER,
     JobRef,
     PodPolicy,
-    RunnerReport,
-    StatusInputs,
     job_files,
     owned_by,
-    parse_report,
     plan_config_map,
     plan_config_map_name,
     plan_manifest,
     plan_pod,
-    plan_status,
-    pod_finished,
     pod_name,
-    stage_out_report,
     staging_plan,
 )
+from batchx.planning.job_protocol import JOB_CONTAINER, RunnerReport, parse_report
 from batchx.planning.job_record import Admitted, admitted, admitted_request
 from batchx.planning.kstatus import stale_job_conditions
 from batchx.planning.ledger import JobAccount
+from batchx.planning.pod_status import StatusInputs, plan_status, pod_finished, stage_out_report
 from batchx.reconcile import events, pipeline
 from batchx.reconcile.admission import admission_pass, candidates, job_policy
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
@@ -97,6 +92,8 @@ def pod_policy(settings: Settings) -> PodPolicy | None:
         store_secret=settings.store_secret,
         upload_grace_seconds=settings.upload_grace_seconds,
         run_as_user=settings.run_as_user,
+        direct_output=settings.direct_output,
+        direct_output_except=frozenset(settings.direct_output_except),
     )
 
 
