@@ -6,9 +6,9 @@ user's image is untrusted. A job that must call the API (a pipeline creating its
 kind of job that needs one (an `Identity` names the prefix and the role):
 
 - a **ServiceAccount** ``<prefix><job name>`` in the job's namespace, owned by the Job (it goes
-  with it) and deleted by the operator when the job ends: tokens bound to it stop validating at
-  once (the API server checks that a bound token's ServiceAccount still exists with the same
-  uid), whatever their expiry;
+  with it) and deleted by the operator when the job ends: tokens bound to it stop validating
+  (the API server checks that a token's ServiceAccount still exists with the same uid; it
+  caches a success for 10 s), whatever their expiry;
 - a **RoleBinding** of the same name, owned by the Job, that grants a fixed ClusterRole shipped
   with the CRDs (``crds/batchx-roles.yaml``) *in the job's namespace only*. A shared ClusterRole
   rather than a Role per job: RBAC lets a subject create a Role only with rights it holds itself,

@@ -3,7 +3,8 @@
 - Before its pod: the job's ServiceAccount and RoleBinding (`batchx.planning.job_identity`),
   applied idempotently (server-side apply), so an operator killed in between applies them again.
 - When it ends, or is being cancelled: its ServiceAccount is deleted, so its token stops working
-  at once (the API server refuses a bound token whose ServiceAccount is gone), and each of its
+  (the API server refuses a token whose ServiceAccount is gone, within the 10 s it caches a
+  successful authentication), and each of its
   children that is still waiting or running is cancelled (``spec.cancel``: the children's own
   reconcile stops them and charges them as any cancelled job). Both happen *before* the
   parent's final status is written, so an operator killed between the two does them again on
