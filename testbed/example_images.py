@@ -19,7 +19,11 @@ memory-hog     static C: allocates until OOM-killed       OUT_OF_MEMORY
 sleeper        sleeps an hour                             FAILED (Timeout) with a short timeout
 napper         busybox sh: sleeps the input's seconds     SUCCEEDED, output {"slept": seconds}
 bad-output     exits 0, output violates its schema        INVALID_OUTPUT
+merge-counts   busybox sh + awk: adds up wordcount's      SUCCEEDED, output file counts.txt
+               counts files (count-all's second step)
 =============  =========================================  ========================================
+
+The example pipelines, which need Python, are built on the runner image: testbed/pipeline_images.py.
 
     python -m testbed.example_images build [NAME ...]   # prints NAME PINNED-REFERENCE per image
 
@@ -107,6 +111,7 @@ RECIPES: dict[str, Callable[[], ImageSpec]] = {
     "sleeper": lambda: _busybox("sleeper", ["/bin/sleep"], ["3600"]),
     "napper": lambda: _busybox("napper", ["/bin/sh", "/napper.sh"]),
     "bad-output": lambda: _busybox("bad-output", ["/bin/sh", "/bad-output.sh"]),
+    "merge-counts": lambda: _busybox("merge-counts", ["/bin/sh", "/merge-counts.sh"]),
 }
 
 

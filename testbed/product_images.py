@@ -38,7 +38,7 @@ def app_version() -> str:
     return str(yaml.safe_load(CHART.read_text())["appVersion"])
 
 
-def _buildah(*args: str) -> subprocess.CompletedProcess[str]:
+def buildah(*args: str) -> subprocess.CompletedProcess[str]:
     store = paths.cache_dir() / "buildah"
     cmd = ["buildah", "--root", str(store / "root"), "--runroot", str(store / "run"),
            "--storage-driver", "overlay", *args]  # fmt: skip
@@ -60,10 +60,10 @@ def build(target: Target) -> images.BuiltImage:
         args += ["--build-arg", f"PIP_INDEX_URL={index}"]
     if CA_BUNDLE.is_file():
         args += ["--secret", f"id=cacert,src={CA_BUNDLE}"]
-    _buildah(*args, str(REPO))
+    buildah(*args, str(REPO))
     with tempfile.TemporaryDirectory(prefix="batchx-push-") as tmp:
         digestfile = Path(tmp) / "digest"
-        _buildah("push", "--quiet", "--tls-verify=false", "--digestfile", str(digestfile),
+        buildah("push", "--quiet", "--tls-verify=false", "--digestfile", str(digestfile),
                  local, f"docker://{registry.address()}/{name}:{tag}")  # fmt: skip
         digest = digestfile.read_text().strip()
     return images.BuiltImage(f"{registry.NAME}/{name}:{tag}", digest)
@@ -71,7 +71,7 @@ def build(target: Target) -> images.BuiltImage:
 
 def export(target: Target, archive: Path) -> None:
     """The last build of `target` as an OCI archive (for clusters loaded from files, e.g. kind)."""
-    _buildah("push", "--quiet", f"localhost/batchx-{target}:{app_version()}",
+    buildah("push", "--quiet", f"localhost/batchx-{target}:{app_version()}",
              f"oci-archive:{archive}")  # fmt: skip
 
 

@@ -28,9 +28,10 @@ from pydantic import BaseModel
 
 from batchx import GROUP, VERSION
 from batchx.models import Environment, Image, Job
-from batchx.rbac import ROLES_FILE
+from batchx.rbac import POLICY_FILE, ROLES_FILE
 
 ROLES_MANIFEST = "batchx-roles.yaml"
+POLICY_MANIFEST = "batchx-pipeline-policy.yaml"
 
 __all__ = [
     "CRD_SPECS",
@@ -265,12 +266,16 @@ def render_crds() -> dict[str, str]:
 
 
 def render_manifests() -> dict[str, str]:
-    """Everything shipped with the CRDs: the CRDs and the member ClusterRoles they are used with.
+    """Everything shipped with the CRDs: the CRDs, the ClusterRoles they are used with and the
+    pipelines' admission policy.
 
-    The roles file is the operator's own copy (batchx/rbac), verbatim, so there is one source.
+    The roles and policy files are the operator's own copies (batchx/rbac), verbatim, so there
+    is one source.
     """
-    roles = resources.files("batchx.rbac").joinpath(ROLES_FILE).read_text()
-    return {**render_crds(), ROLES_MANIFEST: roles}
+    package = resources.files("batchx.rbac")
+    roles = package.joinpath(ROLES_FILE).read_text()
+    policy = package.joinpath(POLICY_FILE).read_text()
+    return {**render_crds(), ROLES_MANIFEST: roles, POLICY_MANIFEST: policy}
 
 
 def _write(directory: Path, files: Mapping[str, str]) -> None:
@@ -313,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if drifted else 0
     for directory in args.dirs:
         _write(Path(directory), files)
-        print(f"wrote {len(files) - 1} CRDs and the member roles to {directory}/")
+        print(f"wrote {len(files) - 2} CRDs, the roles and the policy to {directory}/")
     return 0
 
 

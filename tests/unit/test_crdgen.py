@@ -136,8 +136,8 @@ def test_stable_field_names() -> None:
         "cache",
         "cancel",
     }
-    # Stable names (BRIEF section 3) plus the admission record (issue 12 item 7) and the
-    # store traffic of the job's files (issue 15 item 3).
+    # Stable names (BRIEF section 3) plus the admission record (issue 12 item 7), the
+    # store traffic of the job's files (issue 15 item 3) and a pipeline's children (issue 13).
     assert props("Job", "status") == {
         "state",
         "image",
@@ -149,6 +149,7 @@ def test_stable_field_names() -> None:
         "cachedFrom",
         "credits",
         "transfer",
+        "children",
         "startedAt",
         "finishedAt",
         "podName",
@@ -158,6 +159,14 @@ def test_stable_field_names() -> None:
     assert props("Job", "status", "credits") == {"reserved", "charged"}
     assert props("Job", "status", "image") == {"coordinates", "container"}
     assert props("Job", "status", "admission") == {"resources", "rate", "cacheKey", "admittedAt"}
+    assert props("Job", "status", "children") == {
+        "total",
+        "active",
+        "succeeded",
+        "failed",
+        "cached",
+        "credits",
+    }
 
 
 def test_cel_rules() -> None:

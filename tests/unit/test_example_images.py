@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batchx.domain.manifest import load_manifest
-from testbed import example_images
+from testbed import example_images, pipeline_images
 
 NAMES = sorted(example_images.RECIPES)
 
@@ -29,6 +29,7 @@ def test_the_examples_cover_every_way_a_job_ends() -> None:
         "hello-json",
         "hello-static",
         "memory-hog",
+        "merge-counts",
         "napper",
         "sleeper",
         "wordcount",
@@ -56,3 +57,13 @@ def program_header_types(elf: bytes) -> set[int]:
     count = int.from_bytes(elf[0x38:0x3A], "little")
     starts = (offset + i * size for i in range(count))
     return {int.from_bytes(elf[start : start + 4], "little") for start in starts}
+
+
+@pytest.mark.parametrize("name", pipeline_images.NAMES)
+def test_each_example_pipeline_has_a_valid_pipeline_manifest(name: str) -> None:
+    manifest = load_manifest(pipeline_images.manifest(name))
+    assert manifest.name == f"examples/{name}"
+    assert manifest.pipeline is not None
+    steps = {str(s.base_name) for s in manifest.pipeline.step_coordinates}
+    assert steps <= {"lab@examples/wordcount", "lab@examples/merge-counts"}
+    assert {s.split("@")[1].split(":")[0].removeprefix("examples/") for s in steps} <= set(NAMES)

@@ -15,6 +15,13 @@ no other way), so a pipeline's container gets the same behaviour from Python:
 - `wait` follows the Job with a watch from the resourceVersion it read (no polling), re-reading
   once when the watch expires (410), and reports each change of state.
 - Created Jobs are named `<image name>-<8 random characters>`: readable and unique.
+- Inside a pipeline's container (in a pod, ``$BX_JOB`` set: the identity and namespace come
+  from the pod's mounted token, batchx.planning.job_identity), every Job it submits is the
+  pipeline's child: labelled ``batchx.io/parent=<pipeline job>`` with an ownerReference to it,
+  as the API server requires of a pipeline's identity. That identity may not read Images, so
+  the check before submitting is left to the operator (which refuses a bad child the same way,
+  and ``run`` reports it). A child's output files (``bx://jobs/<child>/output/...``) are
+  inputs for the next child as they are: nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -69,8 +76,12 @@ class Client:
         kubeconfig: str | None = None,
         context: str | None = None,
         kube: Kube | None = None,
+        parent: str | None = None,
     ) -> None:
         self.kube = kube or Kube.connect(kubeconfig=kubeconfig, context=context)
+        # The pipeline job this client submits children of (see the module docstring).
+        self.parent = parent or (os.environ.get("BX_JOB") if self.kube.in_cluster else None)
+        self._parent_owner: JSON | None = None
         chosen = env or os.environ.get("BATCHX_ENV") or self.kube.namespace
         if not chosen:
             self.kube.close()
@@ -144,7 +155,7 @@ class Client:
             body = {
                 "apiVersion": API_VERSION,
                 "kind": "Job",
-                "metadata": {"name": job_name, "namespace": self.env},
+                "metadata": {"name": job_name, "namespace": self.env, **self._child_meta()},
                 "spec": spec,
             }
             try:
@@ -155,6 +166,34 @@ class Client:
                 continue  # a random name was taken: draw another
             return JobRef(str(created["metadata"]["name"]), self.env)
         raise AssertionError("unreachable")
+
+    def _child_meta(self) -> JSON:
+        """The parent's label and ownerReference on a pipeline's children (else nothing)."""
+        if self.parent is None:
+            return {}
+        if self._parent_owner is None:
+            uid = self.kube.get("jobs", self.env, self.parent)["metadata"]["uid"]
+            # No blockOwnerDeletion: setting it needs rights on the parent's finalizers.
+            self._parent_owner = {
+                "apiVersion": API_VERSION,
+                "kind": "Job",
+                "name": self.parent,
+                "uid": uid,
+            }
+        return {
+            "labels": {labels.PARENT: self.parent},
+            "ownerReferences": [self._parent_owner],
+        }
+
+    def children(self) -> list[JobResult]:
+        """The jobs this pipeline submitted (``batchx.io/parent``), oldest first."""
+        if self.parent is None:
+            return []
+        items = self.kube.list("jobs", self.env, f"{labels.PARENT}={self.parent}")["items"]
+        items.sort(
+            key=lambda b: (b["metadata"].get("creationTimestamp") or "", b["metadata"]["name"])
+        )
+        return [JobResult.from_body(b) for b in items]
 
     def _ref(self, job: JobRef | str) -> JobRef:
         return job if isinstance(job, JobRef) else JobRef(job, self.env)
@@ -307,7 +346,12 @@ class Client:
             ref = parse_image_ref(image)
         except CoordinatesError as err:
             raise InvalidImageReference("$.spec.image", err.reason) from None
-        bodies = list(self.kube.list("images", self.env).get("items") or [])
+        try:
+            bodies = list(self.kube.list("images", self.env).get("items") or [])
+        except Forbidden:
+            if self.parent is None:
+                raise
+            return None  # a pipeline's identity reads no Images: the operator checks the job
         if ref.environment is not None and ref.environment != self.env:
             try:
                 selector = f"{labels.PUBLIC}=true"

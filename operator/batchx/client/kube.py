@@ -36,9 +36,12 @@ _MERGE = "application/merge-patch+json"
 class Kube:
     """API calls on the user's credentials. Create with `Kube.connect()`; `close()` after."""
 
-    def __init__(self, api: client.ApiClient, namespace: str | None) -> None:
+    def __init__(
+        self, api: client.ApiClient, namespace: str | None, *, in_cluster: bool = False
+    ) -> None:
         self.api = api
         self.namespace = namespace  # the kubeconfig context's (or the pod's) namespace
+        self.in_cluster = in_cluster  # logged in with the pod's service-account token
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
 
@@ -46,8 +49,10 @@ class Kube:
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> Kube:
         """In a pod (and no kubeconfig given): its service account; else the kubeconfig."""
         configuration = client.Configuration()
+        in_cluster = False
         try:
             if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+                in_cluster = True
                 config.load_incluster_config(client_configuration=configuration)
                 namespace = _SA_NAMESPACE.read_text().strip() if _SA_NAMESPACE.exists() else None
             else:
@@ -62,7 +67,7 @@ class Kube:
                 namespace = ((active or {}).get("context") or {}).get("namespace")
         except (config.ConfigException, OSError) as err:
             raise Unreachable(f"cannot load Kubernetes credentials: {err}") from None
-        return cls(client.ApiClient(configuration), namespace)
+        return cls(client.ApiClient(configuration), namespace, in_cluster=in_cluster)
 
     def close(self) -> None:
         self.api.close()

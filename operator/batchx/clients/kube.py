@@ -363,6 +363,12 @@ class Kube:
         kwargs: dict[str, Any] = {"label_selector": selector} if selector else {}
         return await self._items(self.core.list_node, **kwargs)
 
+    async def apply_service_account(self, body: JSON) -> JSON:
+        return await self._apply(self.core.patch_namespaced_service_account, body)
+
+    async def delete_service_account(self, namespace: str, name: str) -> None:
+        await self._delete(self.core.delete_namespaced_service_account, name, namespace)
+
     # -- rbac --------------------------------------------------------------------------------
 
     async def list_role_bindings(self, namespace: str, selector: str) -> list[JSON]:
@@ -449,6 +455,20 @@ class Kube:
             plural,
             name,
             body,
+            _content_type=_MERGE,
+        )
+        return result
+
+    async def patch_spec(self, plural: str, namespace: str, name: str, spec: JSON) -> JSON:
+        """Merge-patch `spec` of a namespaced object (e.g. a Job's cancel)."""
+        result: JSON = await self._call(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"spec": spec},
             _content_type=_MERGE,
         )
         return result

@@ -192,6 +192,33 @@ class JobCredits(CamelModel):
     )
 
 
+class JobChildren(CamelModel):
+    """A pipeline's children in numbers (the list: ``kubectl get bxjob -l batchx.io/parent=P``).
+
+    A summary, not a list: a pipeline may run thousands of children, and a list would grow the
+    parent toward the API server's object size limit and rewrite it at every child's change.
+    """
+
+    total: int = Field(default=0, description="total is how many children it created.", ge=0)
+    active: int = Field(
+        default=0, description="active is how many have not finished (waiting or running).", ge=0
+    )
+    succeeded: int = Field(
+        default=0, description="succeeded is how many ended SUCCEEDED or WARNING.", ge=0
+    )
+    failed: int = Field(
+        default=0, description="failed is how many ended in any other final state.", ge=0
+    )
+    cached: int = Field(
+        default=0, description="cached is how many were served from the cache.", ge=0
+    )
+    credits: float = Field(
+        default=0,
+        description="credits is what the finished children were charged, together; 0 or more.",
+        ge=0,
+    )
+
+
 class JobTransfer(CamelModel):
     """The files a job's runner moved between the store and the pod, as its reports say."""
 
@@ -300,6 +327,9 @@ class JobStatus(CamelModel):
     transfer: JobTransfer | None = Field(
         default=None,
         description="transfer is what the job's files cost in store traffic, set when it ends.",
+    )
+    children: JobChildren | None = Field(
+        default=None, description="children summarises a pipeline's child jobs."
     )
     started_at: datetime | None = Field(
         default=None, description="startedAt is when the container started (RFC 3339)."

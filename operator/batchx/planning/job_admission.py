@@ -45,6 +45,10 @@ in an otherwise empty environment (it exceeds the whole quota, or its reservatio
 credit the environment could get back without a top-up) waits without blocking the jobs behind
 it. Otherwise one such job would stop the whole environment until an admin noticed; it still
 waits (not refused) because raising the quota or granting credits lets it start.
+
+Pipelines change the order and the room (`batchx.planning.pipeline`, the no-deadlock rule):
+children of running pipelines come before every other waiting job, and a pipeline is admitted
+only with room for its largest step besides itself.
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ __all__ = [
     "image_candidate",
     "judge_job",
     "parse_quantity",
+    "queue_order",
     "rate_of",
     "reservation",
     "submitted_status",
@@ -130,6 +135,10 @@ class Reason(StrEnum):
     # Waits: an identical job (same cache key, batchx.planning.job_cache) is running; served
     # from its result when it succeeds.
     WAITING_FOR_IDENTICAL_JOB = "WaitingForIdenticalJob"
+    # Children of pipelines (batchx.planning.pipeline): an image outside the parent's
+    # pipeline.steps, or a parent that is not running (waiting, finished, gone, past deadline).
+    STEP_NOT_ALLOWED = "StepNotAllowed"
+    PARENT_NOT_RUNNING = "ParentNotRunning"
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -211,6 +220,11 @@ class Request:
     # The execution cache key (batchx.planning.job_cache), set by the admission pass once the
     # input files' digests are read from the index; None: the job has none (never cached).
     cache_key: str | None = None
+    # A child of a running pipeline: its parent's (creation time, name), so that it is
+    # considered before every other waiting job, in its parent's place (batchx.planning.pipeline).
+    parent: tuple[str, str] | None = None
+    # A pipeline: the room its largest step needs besides itself (None: not a pipeline).
+    step_need: Usage | None = None
 
 
 def image_candidate(body: Mapping[str, Any]) -> ImageCandidate | None:
@@ -463,6 +477,9 @@ class Capacity:
     running_reserved: Decimal = Decimal(0)
     # Why no job can start at all (the operator lacks a setting every job needs), or None.
     unavailable: str | None = None
+    # The largest step of the pipelines running (batchx.planning.pipeline): room kept free for
+    # one of their children whenever another pipeline is admitted.
+    steps_running: Usage | None = None
 
     @classmethod
     def of(
@@ -473,6 +490,7 @@ class Capacity:
         balance: Decimal,
         running_reserved: Decimal,
         unavailable: str | None = None,
+        steps_running: Usage | None = None,
     ) -> Capacity:
         quota = quota or EnvironmentQuota()
         return cls(
@@ -484,6 +502,7 @@ class Capacity:
             balance=balance,
             running_reserved=running_reserved,
             unavailable=unavailable,
+            steps_running=steps_running,
         )
 
 
@@ -513,10 +532,12 @@ class Wait:
 def admit_fifo(requests: Sequence[Request], capacity: Capacity) -> list[Admit | Wait]:
     """Decide, oldest first, which waiting requests start now (see the module docstring).
 
-    `requests` are sorted here by (creation time, name), so the answer never depends on the
-    order the caller listed them in. Each admitted request takes its room and credits before the
-    next is considered; the first one that does not fit blocks everything behind it (they wait
-    with its reason and numbers), except requests that cannot fit at all, which never block.
+    `requests` are sorted here by `queue_order` (children of running pipelines first, then
+    creation time, name), so the answer never depends on the order the caller listed them in.
+    Each admitted request takes its room and credits before the next is considered; the first
+    one that does not fit blocks everything behind it (they wait with its reason and numbers),
+    except requests that cannot fit at all, which never block. A pipeline needs room for its
+    largest step besides itself (`batchx.planning.pipeline`: the no-deadlock rule).
 
     An operator without a setting every job needs (`Capacity.unavailable`) admits nothing: each
     request waits with ``OperatorNotConfigured`` naming the setting, reserving nothing, and
@@ -525,18 +546,24 @@ def admit_fifo(requests: Sequence[Request], capacity: Capacity) -> list[Admit | 
     if capacity.unavailable is not None:
         return [
             Wait(r, Reason.OPERATOR_NOT_CONFIGURED, capacity.unavailable, blocking=False)
-            for r in sorted(requests, key=lambda r: (r.created, r.name))
+            for r in sorted(requests, key=queue_order)
         ]
     decisions: list[Admit | Wait] = []
     running, balance = capacity.running, capacity.balance
+    steps_running = capacity.steps_running
     blocker: Wait | None = None
-    for request in sorted(requests, key=lambda r: (r.created, r.name)):
+    for request in sorted(requests, key=queue_order):
         need = Usage.of(request.resources)
+        room = (
+            need if request.step_need is None else need + _larger(request.step_need, steps_running)
+        )
         ceiling = capacity.balance + capacity.running_reserved
-        never = _shortfall(need, Usage(), ceiling, request, capacity)
+        never = _shortfall(room, Usage(), ceiling, request, capacity)
         if never is not None:
             reason, message = never
-            decisions.append(Wait(request, reason, _NEVER + message, blocking=False))
+            decisions.append(
+                Wait(request, reason, _NEVER + _room(request, message), blocking=False)
+            )
         elif blocker is not None:
             decisions.append(
                 Wait(
@@ -547,13 +574,35 @@ def admit_fifo(requests: Sequence[Request], capacity: Capacity) -> list[Admit | 
                     blocking=True,
                 )
             )
-        elif (short := _shortfall(need, running, balance, request, capacity)) is not None:
-            blocker = Wait(request, short[0], short[1], blocking=True)
+        elif (short := _shortfall(room, running, balance, request, capacity)) is not None:
+            blocker = Wait(request, short[0], _room(request, short[1]), blocking=True)
             decisions.append(blocker)
         else:
             decisions.append(Admit(request))
             running, balance = running + need, balance - request.reservation
+            if request.step_need is not None:
+                steps_running = _larger(request.step_need, steps_running)
     return decisions
+
+
+def queue_order(request: Request) -> tuple[int, str, str, str, str]:
+    """Admission order: children of running pipelines first (in their parent's place, then
+    their own), then every other request by (creation time, name)."""
+    if request.parent is not None:
+        return (0, *request.parent, request.created, request.name)
+    return (1, request.created, request.name, "", "")
+
+
+def _larger(a: Usage, b: Usage | None) -> Usage:
+    if b is None:
+        return a
+    return Usage(max(a.cpu, b.cpu), max(a.memory_bytes, b.memory_bytes), max(a.gpus, b.gpus), 1)
+
+
+def _room(request: Request, message: str) -> str:
+    if request.step_need is None:
+        return message
+    return f"a pipeline needs room for itself and its largest step: {message}"
 
 
 _NEVER = "cannot start even with nothing else running: "

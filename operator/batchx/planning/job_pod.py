@@ -117,6 +117,7 @@ from batchx.planning.job_protocol import (
     STAGE_OUT,
     StagingPlan,
 )
+from batchx.planning.pipeline import staged_files
 
 __all__ = [
     "JobRef",
@@ -234,7 +235,8 @@ def staging_plan(
     """What the runner needs: the input, where each file goes, how to read the output, and
     the record it writes with every output file (`batchx.planning.provenance`)."""
     files: dict[str, str] = {}
-    for ref in request.files:
+    staged = staged_files(request)  # a pipeline's other files stay bx:// references
+    for ref in staged:
         files.setdefault(ref.target, input_local_path(ref))
     output_schema = request.manifest.manifest.output_schema
     return StagingPlan(
@@ -243,7 +245,7 @@ def staging_plan(
         environment=job.namespace,
         input=dict(input_document),
         files=tuple((f"bx://{bx}", local) for bx, local in sorted(files.items())),
-        input_files=tuple((tuple(ref.pointer), input_local_path(ref)) for ref in request.files),
+        input_files=tuple((tuple(ref.pointer), input_local_path(ref)) for ref in staged),
         output_schema=dict(output_schema),
         output_files=lists_files(output_schema),
         output_prefix=output_prefix(job.name),
@@ -338,7 +340,7 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
     """The Pod of an admitted job (see the module docstring for the design)."""
     res = request.resources
     name = pod_name(job.name)
-    stage_in = bool(request.files)
+    stage_in = bool(staged_files(request))  # a pipeline's other files stay bx:// references
     direct = policy.direct(request)
     env = [
         {"name": "BX_VCPUS", "value": str(res.vcpus)},

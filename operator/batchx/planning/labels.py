@@ -25,6 +25,9 @@ VERSION = "batchx.io/version"
 PUBLIC = "batchx.io/public"
 LEDGER = "batchx.io/ledger"
 LEDGER_JOB = "batchx.io/job"
+# On a child Job of a pipeline: its parent Job's name (required by the API server's policy for a
+# pipeline identity's Jobs, batchx.planning.pipeline); `kubectl get bxjob -l batchx.io/parent=P`.
+PARENT = "batchx.io/parent"
 # The GPU product of a node (NVIDIA's GPU feature discovery sets it): what spec.gpuType selects.
 GPU_PRODUCT = "nvidia.com/gpu.product"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -46,6 +46,15 @@ from batchx.planning.job_checks import (
     unoffered_gpu_type,
 )
 from batchx.planning.ledger import JobAccount, credit_totals
+from batchx.planning.pipeline import (
+    by_coordinates,
+    judge_child,
+    largest,
+    name_refusal,
+    parent_of,
+    pipeline_steps,
+    step_usage,
+)
 from batchx.reconcile import cache, ledger
 from batchx.reconcile.context import Context, Outcome
 from batchx.reconcile.job_status import (
@@ -118,13 +127,14 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
     images = await candidates(ctx, namespace)
 
     requests: dict[str, tuple[JobRead, Request]] = {}
+    by_name = {j.name: j for j in jobs}
     for job in waiting:
         ref = job.ref
         if job.model.spec.cancel:
             status = cancelled_status(job.model, generation=ref.generation, now=now)
             await write_or_retry(ctx, job, status, outcome)
             continue
-        verdict = job.judge(images, policy)
+        verdict = _pipelined(job, job.judge(images, policy), by_name, images, policy, now)
         if isinstance(verdict, Refusal):
             status = admission_status(job.model, verdict, generation=ref.generation, now=now)
             await write_or_retry(ctx, job, status, outcome)
@@ -137,7 +147,7 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
     # The ledger reads the jobs this pass listed (before its records: see `ledger.settle`).
     accounts, records = await ledger.settle(ctx, namespace, bodies)
     totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
-    running, running_reserved = _running(jobs, images, policy)
+    running, running_reserved, steps_running = _running(jobs, images, policy)
     spec_quota = (env.get("spec") or {}).get("quota")
     quota = EnvironmentQuota.model_validate(spec_quota) if spec_quota else None
     capacity = Capacity.of(
@@ -146,6 +156,7 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
         balance=totals.balance,
         running_reserved=running_reserved,
         unavailable=ctx.settings.jobs_unavailable(),
+        steps_running=steps_running,
     )
     admitted = []
     for decision in await _decide(ctx, _Pass(namespace, requests, outcome, now), capacity):
@@ -158,14 +169,65 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
     return admitted
 
 
+def _pipelined(  # noqa: PLR0917 (one pass's context, passed through)
+    job: JobRead,
+    verdict: Request | Refusal,
+    jobs: dict[str, JobRead],
+    images: list[ImageCandidate],
+    policy: JobPolicy,
+    now: datetime,
+) -> Request | Refusal:
+    """A child judged against its parent, a pipeline given the room of its largest step
+    (`batchx.planning.pipeline`); any other verdict as it is."""
+    if isinstance(verdict, Refusal):
+        return verdict
+    pipeline = verdict.manifest.manifest.pipeline
+    if pipeline is not None:
+        if (refused := name_refusal(job.name)) is not None:
+            return refused
+        need = step_usage(pipeline.step_coordinates, images)
+        verdict = replace(verdict, step_need=need or Usage.of(verdict.resources))
+    parent_name = (job.meta.get("labels") or {}).get(labels.PARENT)
+    if not parent_name:
+        return verdict
+    found = jobs.get(str(parent_name))
+    parent = None
+    if found is not None and not found.deleting:
+        parent = parent_of(
+            found.name,
+            found.ref.uid,
+            str(found.meta.get("creationTimestamp") or ""),
+            found.status,
+            by_coordinates(images),
+        )
+    owner = next(
+        (
+            str(o.get("uid"))
+            for o in job.meta.get("ownerReferences") or []
+            if o.get("kind") == "Job" and o.get("name") == parent_name
+        ),
+        None,
+    )
+    judged = judge_child(verdict, parent, owner_uid=owner, now=now, prices=policy.prices)
+    if isinstance(judged, Request) and parent is not None:
+        judged = replace(judged, parent=(parent.created, parent.name))
+    return judged
+
+
 def _running(
     jobs: list[JobRead], images: list[ImageCandidate], policy: JobPolicy
-) -> tuple[Usage, Decimal]:
-    """What the admitted, unfinished jobs hold, and their reservations."""
+) -> tuple[Usage, Decimal, Usage | None]:
+    """What the admitted, unfinished jobs hold, their reservations, and the largest step of
+    the pipelines among them."""
     running, reserved = Usage(), Decimal(0)
+    steps: list[Usage | None] = []
+    known = by_coordinates(images)
     for job in jobs:
         if job.state is None or job.state in WAITING or job.state.is_terminal:
             continue
+        pinned = pipeline_steps(job.status.image.coordinates if job.status.image else None, known)
+        if pinned is not None:
+            steps.append(step_usage(pinned, images))
         # What an admitted job holds is what admission recorded; whatever became of its Image.
         recorded = job.status.admission
         if recorded is not None:
@@ -173,7 +235,7 @@ def _running(
         elif isinstance(verdict := job.judge(images, policy), Request):
             running = running + Usage.of(verdict.resources)
         reserved += JobAccount.from_body(job.body).reserved
-    return running, reserved
+    return running, reserved, largest(steps)
 
 
 @dataclass

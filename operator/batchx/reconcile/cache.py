@@ -86,7 +86,9 @@ async def serve_or_hold(
     ordered = sorted(requests.values(), key=lambda jr: (jr[1].created, jr[1].name))
     for job, judged in ordered:
         key = keys.get(judged.name)
-        if key is None:
+        if key is None or judged.manifest.manifest.is_pipeline:
+            # A pipeline always runs: its children are cached (each by its own key), and its
+            # output may name its children's files, which no cache entry of its own would keep.
             continue
         request = dataclasses.replace(judged, cache_key=key)
         requests[request.name] = (job, request)

@@ -35,6 +35,9 @@ class Outcome:
     notices: list[Notice] = field(default_factory=list)
     retry_after: float | None = None
     retry_reason: str = ""
+    # Pipelines (namespace, name) one of whose children changed state: their status.children
+    # is brought up to date before the reconcile returns (batchx.reconcile.pipeline).
+    parents: set[tuple[str, str]] = field(default_factory=set)
 
 
 class KeyedLocks:

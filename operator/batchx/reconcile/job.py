@@ -51,12 +51,12 @@ from batchx.planning.job_pod import (
     pod_name,
     staging_plan,
 )
-from batchx.planning.job_protocol import RunnerReport, parse_report
+from batchx.planning.job_protocol import JOB_CONTAINER, RunnerReport, parse_report
 from batchx.planning.job_record import Admitted, admitted, admitted_request
 from batchx.planning.kstatus import stale_job_conditions
 from batchx.planning.ledger import JobAccount
 from batchx.planning.pod_status import StatusInputs, plan_status, pod_finished, stage_out_report
-from batchx.reconcile import events
+from batchx.reconcile import events, pipeline
 from batchx.reconcile.admission import admission_pass, candidates, job_policy
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
 from batchx.reconcile.job_status import (
@@ -121,6 +121,7 @@ async def admit(ctx: Context, namespace: str) -> Outcome:
             *(reconcile_job(ctx, namespace, name, admission=False) for name in admitted)
         ):
             merge(outcome, started)
+        await pipeline.summarise(ctx, outcome)
     return outcome
 
 
@@ -162,6 +163,7 @@ async def reconcile_job(
         merge(outcome, admitted)
     elif admission and (ended or job.state in WAITING):
         merge(outcome, await admit(ctx, namespace))
+    await pipeline.summarise(ctx, outcome)
     return outcome
 
 
@@ -217,7 +219,10 @@ async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
         reserved=JobAccount.from_body(job.body).reserved,
         stored_report=await _stored_report(ctx, ref.namespace, pod),
     )
-    status = plan_status(job.model, ref, pod, inputs)
+    # A pipeline's children summary is written by its children's changes: kept as it is.
+    status = plan_status(job.model, ref, pod, inputs).model_copy(
+        update={"children": job.status.children}
+    )
     _arm_deadline(ctx, ref, pod, status, timeout=decision.resources.timeout, now=now)
     ends = status.state is not None and status.state.is_terminal
     stop = (
@@ -227,6 +232,9 @@ async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
         and _grace_left(pod) > STOP_GRACE_SECONDS
     )
     unchanged = status.to_json() == job.status.to_json()
+    if not unchanged and decision.manifest.manifest.is_pipeline and (ends or stopping(status)):
+        # Before the final write (see batchx.reconcile.pipeline): revoke, cancel children.
+        await pipeline.finish(ctx, ref)
     if not unchanged:
         stuck = bool(status.conditions) and status.conditions[-1].reason == "Unschedulable"
         if not await write_status(ctx, job, status, outcome, warning=stuck):
@@ -275,6 +283,10 @@ def _refusal(verdict: Request | Refusal) -> Refusal:
         return verdict
     # The image resolves now but not by the pinned coordinates: it is not what was admitted.
     return Refusal(Reason.IMAGE_NOT_FOUND, "$.status.image", "the admitted image no longer exists")
+
+
+def stopping(status: JobStatus) -> bool:
+    return status.state is JobState.CANCELLING
 
 
 def _grace_left(pod: JSON) -> float:
@@ -365,6 +377,9 @@ async def _create_pod(
     settings = ctx.settings
     placement = Placement(settings.job_tolerations, settings.job_node_selector)
     body = place(plan_pod(ref, request, policy), placement)
+    if request.manifest.manifest.is_pipeline:
+        await pipeline.prepare(ctx, ref)
+        body = pipeline.with_identity(body, ref, JOB_CONTAINER)
     try:
         created: JSON = await kube.create_pod(body)
     except Conflict:

@@ -20,6 +20,7 @@ from batchx.planning.events import involved, job_event
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Refusal, Request, judge_job
 from batchx.planning.job_pod import JobRef
 from batchx.planning.kstatus import with_job_conditions
+from batchx.planning.labels import PARENT
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
 
 PLURAL = "jobs"
@@ -147,6 +148,9 @@ async def write_status(
         {"spec": updated.get("spec") or {}, "status": updated.get("status")}
     )
     metrics.job_state_changed(job.namespace, previous.state, status, job.created)
+    parent = (job.meta.get("labels") or {}).get(PARENT)
+    if parent and previous.state != status.state:
+        outcome.parents.add((job.namespace, str(parent)))
     news = job_event(previous, status, stuck=warning)
     if news is not None:
         ref = job_ref_body(job.ref)
@@ -160,6 +164,7 @@ class Stale(Exception):
 
 def merge(into: Outcome, other: Outcome) -> None:
     into.notices.extend(other.notices)
+    into.parents |= other.parents
     if other.retry_after is not None and (
         into.retry_after is None or other.retry_after < into.retry_after
     ):
