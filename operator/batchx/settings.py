@@ -129,6 +129,19 @@ class Settings(_Model):
     run_as_user: int | None = Field(
         1000, ge=1, description="runAsUser: uid (and gid) of every container of a job Pod"
     )
+    gc_interval_seconds: int = Field(
+        86400,
+        ge=0,
+        description="gcIntervalSeconds: how often the operator collects the store's "
+        "unreferenced blobs (batchx.reconcile.gc); 0: never",
+    )
+    gc_grace_seconds: int = Field(
+        3600,
+        ge=0,
+        description="gcGraceSeconds: unreferenced blobs younger than this are kept, a second "
+        "guard besides the leases for uploads about to be named (keep it above the longest "
+        "pause a writer may have)",
+    )
     store_secret: str = Field(
         "batchx-store",
         min_length=1,

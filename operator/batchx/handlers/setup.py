@@ -5,6 +5,7 @@ missing (`Settings.jobs_unavailable`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -17,7 +18,7 @@ from batchx import metrics
 from batchx.clients.kube import Kube
 from batchx.diffbase import DigestedDiffBase
 from batchx.handlers import readiness
-from batchx.reconcile import events
+from batchx.reconcile import events, gc
 from batchx.reconcile.context import Context, Outcome
 from batchx.settings import Settings
 from batchx.store.config import open_store
@@ -102,6 +103,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         logger.error("%s", unavailable)
     if config.readiness_endpoint:
         memo["batchx-readiness"] = await readiness.serve(config.readiness_endpoint, memo)
+    if config.store and config.gc_interval_seconds:
+        url = config.store
+        memo["batchx-gc"] = asyncio.create_task(
+            gc.run_forever(
+                lambda: open_store(url), config.gc_interval_seconds, config.gc_grace_seconds
+            )
+        )
 
 
 @kopf.on.cleanup()
@@ -110,6 +118,11 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if isinstance(ctx, Context):
         ctx.wakeups.close()
         await ctx.kube.close()
+    collector = memo.get("batchx-gc")
+    if isinstance(collector, asyncio.Task):
+        collector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collector
     readiness = memo.get("batchx-readiness")
     if isinstance(readiness, web.AppRunner):
         await readiness.cleanup()
