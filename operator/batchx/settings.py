@@ -142,6 +142,17 @@ class Settings(_Model):
         "guard besides the leases for uploads about to be named (keep it above the longest "
         "pause a writer may have)",
     )
+    files_api_address: str | None = Field(
+        None,
+        description="filesApiAddress: HOST:PORT the files API (files.batchx.io, an aggregated "
+        "API) listens on over TLS; None: not served (the chart sets 0.0.0.0:8443)",
+    )
+    files_api_cert: str | None = Field(
+        None, description="filesApiCert: the files API's serving certificate (PEM file)"
+    )
+    files_api_key: str | None = Field(
+        None, description="filesApiKey: the files API's serving key (PEM file)"
+    )
     store_secret: str = Field(
         "batchx-store",
         min_length=1,

@@ -17,7 +17,7 @@ from aiohttp import web
 from batchx import metrics
 from batchx.clients.kube import Kube
 from batchx.diffbase import DigestedDiffBase
-from batchx.handlers import readiness
+from batchx.handlers import files_api, readiness
 from batchx.reconcile import events, gc
 from batchx.reconcile.context import Context, Outcome
 from batchx.settings import Settings
@@ -103,6 +103,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         logger.error("%s", unavailable)
     if config.readiness_endpoint:
         memo["batchx-readiness"] = await readiness.serve(config.readiness_endpoint, memo)
+    if config.files_api_address:
+        memo["batchx-files-api"] = await _serve_files_api(memo["batchx"], config)
     if config.store and config.gc_interval_seconds:
         url = config.store
         memo["batchx-gc"] = asyncio.create_task(
@@ -110,6 +112,21 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
                 lambda: open_store(url), config.gc_interval_seconds, config.gc_grace_seconds
             )
         )
+
+
+async def _serve_files_api(ctx: Context, config: Settings) -> web.AppRunner:
+    if not (config.files_api_cert and config.files_api_key and config.files_api_address):
+        raise kopf.PermanentError("filesApiAddress needs filesApiCert and filesApiKey")
+    found = await ctx.kube.get_config_map(*files_api.AUTH_CONFIG)
+    if found is None:
+        raise kopf.PermanentError(
+            f"no ConfigMap {'/'.join(files_api.AUTH_CONFIG)}: the API server serves no "
+            "aggregated APIs"
+        )
+    proxy = files_api.FrontProxy.from_config_map(found.get("data") or {})
+    return await files_api.serve(
+        ctx, proxy, config.files_api_address, config.files_api_cert, config.files_api_key
+    )
 
 
 @kopf.on.cleanup()
@@ -123,9 +140,10 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         collector.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await collector
-    readiness = memo.get("batchx-readiness")
-    if isinstance(readiness, web.AppRunner):
-        await readiness.cleanup()
+    for served in ("batchx-readiness", "batchx-files-api"):
+        runner = memo.get(served)
+        if isinstance(runner, web.AppRunner):
+            await runner.cleanup()
 
 
 @kopf.on.probe(id="ready")
