@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
 import socket
 import subprocess
 import urllib.error
@@ -21,7 +23,9 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from testbed.topology import GATEWAY
+from typer.testing import CliRunner
 
+from batchx.cli.app import app
 from tests.fixtures_operator import StartOperator
 from tests.helpers import eventually
 
@@ -292,3 +296,81 @@ def test_members_copy_with_their_token_and_others_are_refused(
     member.api.close()
     viewer_api.close()
     base.close()
+
+
+def _token_kubeconfig(path: Path, base: client.Configuration, token: str, namespace: str) -> Path:
+    ca = Path(base.ssl_ca_cert).read_bytes() if base.ssl_ca_cert else b""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "bed",
+                "cluster": {
+                    "server": base.host,
+                    "certificate-authority-data": base64.b64encode(ca).decode(),
+                },
+            }
+        ],
+        "users": [{"name": "member", "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": "member",
+                "context": {"cluster": "bed", "user": "member", "namespace": namespace},
+            }
+        ],
+        "current-context": "member",
+    }
+    path.write_text(json.dumps(body))
+    return path
+
+
+def test_bx_cp_ls_rm_with_only_a_member_kubeconfig(
+    served: tuple[str, str],
+    kube_api: client.ApiClient,
+    kubeconfig: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, b = served
+    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
+    core.create_namespaced_service_account(a, {"metadata": {"name": "bob"}})
+    _bind(rbac, a, "member", {"kind": "ServiceAccount", "name": "bob", "namespace": a})
+    token = core.create_namespaced_service_account_token(
+        "bob", a, {"spec": {"expirationSeconds": 3600}}
+    ).status.token
+    base = config.new_client_from_config(config_file=kubeconfig)
+    member = _token_kubeconfig(tmp_path / "member.kubeconfig", base.configuration, token, a)
+    base.close()
+    for name in [k for k in os.environ if k.startswith("AWS_")] + ["BATCHX_STORE", "BATCHX_ENV"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(member))
+    monkeypatch.setenv("BATCHX_DIGEST_CACHE", str(tmp_path / "digests.sqlite"))
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("alpha\n" * 1000)
+    (src / "sub" / "b.txt").write_text("beta\n")
+    runner = CliRunner()
+
+    def bx(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, result.output
+        return " ".join(result.output.split())  # rich wraps long lines
+
+    assert "copied 2 file(s)" in bx("cp", str(src), "bx://data/")
+    assert "2 skipped (already at the destination)" in bx("cp", str(src), "bx://data/")
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "a.txt").write_text("alpha\n" * 1000)
+    assert "0 B transferred; 1 without transfer" in bx(
+        "cp", str(tmp_path / "again" / "a.txt"), "bx://copy/a.txt"
+    )
+    assert "bx://data/sub/" in bx("ls", "bx://data/")
+    assert "bx://data/sub/b.txt" in bx("ls", "-r", "bx://data/")
+    bx("cp", "bx://data/", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "sub" / "b.txt").read_text() == "beta\n"
+    refused = bx("ls", "-e", b, "bx://", code=2)
+    assert 'cannot list resource "files" in API group "files.batchx.io"' in refused
+    refused = bx("cp", "-e", b, str(src), "bx://x/", code=2)
+    assert "files.batchx.io" in refused
+    # A member copies in but does not remove (admins do).
+    assert "cannot delete" in bx("rm", "bx://copy/a.txt", code=1)

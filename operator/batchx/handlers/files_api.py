@@ -3,7 +3,7 @@
 Registered by an APIService for `files.batchx.io/v1alpha1` (the chart's, or the test bed's), so
 users reach it through the API server with their kubeconfig:
 
-    GET    .../namespaces/<env>/files?prefix=P[&urls=true]   list (with download URLs)
+    GET    .../namespaces/<env>/files?prefix=P[&urls=true][&children=true]   list
     POST   .../namespaces/<env>/files  {"action": "plan"|"commit", "files": [...]}   create
     DELETE .../namespaces/<env>/files/<name>                  delete; name: the path, base64url
 
@@ -129,8 +129,13 @@ def app(ctx: Context, proxy: FrontProxy) -> web.Application:
 
     async def listing(request: web.Request) -> web.Response:
         _, namespace = await guarded(request, "list")
-        urls = request.query.get("urls") == "true"
-        answer = await files_api.list_files(ctx, namespace, request.query.get("prefix", ""), urls)
+        answer = await files_api.list_files(
+            ctx,
+            namespace,
+            request.query.get("prefix", ""),
+            urls=request.query.get("urls") == "true",
+            children=request.query.get("children") == "true",
+        )
         return web.json_response(answer)
 
     async def create(request: web.Request) -> web.Response:

@@ -23,7 +23,7 @@ from batchx.reconcile.context import Context
 from batchx.store import transfer
 from batchx.store.digests import is_digest
 from batchx.store.errors import NotFoundError, StoreError
-from batchx.store.index import NewPath
+from batchx.store.index import Entry, NewPath
 
 GROUP = "files.batchx.io"
 VERSION = "v1alpha1"
@@ -144,27 +144,36 @@ async def commit(ctx: Context, namespace: str, items: list[NewPath]) -> JSON:
     }
 
 
-async def list_files(ctx: Context, namespace: str, prefix: str, urls: bool) -> JSON:
+def _entry(e: Entry) -> JSON:
+    return {"path": e.path, "digest": e.digest, "size": e.size, "created": e.created, "job": e.job}
+
+
+async def list_files(
+    ctx: Context, namespace: str, prefix: str, *, urls: bool = False, children: bool = False
+) -> JSON:
     """The entries under `prefix` (a folder ending in `/`, a path, or a pattern), with
-    download URLs when `urls`."""
+    download URLs when `urls`; with `children`, a folder's direct children (sub-folders end
+    with `/` and have no entry)."""
     store = _store(ctx)
 
     def read() -> JSON:
         files = store.env(namespace)
+        if children:
+            names = list(files.listdir(prefix))
+            folders = [{"path": n} for n in names if n.endswith("/")]
+            found = files.entries(n for n in names if not n.endswith("/"))
+            return {"files": folders + [_entry(e) for e in found]}
         paths = list(files.find(prefix))
         if not urls:
-            entries = list(files.entries(paths))
-            return {
-                "files": [{"path": e.path, "digest": e.digest, "size": e.size} for e in entries]
-            }
-        out = []
-        for d in transfer.download_urls(files, paths):
-            if isinstance(d, StoreError):
-                continue  # removed meanwhile
-            out.append(
-                {"path": d.entry.path, "digest": d.entry.digest, "size": d.entry.size, "url": d.url}
-            )
-        return {"files": out}
+            return {"files": [_entry(e) for e in files.entries(paths)]}
+        downloads = transfer.download_urls(files, paths)
+        return {
+            "files": [
+                _entry(d.entry) | {"url": d.url}
+                for d in downloads
+                if not isinstance(d, StoreError)  # removed meanwhile
+            ]
+        }
 
     try:
         return await asyncio.to_thread(read)
