@@ -45,7 +45,7 @@ def _item(path: str, data: bytes) -> NewPath:
 
 def test_upload_commit_download_and_dedup(store: Store) -> None:
     files = store.env("lab")
-    data = b"results of a run\n" * 500
+    data = b"results of a run\n" * 20000  # above CHECK_FIRST: looked up before an URL is issued
     item = _item("out/a.txt", data)
     [plan] = plan_uploads(files, [item])
     assert (plan.action, plan.url is not None) == ("upload", True)
@@ -63,9 +63,21 @@ def test_upload_commit_download_and_dedup(store: Store) -> None:
     # The same content again, at the same path and at another: nothing to send.
     again = plan_uploads(files, [item, _item("copy.txt", data)])
     assert [p.action for p in again] == ["unchanged", "stored"]
+    # A small blob is not looked up: its create-only URL answers 412 when it is stored.
+    tiny = b"tiny"
+    [first] = plan_uploads(files, [_item("t1", tiny)])
+    assert first.url is not None
+    assert _http("PUT", first.url, tiny, first.headers)[0] == 200
+    [second] = plan_uploads(files, [_item("t2", tiny)])
+    assert (second.action, second.url is not None) == ("upload", True)
+    assert second.url is not None
+    assert _http("PUT", second.url, tiny, second.headers)[0] == 412
+    assert [
+        isinstance(r, StoreError) for r in commit(files, [_item("t1", tiny), _item("t2", tiny)])
+    ] == [False, False]
     [link] = commit(files, [_item("copy.txt", data)])
     assert not isinstance(link, StoreError)
-    assert files.usage().bytes == len(data)  # one blob, charged once
+    assert files.usage().bytes == len(data) + len(tiny)  # each blob charged once
     [down] = download_urls(files, ["copy.txt"])
     assert not isinstance(down, StoreError)
     assert _http("GET", down.url) == (200, data)

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import http.client
 import os
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -223,7 +224,12 @@ class RemoteFiles:
             body = {
                 "action": "commit",
                 "files": [
-                    {"path": items[k].path, "digest": items[k].digest, "size": items[k].size}
+                    {
+                        "path": items[k].path,
+                        "digest": items[k].digest,
+                        "size": items[k].size,
+                        "uploaded": sent.get(k, 0) > 0,
+                    }
                     for k in todo
                 ],
             }
@@ -248,30 +254,62 @@ def _describe(item: LocalFile) -> NewPath | OSError:
         return exc
 
 
+_local = threading.local()
+
+
 def _connection(url: str) -> tuple[http.client.HTTPConnection, str]:
+    """A kept-alive connection to the URL's server, one per thread (S3 answers many small
+    uploads much faster without a TCP handshake each)."""
     parts = urlsplit(url)
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     target = parts.path + (f"?{parts.query}" if parts.query else "")
-    return kind(parts.netloc, timeout=300, blocksize=BLOCK), target
+    pool: dict[str, http.client.HTTPConnection] = _local.__dict__.setdefault("pool", {})
+    key = f"{parts.scheme}://{parts.netloc}"
+    conn = pool.get(key)
+    if conn is None:
+        kind = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        conn = pool[key] = kind(parts.netloc, timeout=300, blocksize=BLOCK)
+    return conn, target
+
+
+def _drop(url: str) -> None:
+    parts = urlsplit(url)
+    pool: dict[str, http.client.HTTPConnection] = _local.__dict__.get("pool", {})
+    conn = pool.pop(f"{parts.scheme}://{parts.netloc}", None)
+    if conn is not None:
+        conn.close()
 
 
 def _upload(url: str, headers: dict[str, str], local: Path, size: int) -> int:
-    conn, target = _connection(url)
-    try:
-        with open(local, "rb") as source:
-            conn.request(
-                "PUT", target, body=source, headers={**headers, "Content-Length": str(size)}
-            )
-            response = conn.getresponse()
-            response.read()
-            return response.status
-    finally:
-        conn.close()
+    """PUT the file; the HTTP status. A kept-alive connection the server had closed is
+    replaced once (the request never reached it)."""
+    for attempt in (1, 2):
+        conn, target = _connection(url)
+        try:
+            with open(local, "rb") as source:
+                conn.request(
+                    "PUT", target, body=source, headers={**headers, "Content-Length": str(size)}
+                )
+                response = conn.getresponse()
+                response.read()
+        except (ConnectionError, http.client.HTTPException):
+            _drop(url)
+            if attempt == 2:
+                raise
+            continue
+        if response.will_close:
+            _drop(url)
+        return response.status
+    raise AssertionError("unreachable")
 
 
 def _download(url: str, entry: Entry, dest: Path, progress: Progress) -> None:
     """Fetch, verify (SHA-256 and size) and only then put the file in place."""
-    conn, target = _connection(url)
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = kind(parts.netloc, timeout=300, blocksize=BLOCK)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.bx-{uuid.uuid4().hex[:8]}.partial")
     try:

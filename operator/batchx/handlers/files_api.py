@@ -149,7 +149,8 @@ def app(ctx: Context, proxy: FrontProxy) -> web.Application:
         if action == "plan":
             return web.json_response(await files_api.plan(ctx, namespace, items))
         if action == "commit":
-            return web.json_response(await files_api.commit(ctx, namespace, items))
+            uploaded = files_api.uploaded_digests(body)
+            return web.json_response(await files_api.commit(ctx, namespace, items, uploaded))
         raise ApiRefusal(400, "BadRequest", f"action: expected plan or commit, not {action!r}")
 
     async def remove(request: web.Request) -> web.Response:

@@ -132,9 +132,19 @@ async def plan(ctx: Context, namespace: str, items: list[NewPath]) -> JSON:
     }
 
 
-async def commit(ctx: Context, namespace: str, items: list[NewPath]) -> JSON:
+def uploaded_digests(body: Any) -> frozenset[str]:
+    """The digests a commit's items mark `"uploaded": true` (see `transfer.commit`)."""
+    files = body.get("files") if isinstance(body, dict) else None
+    return frozenset(
+        f["digest"] for f in files or () if isinstance(f, dict) and f.get("uploaded") is True
+    )
+
+
+async def commit(
+    ctx: Context, namespace: str, items: list[NewPath], uploaded: frozenset[str] = frozenset()
+) -> JSON:
     store = _store(ctx)
-    results = await asyncio.to_thread(transfer.commit, store.env(namespace), items)
+    results = await asyncio.to_thread(transfer.commit, store.env(namespace), items, uploaded)
     return {
         "files": [
             {"path": item.path}

@@ -5,7 +5,9 @@ A client without store credentials copies files in two calls per batch of files:
 1. `plan_uploads(paths with their digest and size)`: per file, `unchanged` (the path already
    names this content), `conflict` (it names other content; paths are immutable), `stored` (the
    blob is in the store already: dedup before transfer, nothing to send) or `upload` with a
-   presigned URL for exactly that blob (`batchx.store.presign`). The storage quota is checked
+   presigned URL for exactly that blob (`batchx.store.presign`; below `CHECK_FIRST` bytes the
+   blob is not looked up: the URL is create-only, so a stored blob answers 412 and costs the
+   client a few KiB sent instead of a round trip per file). The storage quota is checked
    here, before any transfer, against the blobs the environment does not hold yet.
 2. after the uploads, `commit(the same items)`: each blob is verified (size and the SHA-256 S3
    checked on upload, by a HEAD) and the paths are recorded in one batch (one usage update);
@@ -28,6 +30,8 @@ from batchx.store.presign import download_url, upload_url, verified_size
 from batchx.store.refs import count_of
 from batchx.store.s3 import S3Backend
 
+CHECK_FIRST = 256 * 1024
+"""Blobs from this size on are looked up before an upload URL is issued (dedup before transfer)."""
 URL_SECONDS = 900
 """How long a presigned URL is valid: long enough for one 5 GiB PUT at ~10 MB/s."""
 
@@ -86,12 +90,14 @@ def plan_uploads(
             )
         else:
             todo.append(i)
-    digests = sorted({items[i].digest for i in todo})
+    # Small blobs are not looked up: their create-only upload URL is the existence check (the
+    # client's PUT answers 412 when the store holds them), one round trip instead of two.
+    digests = sorted({items[i].digest for i in todo if items[i].size >= CHECK_FIRST})
     stored = dict(zip(digests, files.store.pool.map(backend.blob_size, digests), strict=True))
     _check_quota(files, {items[i].digest: items[i].size for i in todo})
     for i in todo:
         item = items[i]
-        size = stored[item.digest]
+        size = stored.get(item.digest)
         if size == item.size:
             answers[i] = Planned(item.path, "stored")
         elif size is None:
@@ -120,8 +126,15 @@ def _check_quota(files: EnvFiles, sizes: dict[str, int]) -> None:
         raise QuotaExceededError(files.name, usage.bytes, adding, usage.quota)
 
 
-def commit(files: EnvFiles, items: list[NewPath]) -> list[tuple[Entry, Outcome] | StoreError]:
-    """Step 2: record the paths whose blobs are verified; an answer per item, in order."""
+def commit(
+    files: EnvFiles, items: list[NewPath], uploaded: frozenset[str] = frozenset()
+) -> list[tuple[Entry, Outcome] | StoreError]:
+    """Step 2: record the paths whose blobs are verified; an answer per item, in order.
+
+    `uploaded`: digests the client says its own upload created (its create-only PUT got 200),
+    so no environment can count them yet: their reference counts are written create-only
+    without a read. A wrong claim costs nothing but the read it tried to spare: the create-only
+    write fails and the count is compared-and-swapped as usual."""
     backend = _s3(files)
     digests = sorted({item.digest for item in items})
     sizes = dict(
@@ -140,7 +153,7 @@ def commit(files: EnvFiles, items: list[NewPath]) -> list[tuple[Entry, Outcome] 
                 f"bx://{item.path}: blob sha256:{item.digest} of {item.size} bytes is not in the "
                 "store (its upload failed or its URL expired): plan the upload again"
             )
-    _commit(files, items, ready, results)
+    _commit(files, items, ready, results, set(uploaded))
     return [r for r in results if r is not None]
 
 
@@ -149,17 +162,18 @@ def _commit(
     items: list[NewPath],
     ready: list[int],
     results: list[tuple[Entry, Outcome] | StoreError | None],
+    fresh: set[str],
 ) -> None:
     if not ready:
         return
     try:
-        outcomes = files.add([items[i] for i in ready])
+        outcomes = files.commit([items[i] for i in ready], None, fresh)
     except QuotaExceededError as exc:
         if len(ready) == 1:
             results[ready[0]] = exc
             return
         for i in ready:  # some of the batch may fit: each file gets its own answer
-            _commit(files, items, [i], results)
+            _commit(files, items, [i], results, set())
         return
     for i, outcome in zip(ready, outcomes, strict=True):
         results[i] = outcome
