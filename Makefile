@@ -51,7 +51,7 @@ unit: venv ## the fast suite: no servers
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
 
 test: setup lint ## the whole suite on the real test bed (what CI runs)
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q --durations=25 $(PYTEST_ARGS)
 
 bench: venv testbed-build ## benchmarks (not tests): print numbers against a peer
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

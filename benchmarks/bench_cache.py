@@ -242,7 +242,7 @@ def main() -> int:
         }
         operator = Operator(settings, workdir / "operator.log")
         say(f"operator: pid {operator.proc.pid}, log {workdir / 'operator.log'}")
-        create_environment(api, env, example)
+        create_environment(api, env, [example])
         reference = f"{example.manifest['name']}:{example.manifest['version']}"
         bench = Bench(api, env, reference)
         bench.jobs.start()

@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kubernetes import config
 
 from bench_jobs import (
-    EXAMPLE,
     RUNNER_IMAGE_VARIABLE,
     Operator,
     apply_crds,
@@ -46,6 +45,7 @@ from testbed import cluster, example_images, kube, paths, product_images
 from testbed import s3 as s3bed
 
 BX = str(Path(sys.executable).parent / "bx")
+EXAMPLE = "hello-static"
 
 
 def timed(*commands: list[str], env: dict[str, str], stdin: str | None = None) -> float:
@@ -94,7 +94,7 @@ def main() -> int:
             },
             workdir / "operator.log",
         )
-        create_environment(api, lab, example)
+        create_environment(api, lab, [example])
         image = f"{example.manifest['name']}:{example.manifest['version']}"
         bx_run = [
             BX,
@@ -114,7 +114,10 @@ def main() -> int:
 
         def by_kubectl(n: int) -> float:
             name = f"kubectl-{n}"
-            body = {**job_body(name, image), "metadata": {"name": name, "namespace": lab}}
+            body = {
+                **job_body(name, image, {"name": "bench"}),
+                "metadata": {"name": name, "namespace": lab},
+            }
             return timed(
                 [kubectl, "apply", "-f", "-"],
                 [

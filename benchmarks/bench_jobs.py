@@ -1,13 +1,22 @@
-"""Trivial jobs as BatchX Jobs vs the same container as bare Pods (a script, not a test).
+"""Jobs as BatchX Jobs vs the same container as bare Pods (a script, not a test).
 
     make cluster-up
-    .venv/bin/python benchmarks/bench_jobs.py [--count 20] [--batch 2]
+    .venv/bin/python benchmarks/bench_jobs.py [--count 20] [--batch 2] [--burst 20]
+        [--figures trivial,files] [--trivial-example hello-json]
 
-Goals (issue 6): p50 and p95 from creation to done of Jobs at most 1.5x those of bare Pods;
-Job created -> Pod created p99 under 1 s; the operator's RSS (peak, sampled every 50 ms).
+Goals (issue 14), printed side by side with the bare-Pod peer of the same run:
 
-What is compared: the `hello-static` example (one static binary, 1 vCPU, 32 MB) as a Job (the
-operator admits it, plans its Pod with the stage-in/stage-out runner containers, reads the
+- **trivial**: the `hello-json` example (one static binary, 1 vCPU, 32 MB, a small output.json
+  and no file: the direct path, no runner container) as a Job, p50 and p95 from creation to
+  done at most 1.25x those of the bare Pod (``--trivial-example hello-static`` measures the
+  same with an output file, through the stage-out runner);
+- **files**: the `wordcount` example (one small input file from the store, one output file
+  uploaded: stage-in and stage-out) at most 1.6x its bare Pod, whose input file comes from a
+  ConfigMap instead;
+- **burst**: `--burst` Jobs created at once, Job created -> Pod created p99 under 1 s;
+- the operator's RSS (peak, sampled every 50 ms).
+
+What is compared: each example as a Job (the operator admits it, plans its Pod, reads the
 result and charges it) and as a bare Pod whose `job` container is a copy of the one the
 operator made (same image, resources, security context and variables), reading the same input
 from a ConfigMap. "Done" is the Job's final state and the Pod's final phase, as a watch in this
@@ -37,6 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -54,8 +64,7 @@ REPO = Path(__file__).resolve().parents[1]
 GROUP, VERSION = "batchx.io", "v1alpha1"
 JSON = dict[str, Any]
 TERMINAL = {"SUCCEEDED", "WARNING", "FAILED", "CANCELLED", "OUT_OF_MEMORY", "INVALID_OUTPUT"}
-EXAMPLE = "hello-static"
-INPUT = '{"name": "bench"}'
+TEXT = "the cat saw the dog\nthe end\n"
 DONE_TIMEOUT = 180.0
 # The operator's settings for job pods (the variable names of batchx.settings.Settings).
 RUNNER_IMAGE_VARIABLE = "BATCHX_RUNNER_IMAGE"
@@ -161,14 +170,52 @@ class Operator:
 # -- objects -----------------------------------------------------------------------------------
 
 
-def job_body(name: str, image: str) -> JSON:
+@dataclass(frozen=True)
+class Figure:
+    """One comparison: an example as Jobs and as bare Pods, and its goal (Jobs / Pods)."""
+
+    label: str
+    example: str
+    input: JSON  # the Job's
+    # The bare Pod's ConfigMap: input.json as the job container reads it, and its files.
+    pod_input: dict[str, str]
+    pod_paths: dict[str, str]  # ConfigMap key -> path under /batchx/input
+    goal: float
+
+    @property
+    def config_map(self) -> str:
+        return f"bench-input-{self.label}"
+
+
+def figures(trivial_example: str) -> dict[str, Figure]:
+    return {
+        "trivial": Figure(
+            "trivial",
+            trivial_example,
+            {"name": "bench"},
+            {"input.json": '{"name":"bench"}'},
+            {"input.json": "input.json"},
+            1.25,
+        ),
+        "files": Figure(
+            "files",
+            "wordcount",
+            {"text": "bx://texts/a.txt"},
+            {"input.json": '{"text":"/batchx/input/files/texts/a.txt"}', "a.txt": TEXT},
+            {"input.json": "input.json", "a.txt": "files/texts/a.txt"},
+            1.6,
+        ),
+    }
+
+
+def job_body(name: str, image: str, input_document: JSON) -> JSON:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Job",
         "metadata": {"name": name},
         "spec": {
             "image": image,
-            "input": {"name": "bench"},
+            "input": input_document,
             "vcpus": 1,
             "memory": 32,
             "timeout": 300,
@@ -177,8 +224,8 @@ def job_body(name: str, image: str) -> JSON:
     }
 
 
-def bare_pod_body(name: str, template: JSON) -> JSON:
-    """A Pod of the Job pod's own `job` container, its input from the ConfigMap `bench-input`."""
+def bare_pod_body(name: str, template: JSON, figure: Figure) -> JSON:
+    """A Pod of the Job pod's own `job` container, its input from the figure's ConfigMap."""
     container = next(c for c in template["spec"]["containers"] if c["name"] == "job")
     kept = ("name", "image", "imagePullPolicy", "resources", "securityContext", "env")
     job = {k: container[k] for k in kept if k in container}
@@ -198,7 +245,13 @@ def bare_pod_body(name: str, template: JSON) -> JSON:
             "securityContext": spec.get("securityContext", {}),
             "containers": [job],
             "volumes": [
-                {"name": "input", "configMap": {"name": "bench-input"}},
+                {
+                    "name": "input",
+                    "configMap": {
+                        "name": figure.config_map,
+                        "items": [{"key": k, "path": v} for k, v in figure.pod_paths.items()],
+                    },
+                },
                 {"name": "output", "emptyDir": {}},
             ],
         },
@@ -206,16 +259,20 @@ def bare_pod_body(name: str, template: JSON) -> JSON:
 
 
 class Bench:
-    def __init__(self, api: client.ApiClient, env: str, image: str) -> None:
+    def __init__(self, api: client.ApiClient, env: str) -> None:
         self.api = api
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.env = env
-        self.image = image
         self.jobs = Recorder.custom(api, GROUP, VERSION, env, "jobs")
         self.pods = Recorder.pods(api, env)
         self.created: dict[str, float] = {}
+        self.figure: Figure | None = None
+        self.image = ""
         self.template: JSON | None = None
+
+    def use(self, figure: Figure, image: str) -> None:
+        self.figure, self.image, self.template = figure, image, None
 
     def _first(self, recorder: Recorder, name: str, test: Callable[[JSON], bool]) -> Seen | None:
         return recorder.first(lambda s: s.name == name and test(s.obj))
@@ -233,16 +290,18 @@ class Bench:
         )
 
     def submit_jobs(self, names: list[str]) -> None:
+        assert self.figure is not None
         for name in names:
             self.created[name] = time.monotonic()
             self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, self.env, "jobs", job_body(name, self.image)
+                GROUP, VERSION, self.env, "jobs", job_body(name, self.image, self.figure.input)
             )
 
     def submit_pods(self, names: list[str]) -> None:
         assert self.template is not None
+        assert self.figure is not None
         for name in names:
-            body = bare_pod_body(name, self.template)
+            body = bare_pod_body(name, self.template, self.figure)
             self.created[name] = time.monotonic()
             self.core.create_namespaced_pod(self.env, body)
 
@@ -284,8 +343,10 @@ def conditions(obj: JSON) -> dict[str, str]:
     return {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
 
 
-def create_environment(api: client.ApiClient, env: str, example: example_images.Example) -> None:
-    """The Environment, the example's Image in it, and the bare pods' input ConfigMap."""
+def create_environment(
+    api: client.ApiClient, env: str, examples: list[example_images.Example]
+) -> None:
+    """The Environment and the examples' Images in it."""
     custom = client.CustomObjectsApi(api)
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -305,52 +366,59 @@ def create_environment(api: client.ApiClient, env: str, example: example_images.
         90,
         interval=0.2,
     )
-    image = example.image_object(env)
-    name = image["metadata"]["name"]
-    custom.create_namespaced_custom_object(GROUP, VERSION, env, "images", image)
-    wait(
-        "Image Ready",
-        lambda: (
-            conditions(
-                custom.get_namespaced_custom_object(GROUP, VERSION, env, "images", name)
-            ).get("Ready")
-            == "True"
-        ),
-        60,
-        interval=0.2,
-    )
+    for example in examples:
+        image = example.image_object(env)
+        name = image["metadata"]["name"]
+        custom.create_namespaced_custom_object(GROUP, VERSION, env, "images", image)
+        wait(f"Image {name} Ready", partial(image_ready, custom, env, name), 60, interval=0.2)
+
+
+def image_ready(custom: client.CustomObjectsApi, env: str, name: str) -> bool:
+    image = custom.get_namespaced_custom_object(GROUP, VERSION, env, "images", name)
+    return conditions(image).get("Ready") == "True"
+
+
+def prepare(api: client.ApiClient, env: str, figure: Figure, store_env: dict[str, str]) -> None:
+    """The bare Pods' input ConfigMap, and the Jobs' input file in the store."""
     client.CoreV1Api(api).create_namespaced_config_map(
         env,
         client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name="bench-input"), data={"input.json": INPUT}
+            metadata=client.V1ObjectMeta(name=figure.config_map), data=figure.pod_input
         ),
     )
+    if "a.txt" in figure.pod_input:
+        os.environ.update({k: v for k, v in store_env.items() if k.startswith("AWS_")})
+        from batchx.store import open_store  # noqa: PLC0415 - only this figure needs boto3
+
+        with open_store(store_env["BATCHX_STORE"]) as store:
+            store.env(env).put_bytes("texts/a.txt", TEXT.encode())
 
 
-def warm_up(bench: Bench) -> bool:
+def warm_up(bench: Bench, label: str) -> bool:
     """One Job (its pod is the bare pods' template), then one bare Pod; not measured."""
-    bench.submit_jobs(["warm-job"])
-    bench.wait_all(["warm-job"], bench.job_done)
-    seen = bench.pods.first(lambda s: s.name == "bx-warm-job")
-    if seen is None or bench.outcome_jobs(["warm-job"]):
-        say(f"warm-up job failed: {bench.outcome_jobs(['warm-job'])}")
+    job, pod = f"{label}-warm-job", f"{label}-warm-pod"
+    bench.submit_jobs([job])
+    bench.wait_all([job], bench.job_done)
+    seen = bench.pods.first(lambda s: s.name == f"bx-{job}")
+    if seen is None or bench.outcome_jobs([job]):
+        say(f"warm-up job failed: {bench.outcome_jobs([job])}")
         return False
     bench.template = seen.obj
-    bench.submit_pods(["warm-pod"])
-    bench.wait_all(["warm-pod"], bench.pod_done)
+    bench.submit_pods([pod])
+    bench.wait_all([pod], bench.pod_done)
     return True
 
 
-def measure(bench: Bench, count: int, batch: int) -> tuple[list[str], list[str]]:
+def measure(bench: Bench, label: str, count: int, batch: int) -> tuple[list[str], list[str]]:
     """Alternating batches of Jobs and bare Pods; which goes first alternates per round."""
     job_names: list[str] = []
     pod_names: list[str] = []
     rounds = math.ceil(count / batch)
-    say(f"measuring: {rounds} rounds of {batch} Jobs and {batch} bare Pods")
+    say(f"{label}: {rounds} rounds of {batch} Jobs and {batch} bare Pods")
     for r in range(rounds):
         size = min(batch, count - r * batch)
-        jobs = [f"job-{r:02d}-{i}" for i in range(size)]
-        pods = [f"pod-{r:02d}-{i}" for i in range(size)]
+        jobs = [f"{label}-job-{r:02d}-{i}" for i in range(size)]
+        pods = [f"{label}-pod-{r:02d}-{i}" for i in range(size)]
         order = [("jobs", jobs), ("pods", pods)]
         for kind, names in order if r % 2 == 0 else order[::-1]:
             if kind == "jobs":
@@ -362,6 +430,15 @@ def measure(bench: Bench, count: int, batch: int) -> tuple[list[str], list[str]]
         job_names += jobs
         pod_names += pods
     return job_names, pod_names
+
+
+def burst(bench: Bench, size: int) -> list[str]:
+    """`size` Jobs created at once (the node runs two at a time: the rest wait for the CPU)."""
+    names = [f"burst-{i:02d}" for i in range(size)]
+    say(f"burst: {size} Jobs at once")
+    bench.submit_jobs(names)
+    bench.wait_all(names, bench.job_done)
+    return names
 
 
 def elapsed(bench: Bench, names: list[str], done: Callable[[str], Seen | None]) -> list[float]:
@@ -432,34 +509,104 @@ def breakdown(bench: Bench, names: list[str], pod_of: Callable[[str], str], jobs
             say(f"    {label:<26} p50 {statistics.median(times):6.2f}s  max {max(times):6.2f}s")
 
 
-def print_report(bench: Bench, job_names: list[str], pod_names: list[str]) -> None:
+def to_pod(bench: Bench, names: list[str]) -> list[float]:
+    """Job created -> its Pod created, as the watch saw the Pod first."""
+    return elapsed(bench, names, lambda n: bench.pods.first(lambda s: s.name == f"bx-{n}"))
+
+
+def print_report(
+    bench: Bench, figure: Figure, job_names: list[str], pod_names: list[str]
+) -> tuple[float, float]:
+    """The figure's totals and breakdown; returns its p50 and p95 ratios."""
     job_done = elapsed(bench, job_names, bench.job_done)
     pod_done = elapsed(bench, pod_names, bench.pod_done)
-    to_pod = elapsed(bench, job_names, lambda n: bench.pods.first(lambda s: s.name == f"bx-{n}"))
     say("")
+    say(f"== {figure.label}: examples/{figure.example}")
     say(report("Job: created -> final state", job_done))
     say(report("Pod: created -> final phase", pod_done))
     ratio50 = statistics.median(job_done) / statistics.median(pod_done)
     ratio95 = percentile(job_done, 95) / percentile(pod_done, 95)
-    verdict = "ok" if max(ratio50, ratio95) <= 1.5 else "over the 1.5x goal"
+    verdict = "ok" if max(ratio50, ratio95) <= figure.goal else f"over the {figure.goal}x goal"
     say(f"{'ratio Jobs / Pods':<28} p50 {ratio50:.2f}x  p95 {ratio95:.2f}x  ({verdict})")
     say("  Jobs, from creation:")
     breakdown(bench, job_names, lambda n: f"bx-{n}", jobs=True)
     say("  bare Pods, from creation:")
     breakdown(bench, pod_names, lambda n: n, jobs=False)
-    p99 = percentile(to_pod, 99)
-    say(
-        f"{'Job created -> Pod created':<28} n={len(to_pod):>2}  p50 "
-        f"{statistics.median(to_pod):6.3f}s  p99 {p99:6.3f}s  "
-        f"({'ok' if p99 < 1 else 'over the 1 s goal'})"
+    say(p99_line("Job created -> Pod created", to_pod(bench, job_names)))
+    return ratio50, ratio95
+
+
+def p99_line(label: str, times: list[float]) -> str:
+    p99 = percentile(times, 99)
+    return (
+        f"{label:<28} n={len(times):>2}  p50 {statistics.median(times):6.3f}s  p99 {p99:6.3f}s  "
+        f"max {max(times):6.3f}s  ({'ok' if p99 < 1 else 'over the 1 s goal'})"
     )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run measures."""
+
+    figures: list[Figure]
+    trivial: Figure  # what the burst runs
+    examples: dict[str, example_images.Example]
+    count: int
+    batch: int
+    burst: int
+
+    def image(self, figure: Figure) -> str:
+        manifest = self.examples[figure.example].manifest
+        return f"{manifest['name']}:{manifest['version']}"
+
+
+def run(bench: Bench, plan: Plan, store_env: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Every figure, then the burst: the summary lines and the runs that did not succeed."""
+    failures: list[str] = []
+    summary: list[str] = []
+    paced: list[str] = []
+    for figure in plan.figures:
+        prepare(bench.api, bench.env, figure, store_env)
+        bench.use(figure, plan.image(figure))
+        if not warm_up(bench, figure.label):
+            return summary, [f"{figure.label}: warm-up failed"]
+        job_names, pod_names = measure(bench, figure.label, plan.count, plan.batch)
+        r50, r95 = print_report(bench, figure, job_names, pod_names)
+        summary.append(
+            f"{figure.label + ' (' + figure.example + ')':<28} Jobs / Pods p50 {r50:.2f}x "
+            f"p95 {r95:.2f}x (goal <= {figure.goal}x)"
+        )
+        paced += job_names
+        failures += bench.outcome_jobs(job_names) + bench.outcome_pods(pod_names)
+    if plan.burst:
+        bench.use(plan.trivial, plan.image(plan.trivial))
+        names = burst(bench, plan.burst)
+        failures += bench.outcome_jobs(names)
+        summary.append(p99_line(f"burst of {plan.burst}: Job->Pod", to_pod(bench, names)))
+    if paced:
+        summary.append(p99_line("paced: Job created->Pod", to_pod(bench, paced)))
+    return summary, failures
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=20, help="Jobs, and as many Pods")
+    parser.add_argument("--count", type=int, default=20, help="Jobs, and as many Pods, per figure")
     parser.add_argument("--batch", type=int, default=2, help="created at once per batch")
+    parser.add_argument(
+        "--burst", type=int, default=20, help="Jobs created at once for the p99 (0: none)"
+    )
+    parser.add_argument(
+        "--figures", default="trivial,files", help="which comparisons: trivial, files"
+    )
+    parser.add_argument(
+        "--trivial-example",
+        default="hello-json",
+        choices=sorted(example_images.RECIPES),
+        help="the trivial job's example (hello-static: the same with an output file)",
+    )
     args = parser.parse_args()
+    known = figures(args.trivial_example)
+    chosen = [known[f] for f in args.figures.split(",") if f]
     t_start = time.monotonic()
     if not cluster.status_quiet():
         say("starting the test bed (`make cluster-down` stops it)")
@@ -474,7 +621,8 @@ def main() -> int:
     bench: Bench | None = None
     try:
         runner = product_images.build("runner")
-        example = example_images.build_example(EXAMPLE)
+        wanted = {f.example for f in chosen} | ({known["trivial"].example} if args.burst else set())
+        examples = {name: example_images.build_example(name) for name in sorted(wanted)}
         settings = {
             **store_env,
             "KUBECONFIG": str(paths.kubeconfig()),
@@ -484,22 +632,22 @@ def main() -> int:
         }
         operator = Operator(settings, workdir / "operator.log")
         say(f"operator: pid {operator.proc.pid}, log {workdir / 'operator.log'}")
-        create_environment(api, env, example)
-        reference = f"{example.manifest['name']}:{example.manifest['version']}"
-        bench = Bench(api, env, reference)
+        create_environment(api, env, list(examples.values()))
+        bench = Bench(api, env)
         bench.jobs.start()
         bench.pods.start()
         rss_idle = operator.rss_now()
-        if not warm_up(bench):
-            return 1
-        job_names, pod_names = measure(bench, args.count, args.batch)
-        print_report(bench, job_names, pod_names)
+        plan = Plan(chosen, known["trivial"], examples, args.count, args.batch, args.burst)
+        summary, failures = run(bench, plan, store_env)
         peak = max(operator.samples, default=0)
+        say("")
+        say("== summary (issue 14 goals)")
+        for line in summary:
+            say(line)
         say(
             f"{'operator RSS':<28} idle {rss_idle / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB "
             f"({len(operator.samples)} samples)"
         )
-        failures = bench.outcome_jobs(job_names) + bench.outcome_pods(pod_names)
         if failures:
             say(f"NOT ALL SUCCEEDED: {failures}")
         say(f"total {time.monotonic() - t_start:.0f}s")

@@ -51,7 +51,8 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
-from batchx.planning.job_pod import STAGE_OUT, pod_name
+from batchx.planning.job_pod import pod_name
+from batchx.planning.job_protocol import STAGE_OUT
 from batchx.planning.ledger import JobAccount, charge_record
 from testbed import cluster, example_images, paths, product_images
 from testbed import s3 as s3bed

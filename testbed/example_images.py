@@ -8,6 +8,9 @@ example        what it does                               the job ends
 =============  =========================================  ========================================
 hello-static   one static C binary, no shell, no Python:  SUCCEEDED, output file greeting.txt
                writes greeting.txt and output.json
+hello-json     one static C binary: writes a small         SUCCEEDED, no runner container (the
+               output.json echoing its input, no files    direct path); INVALID_OUTPUT for an
+                                                          input that makes it >= 4096 bytes
 wordcount      busybox sh: counts the words of an input   SUCCEEDED, output file counts.txt
                file into an output file
 exit-warning   writes an output, exits 3 (warningCodes)   WARNING, output collected
@@ -96,6 +99,7 @@ def _busybox(name: str, entrypoint: list[str], cmd: list[str] | None = None) -> 
 
 RECIPES: dict[str, Callable[[], ImageSpec]] = {
     "hello-static": lambda: _static("hello-static"),
+    "hello-json": lambda: _static("hello-json"),
     "memory-hog": lambda: _static("memory-hog"),
     "wordcount": lambda: _busybox("wordcount", ["/bin/sh", "/wordcount.sh"]),
     "exit-warning": lambda: _busybox("exit-warning", ["/bin/sh", "/exit-with.sh"], ["3"]),

@@ -13,15 +13,8 @@ from typing import Any, Self
 from batchx.domain.coordinates import parse_coordinates
 from batchx.models import Job
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Request, judge_job
-from batchx.planning.job_pod import (
-    JOB_CONTAINER,
-    STAGE_IN,
-    STAGE_OUT,
-    JobRef,
-    PodPolicy,
-    RunnerReport,
-    plan_pod,
-)
+from batchx.planning.job_pod import JobRef, PodPolicy, plan_pod
+from batchx.planning.job_protocol import JOB_CONTAINER, STAGE_IN, STAGE_OUT, RunnerReport
 from batchx.settings import Prices
 from tests.builders import DIGEST, manifest
 
@@ -187,6 +180,13 @@ class PodBuilder:
     ) -> Self:
         self.staged(start)
         self._set(STAGE_OUT, {"running": {"startedAt": iso(start)}})
+        reason = reason or ("Completed" if code == 0 else "Error")
+        return self._set(JOB_CONTAINER, _terminated(code, reason, start, end, message))
+
+    def ended(
+        self, code: int, *, start: datetime = T0, end: datetime, reason: str = "", message: str = ""
+    ) -> Self:
+        """The job's container ended, alone in its pod (the direct path: no runner at all)."""
         reason = reason or ("Completed" if code == 0 else "Error")
         return self._set(JOB_CONTAINER, _terminated(code, reason, start, end, message))
 

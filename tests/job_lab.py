@@ -13,7 +13,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from batchx.planning.job_pod import STAGE_IN, STAGE_OUT, pod_name
+from batchx.planning.job_pod import pod_name
+from batchx.planning.job_protocol import STAGE_IN, STAGE_OUT
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
 from tests.integration.bx import GROUP, VERSION, Bx

@@ -153,6 +153,18 @@ class Settings(_Model):
     files_api_key: str | None = Field(
         None, description="filesApiKey: the files API's serving key (PEM file)"
     )
+    direct_output: bool = Field(
+        True,
+        description="directOutput: a job whose output schema lists no file gets no stage-out "
+        "container, the kubelet returns its output.json (at most 4095 bytes; larger ends "
+        "INVALID_OUTPUT): batchx.planning.direct_output; false: every job gets the runner",
+    )
+    direct_output_except: tuple[str, ...] = Field(
+        (),
+        description="directOutputExcept: base names (env@name) of images whose jobs always get "
+        "the stage-out runner (outputs of 4096 bytes or more with no file); a list, or "
+        "comma-separated in BATCHX_DIRECT_OUTPUT_EXCEPT",
+    )
     store_secret: str = Field(
         "batchx-store",
         min_length=1,
@@ -161,9 +173,9 @@ class Settings(_Model):
         "URL and credentials the runner containers read (written by the operator)",
     )
 
-    @field_validator("gpu_types", mode="before")
+    @field_validator("gpu_types", "direct_output_except", mode="before")
     @classmethod
-    def _gpu_types(cls, value: Any) -> Any:
+    def _comma_list(cls, value: Any) -> Any:
         """An environment variable holds a string: ``A100,L4``."""
         if isinstance(value, str):
             return tuple(t.strip() for t in value.split(",") if t.strip())

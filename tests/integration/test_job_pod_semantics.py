@@ -27,15 +27,8 @@ from kubernetes import client
 from batchx.domain.coordinates import Coordinates
 from batchx.models import Job, JobState
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Request, judge_job
-from batchx.planning.job_pod import (
-    JobRef,
-    PodPolicy,
-    StatusInputs,
-    plan_config_map,
-    plan_pod,
-    plan_status,
-    staging_plan,
-)
+from batchx.planning.job_pod import JobRef, PodPolicy, plan_config_map, plan_pod, staging_plan
+from batchx.planning.pod_status import StatusInputs, plan_status
 from testbed import example_images, images
 from tests.fixtures_cluster import Cluster
 from tests.helpers import eventually
@@ -111,7 +104,7 @@ def _restricted_with_quota(core: client.CoreV1Api, namespace: str) -> None:
 def _stand_in(pod: dict[str, Any], busybox: images.BuiltImage, input_json: str) -> None:
     # The pod's owner (a Job) does not exist here: the garbage collector would delete the pod.
     pod["metadata"].pop("ownerReferences")
-    for container in pod["spec"]["initContainers"]:
+    for container in pod["spec"].get("initContainers") or []:  # none on the direct path
         script = STAGE_IN if container["name"] == "stage-in" else STAGE_OUT
         container.pop("args")
         container |= {"image": busybox.pinned, "command": ["sh", "-c", script]}

@@ -19,16 +19,9 @@ from kubernetes import client
 from batchx.domain.coordinates import Coordinates
 from batchx.models import Job, JobState
 from batchx.planning.job_admission import ImageCandidate, JobPolicy, Request, judge_job
-from batchx.planning.job_pod import (
-    JobRef,
-    PodPolicy,
-    StatusInputs,
-    parse_report,
-    plan_config_map,
-    plan_pod,
-    plan_status,
-    staging_plan,
-)
+from batchx.planning.job_pod import JobRef, PodPolicy, plan_config_map, plan_pod, staging_plan
+from batchx.planning.job_protocol import parse_report
+from batchx.planning.pod_status import StatusInputs, plan_status
 from batchx.store import open_store
 from testbed import example_images
 from testbed import s3 as s3bed

@@ -29,7 +29,8 @@ from kubernetes.client.rest import ApiException
 from testbed.images import Entry, ImageSpec, busybox_entries, publish
 from testbed.topology import GATEWAY
 
-from batchx.planning.job_pod import JOB_CONTAINER, pod_name
+from batchx.planning.job_pod import pod_name
+from batchx.planning.job_protocol import JOB_CONTAINER
 from tests.fixtures_jobs import JobBed
 from tests.helpers import eventually
 from tests.integration.bx import GROUP, VERSION, Bx, condition

@@ -26,6 +26,7 @@ def test_the_examples_cover_every_way_a_job_ends() -> None:
         "bad-output",
         "exit-error",
         "exit-warning",
+        "hello-json",
         "hello-static",
         "memory-hog",
         "napper",
@@ -34,7 +35,7 @@ def test_the_examples_cover_every_way_a_job_ends() -> None:
     ]
 
 
-@pytest.mark.parametrize("name", ["hello-static", "memory-hog"])
+@pytest.mark.parametrize("name", ["hello-json", "hello-static", "memory-hog"])
 def test_static_examples_are_one_binary_and_nothing_else(name: str) -> None:
     spec = example_images.RECIPES[name]()  # compiles with gcc -static (cached)
     assert [(e.path, e.source is not None) for e in spec.entries] == [(name, True)]

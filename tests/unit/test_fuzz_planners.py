@@ -37,19 +37,16 @@ from batchx.planning.environment import (
 )
 from batchx.planning.image import ImageObject, plan_images
 from batchx.planning.job_admission import Capacity, Refusal, Request, Usage, judge_job
-from batchx.planning.job_pod import (
+from batchx.planning.job_pod import JobRef, plan_pod, staging_plan
+from batchx.planning.job_protocol import (
     INPUT_DIR,
     JOB_CONTAINER,
-    JobRef,
     Outcome,
     RunnerReport,
-    StatusInputs,
     parse_report,
-    plan_pod,
-    plan_status,
-    staging_plan,
 )
 from batchx.planning.manifest import check_manifest as check_image_manifest
+from batchx.planning.pod_status import StatusInputs, plan_status
 from tests.builders import make_image
 from tests.job_builders import FILE_INPUT_SCHEMA, FILE_OUTPUT_SCHEMA, POD_POLICY, POLICY, candidate
 

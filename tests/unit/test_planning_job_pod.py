@@ -22,19 +22,16 @@ from batchx.models import (
 from batchx.planning.job_admission import Request
 from batchx.planning.job_pod import (
     JobRef,
-    Outcome,
-    RunnerReport,
-    StatusInputs,
     lists_files,
     owned_by,
-    parse_report,
     plan_config_map,
     plan_manifest,
     plan_pod,
-    plan_status,
     pod_name,
     staging_plan,
 )
+from batchx.planning.job_protocol import Outcome, RunnerReport, StagingPlan, parse_report
+from batchx.planning.pod_status import StatusInputs, plan_status
 from tests.builders import DIGEST
 from tests.job_builders import (
     FILE_INPUT_SCHEMA,
@@ -243,7 +240,8 @@ def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
     model = job.model()
     req = request(model)
     plan = staging_plan(REF, req, model.spec.input)
-    assert plan == {
+    assert StagingPlan.from_json(json.loads(plan.dumps())) == plan
+    assert plan.to_json() == {
         "version": 1,
         "job": "align",
         "jobUid": "uid-1",
@@ -267,7 +265,7 @@ def test_the_staging_plan_maps_each_file_once_to_a_local_path() -> None:
     config_map = plan_config_map(REF, plan, req.manifest_document)
     assert config_map["metadata"]["name"] == "bx-align-plan"
     assert config_map["immutable"] is True
-    assert json.loads(config_map["data"]["plan.json"]) == plan
+    assert json.loads(config_map["data"]["plan.json"]) == plan.to_json()
     # stage-in writes input.json; the manifest is what the job's output is judged by.
     assert set(config_map["data"]) == {"plan.json", "manifest.json"}
     assert plan_manifest(config_map) == req.manifest_document != {}

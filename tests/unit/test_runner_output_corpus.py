@@ -23,17 +23,11 @@ from typing import Any
 import pytest
 
 from batchx.models import JobState, JobStatus
-from batchx.planning.job_pod import (
-    JobRef,
-    Outcome,
-    RunnerReport,
-    StatusInputs,
-    parse_report,
-    plan_status,
-    staging_plan,
-)
+from batchx.planning.job_pod import JobRef, staging_plan
+from batchx.planning.job_protocol import Outcome, RunnerReport, StagingPlan, parse_report
+from batchx.planning.pod_status import StatusInputs, plan_status
 from batchx.runner.output import MAX_OUTPUT_BYTES, invalid_report, read_output, uploaded_report
-from batchx.runner.stage import Dirs, Plan, StageError, stage_out
+from batchx.runner.stage import Dirs, StageError, stage_out
 from batchx.store import EnvFiles
 from tests.job_builders import T0, PodBuilder, candidate, make_bx_job, request_for, seconds
 
@@ -51,7 +45,7 @@ JOB = make_bx_job("tutorial/hello:1.0.0").model()
 REQUEST = request_for(
     JOB, candidate(schema={"input": {"type": "object"}, "output": OUTPUT_SCHEMA}), name="align"
 )
-PLAN = Plan.from_json(json.loads(json.dumps(staging_plan(REF, REQUEST, {}))))
+PLAN = StagingPlan.from_json(json.loads(staging_plan(REF, REQUEST, {}).dumps()))
 HANG_SECONDS = 10
 
 

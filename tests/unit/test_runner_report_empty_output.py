@@ -8,7 +8,7 @@ tenancy probe of tests/integration/test_tenancy.py, whose output is ``{}``).
 
 from __future__ import annotations
 
-from batchx.planning.job_pod import Outcome, RunnerReport, parse_report
+from batchx.planning.job_protocol import Outcome, RunnerReport, parse_report
 from batchx.runner.output import invalid_report, uploaded_report
 
 

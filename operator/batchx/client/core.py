@@ -49,7 +49,8 @@ from batchx.domain.coordinates import (
 from batchx.planning import labels
 from batchx.planning.image import JSON
 from batchx.planning.job_admission import ImageCandidate, Request, image_candidate
-from batchx.planning.job_pod import JOB_CONTAINER, pod_name
+from batchx.planning.job_pod import pod_name
+from batchx.planning.job_protocol import JOB_CONTAINER
 
 __all__ = ["Client"]
 

@@ -47,9 +47,11 @@ async def job_changed(name: str, namespace: str | None, memo: kopf.Memo, **_: An
 
 
 @kopf.on.delete(GROUP, VERSION, "jobs", id="files")
-async def job_deleted(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def job_deleted(
+    name: str, namespace: str | None, uid: str | None, memo: kopf.Memo, **_: Any
+) -> None:
     """Holds a Job's deletion (Kopf's finalizer) until its pod is gone and its files removed."""
-    outcome = await release_job(context(memo), _required(namespace), name)
+    outcome = await release_job(context(memo), _required(namespace), name, _required(uid))
     _raise_retry(outcome)
 
 

@@ -32,7 +32,7 @@ Resource rules (BRIEF section 3):
   fails at once instead of leaving a Pod that no node can take. When the operator may not list
   nodes, or none has the label at all, the check is skipped (fail open: the cluster may label
   its GPUs otherwise). A Pod that still cannot be scheduled (the nodes went away, or are full)
-  is judged by `batchx.planning.job_pod.plan_status`: Unschedulable, then FAILED at its timeout;
+  is judged by `batchx.planning.pod_status.plan_status`: Unschedulable, then FAILED at its timeout;
 - ``timeout``: default from the operator's configuration, at most its maximum.
 
 Prices (operator configuration, per hour): a job's rate is
@@ -68,7 +68,6 @@ from batchx.domain.manifest import CompiledManifest, ManifestError, compile_mani
 from batchx.domain.quantity import parse_quantity
 from batchx.domain.validation import FileMode, FileRef, Problem
 from batchx.models import (
-    ConditionStatus,
     EnvironmentQuota,
     Job,
     JobAdmission,
@@ -78,7 +77,7 @@ from batchx.models import (
     JobState,
     JobStatus,
 )
-from batchx.planning.conditions import set_condition
+from batchx.planning.job_transition import SUCCEEDED_CONDITION, job_transition
 from batchx.settings import Prices
 
 __all__ = [
@@ -113,7 +112,6 @@ __all__ = [
 CREDIT_QUANTUM = Decimal("0.000001")
 MB_PER_GB = 1024  # memory is in MB as Kubernetes' Mi; a GB-hour is 1024 of them for an hour
 _SECONDS_PER_HOUR = 3600
-SUCCEEDED_CONDITION = "Succeeded"  # the Job's one condition type (BRIEF section 3)
 
 
 class Reason(StrEnum):
@@ -628,13 +626,13 @@ def admission_status(
     previous = job.status or JobStatus()
     admission = previous.admission
     if isinstance(decision, Refusal):
-        state, status, reason = JobState.FAILED, ConditionStatus.FALSE, decision.reason.value
+        state, reason = JobState.FAILED, decision.reason.value
         message, image, reserved = str(decision), previous.image, Decimal(0)
     elif isinstance(decision, Wait):
-        state, status, reason = JobState.QUEUED, ConditionStatus.UNKNOWN, decision.reason.value
+        state, reason = JobState.QUEUED, decision.reason.value
         message, image, reserved = decision.message, decision.request.image, Decimal(0)
     else:
-        state, status, reason = JobState.STARTING, ConditionStatus.UNKNOWN, "Admitted"
+        state, reason = JobState.STARTING, "Admitted"
         request = decision.request
         res = request.resources
         message = (
@@ -648,41 +646,30 @@ def admission_status(
             cache_key=request.cache_key,
             admitted_at=now,
         )
-    return JobStatus(
-        state=state,
+    return job_transition(
+        previous,
+        state,
+        reason=reason,
+        condition_message=message,
+        generation=generation,
+        now=now,
         image=image,
         admission=admission,
         message=message if state is JobState.FAILED else None,
         credits=JobCredits(reserved=float(reserved), charged=0),
         finished_at=now if state is JobState.FAILED else None,
-        conditions=set_condition(
-            previous.conditions,
-            type=SUCCEEDED_CONDITION,
-            status=status,
-            reason=reason,
-            message=message[:32768],
-            generation=generation,
-            now=now,
-        ),
-        observed_generation=generation,
     )
 
 
 def submitted_status(job: Job, *, generation: int, now: datetime) -> JobStatus:
     """SUBMITTED, BatchX's first state: what a new job shows until admission decides."""
-    previous = job.status or JobStatus()
-    return JobStatus(
-        state=JobState.SUBMITTED,
-        conditions=set_condition(
-            previous.conditions,
-            type=SUCCEEDED_CONDITION,
-            status=ConditionStatus.UNKNOWN,
-            reason="Submitted",
-            message="waiting for admission",
-            generation=generation,
-            now=now,
-        ),
-        observed_generation=generation,
+    return job_transition(
+        job.status or JobStatus(),
+        JobState.SUBMITTED,
+        reason="Submitted",
+        condition_message="waiting for admission",
+        generation=generation,
+        now=now,
     )
 
 
@@ -690,20 +677,15 @@ def cancelled_status(job: Job, *, generation: int, now: datetime) -> JobStatus:
     """CANCELLED for a job cancelled before it was admitted: it never ran, nothing is charged."""
     previous = job.status or JobStatus()
     message = "cancelled (spec.cancel) before it started"
-    return JobStatus(
-        state=JobState.CANCELLED,
+    return job_transition(
+        previous,
+        JobState.CANCELLED,
+        reason="Cancelled",
+        condition_message=message,
+        generation=generation,
+        now=now,
         image=previous.image,
         message=message,
         credits=JobCredits(reserved=0, charged=0),
         finished_at=now,
-        conditions=set_condition(
-            previous.conditions,
-            type=SUCCEEDED_CONDITION,
-            status=ConditionStatus.FALSE,
-            reason="Cancelled",
-            message=message,
-            generation=generation,
-            now=now,
-        ),
-        observed_generation=generation,
     )

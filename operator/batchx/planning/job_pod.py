@@ -38,6 +38,14 @@ Kubernetes 1.33)
     the user's image with its own entrypoint, ``/batchx/input`` (read-only) and
     ``/batchx/output`` mounted, the ``BX_*`` variables set, nothing else.
 
+**The direct path**: a job whose output schema lists no file (and whose image is not in the
+operator's ``directOutputExcept``, with ``directOutput`` on, the default) has **no stage-out**
+container: the kubelet itself returns output.json as the job container's termination message
+(``terminationMessagePath: /batchx/output/output.json``), up to 4096 bytes; an output of 4096
+bytes or more ends ``INVALID_OUTPUT`` with a message naming the limit and those two settings.
+With no file in its input either, the Pod has no runner container at all and references no
+Secret. Design, limits and what differs: `batchx.planning.direct_output`.
+
 Why this and not the alternatives studied:
 
 - Argo's emissary executor copies a static Go binary into a shared volume and rewrites the main
@@ -78,99 +86,58 @@ for the whole allowance after its Timeout. The per-container way out, a ``SIGKIL
 needs containerd 2; nothing may run inside the user's image to kill it there (no wrapper, no
 exec: it may have no shell).
 
-Status planning
----------------
-`plan_status` is a pure function of the Job, its Pod (or its absence) and the runner's report:
-see its docstring for the state table. The charge is ``rate x run seconds``, where the run time
-is the job container's, from its start (``status.startedAt``) to its end (or to the moment the
-job was found cancelled, timed out or lost), rounded up to whole seconds (at least one) and
-capped at the timeout (`batchx.planning.job_admission.charge`). Staging is the platform's
-overhead and is not charged; since the deadline covers staging too, the charge never exceeds
-the reservation.
-Because the start is kept in the status, a job whose pod was deleted (cancel) is still charged.
-
-Stopping a pod: a program that runs as PID 1 without a SIGTERM handler ignores SIGTERM, so the
-kubelet's kill (deadline, deletion) waits ``terminationGracePeriodSeconds`` (the upload
-allowance) before SIGKILL. Hence the planner declares ``Timeout`` by the clock at the deadline
-rather than waiting for the kubelet's ``DeadlineExceeded``, and cancellation should delete the
-pod with a short ``gracePeriodSeconds`` (the charge does not need the pod: see above).
+The Pod's observation and the job's status: `batchx.planning.pod_status`; the wire protocol
+between the operator and the runner (plan, report, paths): `batchx.planning.job_protocol`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import Decimal
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any
 
 from batchx import API_VERSION
-from batchx.domain.manifest import CompiledManifest
-from batchx.domain.validation import FileMode, FileRef
-from batchx.models import (
-    ConditionStatus,
-    Job,
-    JobCredits,
-    JobImage,
-    JobState,
-    JobStatus,
-    JobTransfer,
-)
+from batchx.domain.validation import FileRef
 from batchx.planning import labels
-from batchx.planning.conditions import as_reason, set_condition
-from batchx.planning.job_admission import SUCCEEDED_CONDITION, Request, Resources, charge
+from batchx.planning.direct_output import direct_container_fields, uses_direct_output
+from batchx.planning.job_admission import Request
+from batchx.planning.job_protocol import (
+    FILES_DIR,
+    INPUT_DIR,
+    INPUT_FILE,
+    JOB_CONTAINER,
+    MANIFEST_FILE,
+    OUTPUT_DIR,
+    PLAN_DIR,
+    PLAN_FILE,
+    RUNNER_COMMAND,
+    STAGE_IN,
+    STAGE_OUT,
+    StagingPlan,
+)
 
 __all__ = [
-    "INPUT_DIR",
-    "JOB_CONTAINER",
-    "OUTPUT_DIR",
-    "STAGE_IN",
-    "STAGE_OUT",
-    "SUCCEEDED_CONDITION",
     "JobRef",
-    "Outcome",
     "PodPolicy",
-    "RunnerReport",
     "input_local_path",
     "job_files",
     "lists_files",
-    "needs_stage_in",
     "output_prefix",
     "owned_by",
-    "parse_report",
     "plan_config_map",
     "plan_config_map_name",
     "plan_manifest",
     "plan_pod",
-    "plan_status",
-    "pod_finished",
     "pod_name",
     "result_path",
-    "stage_out_report",
     "staging_plan",
 ]
 
 JSON = dict[str, Any]
 
-INPUT_DIR = "/batchx/input"
-OUTPUT_DIR = "/batchx/output"
-FILES_DIR = f"{INPUT_DIR}/files"
-PLAN_DIR = "/var/run/batchx/plan"
-PLAN_FILE = "plan.json"
-INPUT_FILE = "input.json"
-# The manifest the job was admitted with (batchx.planning.job_record): its output is judged by it.
-MANIFEST_FILE = "manifest.json"
-JOB_CONTAINER = "job"
-STAGE_IN = "stage-in"
-STAGE_OUT = "stage-out"
-# The runner image's entrypoint (testbed.runner_image); exec hooks need the whole command.
-RUNNER_COMMAND = ("python3", "-m", "batchx.runner")
 GPU_RESOURCE = "nvidia.com/gpu"
-PLAN_VERSION = 1
 _NAME_MAX = 63  # a DNS label: usable as hostname and label value too
 
 
@@ -258,28 +225,25 @@ def _labels(job: JobRef) -> dict[str, str]:
 # -------------------------------------------------------------------------------- the plan
 
 
-def staging_plan(job: JobRef, request: Request, input_document: Mapping[str, Any]) -> JSON:
+def staging_plan(job: JobRef, request: Request, input_document: Mapping[str, Any]) -> StagingPlan:
     """What the runner needs: the input, where each file goes, and how to read the output."""
     files: dict[str, str] = {}
     for ref in request.files:
         files.setdefault(ref.target, input_local_path(ref))
     output_schema = request.manifest.manifest.output_schema
-    return {
-        "version": PLAN_VERSION,
-        "job": job.name,
-        "jobUid": job.uid,
-        "environment": job.namespace,
-        "input": dict(input_document),
-        "files": [{"bx": f"bx://{bx}", "local": local} for bx, local in sorted(files.items())],
-        "inputFiles": [
-            {"pointer": list(ref.pointer), "local": input_local_path(ref)} for ref in request.files
-        ],
-        "outputSchema": output_schema,
-        "outputFiles": lists_files(output_schema),
-        "outputPrefix": output_prefix(job.name),
-        "resultPath": result_path(job.name),
-        "timeout": request.resources.timeout,
-    }
+    return StagingPlan(
+        job=job.name,
+        job_uid=job.uid,
+        environment=job.namespace,
+        input=dict(input_document),
+        files=tuple((f"bx://{bx}", local) for bx, local in sorted(files.items())),
+        input_files=tuple((tuple(ref.pointer), input_local_path(ref)) for ref in request.files),
+        output_schema=dict(output_schema),
+        output_files=lists_files(output_schema),
+        output_prefix=output_prefix(job.name),
+        result_path=result_path(job.name),
+        timeout=request.resources.timeout,
+    )
 
 
 def lists_files(schema: Any) -> bool:
@@ -309,23 +273,18 @@ def plan_manifest(config_map: Mapping[str, Any] | None) -> JSON | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-def needs_stage_in(plan: Mapping[str, Any]) -> bool:
-    """Whether the job's input names files to download (else input.json comes from the plan)."""
-    return bool(plan.get("files"))
-
-
-def plan_config_map(job: JobRef, plan: JSON, manifest: Mapping[str, Any]) -> JSON:
+def plan_config_map(job: JobRef, plan: StagingPlan, manifest: Mapping[str, Any]) -> JSON:
     """The immutable ConfigMap holding the staging plan, the manifest the job was admitted with
     (`plan_manifest`), and input.json when nothing is staged.
 
     Owned by the Job.
     """
     data = {
-        PLAN_FILE: json.dumps(plan, sort_keys=True, separators=(",", ":")),
+        PLAN_FILE: plan.dumps(),
         MANIFEST_FILE: json.dumps(manifest, sort_keys=True, separators=(",", ":")),
     }
-    if not needs_stage_in(plan):
-        data[INPUT_FILE] = json.dumps(plan["input"], ensure_ascii=False, separators=(",", ":"))
+    if not plan.stages_in:
+        data[INPUT_FILE] = json.dumps(plan.input, ensure_ascii=False, separators=(",", ":"))
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -354,6 +313,18 @@ class PodPolicy:
     runner_cpu_limit: str = "1"
     runner_memory_limit: str = "512Mi"
     priority_class: str | None = None
+    # The direct path (batchx.planning.direct_output): off for every job, or for these images.
+    direct_output: bool = True
+    direct_output_except: frozenset[str] = frozenset()
+
+    def direct(self, request: Request) -> bool:
+        """Whether `request`'s Pod goes without a stage-out container (the direct path)."""
+        return uses_direct_output(
+            lists_files=lists_files(request.manifest.manifest.output_schema),
+            coordinates=request.image.coordinates,
+            enabled=self.direct_output,
+            except_images=self.direct_output_except,
+        )
 
 
 def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
@@ -361,6 +332,7 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
     res = request.resources
     name = pod_name(job.name)
     stage_in = bool(request.files)
+    direct = policy.direct(request)
     env = [
         {"name": "BX_VCPUS", "value": str(res.vcpus)},
         {"name": "BX_MEMORY", "value": str(res.memory_mb)},
@@ -385,6 +357,11 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
         # message: a short tail for `status.message` of failed jobs with unlisted exit codes.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if direct:
+        user |= direct_container_fields()
+    runners = [_runner(STAGE_IN, job, policy)] if stage_in else []
+    if not direct:
+        runners.append(_runner(STAGE_OUT, job, policy))
     spec: JSON = {
         "restartPolicy": "Never",
         "activeDeadlineSeconds": res.timeout + policy.deadline_backstop_seconds,
@@ -392,11 +369,6 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": _pod_security(policy),
-        "initContainers": (
-            [_runner(STAGE_IN, job, policy), _runner(STAGE_OUT, job, policy)]
-            if stage_in
-            else [_runner(STAGE_OUT, job, policy)]
-        ),
         "containers": [user],
         "volumes": [
             {"name": "input", "emptyDir": {}}
@@ -410,9 +382,11 @@ def plan_pod(job: JobRef, request: Request, policy: PodPolicy) -> JSON:
                 },
             },
             {"name": "output", "emptyDir": {}},
-            {"name": "plan", "configMap": {"name": f"{name}-plan"}},
         ],
     }
+    if runners:
+        spec["initContainers"] = runners
+        spec["volumes"].append({"name": "plan", "configMap": {"name": f"{name}-plan"}})
     if res.gpus:
         spec["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
         if res.gpu_type:
@@ -483,566 +457,3 @@ def _pod_security(policy: PodPolicy) -> JSON:
 
 def _container_security() -> JSON:
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-
-
-# -------------------------------------------------------------------------- runner reports
-
-
-class Outcome(StrEnum):
-    """What a runner container reports in its termination message."""
-
-    STAGED = "staged"  # stage-in: every input is in place
-    INPUT_FAILED = "input-failed"  # stage-in: a file could not be fetched
-    UPLOADED = "uploaded"  # stage-out: output.json read, files uploaded, paths rewritten
-    INVALID_OUTPUT = "invalid-output"  # stage-out: output.json unusable (not JSON, bad paths)
-    UPLOAD_FAILED = "upload-failed"  # stage-out: the store refused or failed
-
-
-@dataclass(frozen=True)
-class RunnerReport:
-    """A runner's termination message (at most 4 KiB; the kubelet truncates beyond that).
-
-    ``output`` holds the rewritten output when it fits; otherwise ``result`` names the store path
-    of the full report (`result_path`) and ``digest`` its sha256, which the reconciler fetches
-    and passes to `plan_status` as ``output``.
-    """
-
-    outcome: Outcome
-    message: str = ""
-    output: JSON | None = None
-    result: str | None = None
-    digest: str | None = None
-    files: int = 0
-    bytes: int = 0
-
-    def to_json(self) -> str:
-        data: JSON = {"v": 1, "outcome": self.outcome.value}
-        for key in ("message", "output", "result", "digest"):
-            value = getattr(self, key)
-            if value:
-                data[key] = value
-        if self.files:
-            data |= {"files": self.files, "bytes": self.bytes}
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-
-def stage_out_report(pod: Mapping[str, Any]) -> RunnerReport | None:
-    """The stage-out sidecar's report in `pod`'s status, if it has reported."""
-    return parse_report(_Container.of(_container_status(pod, STAGE_OUT)).message)
-
-
-def pod_finished(pod: Mapping[str, Any]) -> bool:
-    """Whether every container of `pod` has ended (phase Succeeded or Failed)."""
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
-def _container_status(pod: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    status = pod.get("status") or {}
-    every = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
-    return next((s for s in every if s.get("name") == name), None)
-
-
-def parse_report(text: str | None) -> RunnerReport | None:
-    """The report in a termination message, or None when there is none or it is unreadable."""
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-        outcome = Outcome(data["outcome"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    output = data.get("output")
-    result = data.get("result") if isinstance(data.get("result"), str) else None
-    if output is None and outcome is Outcome.UPLOADED and not result:
-        output = {}  # `to_json` leaves an empty output out: no output.json is the output {}
-    return RunnerReport(
-        outcome=outcome,
-        message=str(data.get("message") or ""),
-        output=output if isinstance(output, dict) else None,
-        result=result,
-        digest=data.get("digest") if isinstance(data.get("digest"), str) else None,
-        files=_count(data.get("files")),
-        bytes=_count(data.get("bytes")),
-    )
-
-
-def _count(value: Any) -> int:
-    # A count the report cannot hold ("many", [1], 1e400) reads as 0: it only feeds metrics.
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-# ------------------------------------------------------------------------------- the status
-
-
-@dataclass(frozen=True)
-class _Container:
-    """One container's status, reduced to what planning reads."""
-
-    running: bool = False
-    terminated: bool = False
-    exit_code: int | None = None
-    reason: str = ""
-    message: str = ""
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-
-    @classmethod
-    def of(cls, status: Mapping[str, Any] | None) -> _Container:
-        state = (status or {}).get("state") or {}
-        if "running" in state:
-            return cls(running=True, started_at=_time((state["running"] or {}).get("startedAt")))
-        done = state.get("terminated")
-        if done is None:
-            waiting = state.get("waiting") or {}
-            return cls(
-                reason=str(waiting.get("reason") or ""), message=str(waiting.get("message") or "")
-            )
-        return cls(
-            terminated=True,
-            exit_code=done.get("exitCode"),
-            reason=str(done.get("reason") or ""),
-            message=str(done.get("message") or ""),
-            started_at=_time(done.get("startedAt")),
-            finished_at=_time(done.get("finishedAt")),
-        )
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-@dataclass(frozen=True)
-class _PodView:
-    phase: str
-    unschedulable: str
-    reason: str
-    message: str
-    started: datetime | None
-    created: datetime | None
-    stage_in: _Container
-    stage_out: _Container
-    job: _Container
-    deleted_at: datetime | None = None  # when a deletion of the pod was asked for
-    evicted_at: datetime | None = None  # when the kubelet evicted it (node pressure)
-
-    @classmethod
-    def of(cls, pod: Mapping[str, Any]) -> _PodView:
-        status = pod.get("status") or {}
-        meta = pod.get("metadata") or {}
-        deleted_at = _time(meta.get("deletionTimestamp"))
-        if deleted_at is not None:  # the timestamp is the request's time plus the grace period
-            deleted_at -= timedelta(seconds=int(meta.get("deletionGracePeriodSeconds") or 0))
-        by_name = {
-            s.get("name"): s
-            for s in (status.get("initContainerStatuses") or [])
-            + (status.get("containerStatuses") or [])
-        }
-        return cls(
-            phase=str(status.get("phase") or "Pending"),
-            unschedulable=next(
-                (
-                    str(c.get("message") or c.get("reason") or "")
-                    for c in status.get("conditions") or []
-                    if c.get("type") == "PodScheduled" and c.get("status") == "False"
-                ),
-                "",
-            ),
-            reason=str(status.get("reason") or ""),
-            message=str(status.get("message") or ""),
-            started=_time(status.get("startTime")),
-            created=_time((pod.get("metadata") or {}).get("creationTimestamp")),
-            stage_in=_Container.of(by_name.get(STAGE_IN)),
-            stage_out=_Container.of(by_name.get(STAGE_OUT)),
-            job=_Container.of(by_name.get(JOB_CONTAINER)),
-            deleted_at=deleted_at,
-            evicted_at=_evicted_at(status),
-        )
-
-    @property
-    def finished(self) -> bool:
-        return self.phase in ("Succeeded", "Failed")
-
-    def last_finish(self) -> datetime | None:
-        times = [c.finished_at for c in (self.stage_in, self.stage_out, self.job) if c.finished_at]
-        return max(times) if times else None
-
-
-def _evicted_at(status: Mapping[str, Any]) -> datetime | None:
-    """When the kubelet evicted the pod: its DisruptionTarget condition (TerminationByKubelet)."""
-    if status.get("reason") != "Evicted":
-        return None
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
-            return _time(cond.get("lastTransitionTime"))
-    return None
-
-
-def _silent_uploader(view: _PodView) -> str:
-    """Why no report: what became of the stage-out container (its exit, and when)."""
-    out = view.stage_out
-    if not out.terminated:
-        return "the uploader reported nothing (its container never ended)"
-    how = f"exit code {out.exit_code}" + (f", {out.reason}" if out.reason else "")
-    if out.finished_at and view.job.finished_at:
-        seconds = (out.finished_at - view.job.finished_at).total_seconds()
-        how += f", {seconds:.0f} s after the job's container"
-    return f"the uploader reported nothing (its container ended: {how})"
-
-
-@dataclass(frozen=True)
-class _Verdict:
-    state: JobState
-    reason: str
-    message: str
-    exit_code: int | None = None
-    output: JSON | None = None
-
-
-@dataclass(frozen=True)
-class StatusInputs:
-    """Everything `plan_status` reads besides the Job and its Pod."""
-
-    resources: Resources
-    rate: Decimal  # credits per hour, as admission recorded it
-    manifest: CompiledManifest
-    image: JobImage
-    now: datetime
-    reserved: Decimal = Decimal(0)
-    # The full report fetched from the store when the termination message pointed there.
-    stored_report: RunnerReport | None = field(default=None)
-
-
-def plan_status(
-    job: Job, ref: JobRef, pod: Mapping[str, Any] | None, inputs: StatusInputs
-) -> JobStatus:
-    """The Job's status from its Pod (None: not found) once the job was admitted.
-
-    State table, first match wins:
-
-    ======================================  =================================================
-    observed                                state (reason)
-    ======================================  =================================================
-    job already terminal                    unchanged (terminal states are final)
-    ``spec.cancel``, pod finished or none   CANCELLED (Cancelled)
-    ``spec.cancel``, pod still running      CANCELLING (Cancelling): the reconciler stops it
-    no pod, pod was created before          FAILED (PodLost): never recreated, one pod per job
-    no pod yet                              STARTING (Admitted): the reconciler creates it
-    never scheduled, timeout since creation FAILED (Unschedulable)
-    DeadlineExceeded, or running past it    FAILED (Timeout)
-    pod deleted, job container not ended    FAILED (PodDeleted): not by BatchX (cancel and
-                                            timeout, which delete it, are judged first)
-    pod evicted, job container not ended    FAILED (Evicted): node pressure, the kubelet's
-                                            message (its DisruptionTarget condition's time);
-                                            also when it ended 0 or a warning code but the
-                                            eviction came before the upload report
-    stage-in failed                         FAILED (InputStagingFailed)
-    job container OOMKilled                 OUT_OF_MEMORY (OOMKilled)
-    pod Failed, job container not run       FAILED (pod's reason, e.g. Evicted)
-    exit code listed in warningCodes        WARNING (output collected and validated)
-    exit code 0                             SUCCEEDED, or INVALID_OUTPUT (InvalidOutput)
-    other exit code                         FAILED (ExitCode), errorCodes text as message
-    pod not finished, job exited            UPLOADING_OUTPUT
-    job container running                   RUNNING
-    stage-in running or done                DOWNLOADING_INPUT (never back to STARTING)
-    the scheduler says Unschedulable        STARTING (Unschedulable), Warning Event
-    otherwise                               STARTING (Admitted)
-    ======================================  =================================================
-
-    SUCCEEDED and WARNING need the stage-out report: none (the sidecar was killed before it
-    reported) is FAILED (OutputUploadFailed). The output is validated against the output schema
-    here, after upload, with ``bx://`` paths (FileMode.BX).
-
-    Cancelling: the reconciler deletes the running pod with a short grace period; CANCELLED
-    follows when the pod is gone, charged from ``status.startedAt`` to that moment.
-    Timeout: declared at ``pod start + timeout`` by the clock (``now``); the kubelet's deadline
-    kill is the backstop when the operator is down.
-    `podName` is written only after the pod was created: a status that names a pod that does not
-    exist means it was lost, and a job never gets a second pod.
-    """
-    previous = job.status or JobStatus()
-    if previous.state is not None and previous.state.is_terminal:
-        return previous
-    view = None if pod is None else _PodView.of(pod)
-    verdict = _own_outputs(_judge(job, view, previous, inputs), ref, inputs)
-    terminal = verdict.state.is_terminal
-    started = (view.job.started_at if view is not None else None) or previous.started_at
-    finished = None
-    charged = Decimal(0)
-    if terminal:
-        # A pod still running when the job ends (timeout by the clock) ends now.
-        ended_pod = view is not None and (view.finished or view.job.terminated)
-        finished = (view.last_finish() if view is not None and ended_pod else None) or inputs.now
-        if started is not None:
-            # The run time is the job container's: from its start to its end, or to now when
-            # it was stopped (cancel, timeout) or lost before it reported an end.
-            ended = (view.job.finished_at if view is not None else None) or inputs.now
-            # API times have whole-second resolution: a container that ran at all ran for at
-            # least a second (a sub-second job would otherwise show start == end, and be free).
-            seconds = max(1, math.ceil((ended - started).total_seconds()))
-            charged = charge(inputs.rate, inputs.resources.timeout, seconds)
-            if inputs.reserved > 0:  # never beyond what was held (float round trips aside)
-                charged = min(charged, inputs.reserved)
-    condition_status = (
-        ConditionStatus.UNKNOWN
-        if not terminal
-        else ConditionStatus.TRUE
-        if verdict.state.is_success
-        else ConditionStatus.FALSE
-    )
-    return JobStatus(
-        state=verdict.state,
-        image=inputs.image,
-        output=verdict.output,
-        exit_code=verdict.exit_code,
-        message=verdict.message[:32768] or None,
-        credits=JobCredits(reserved=float(inputs.reserved), charged=float(charged)),
-        transfer=_transfer(view, inputs.stored_report) if terminal else None,
-        started_at=started or previous.started_at,
-        finished_at=finished,
-        pod_name=pod_name(ref.name),
-        conditions=set_condition(
-            previous.conditions,
-            type=SUCCEEDED_CONDITION,
-            status=condition_status,
-            reason=verdict.reason,
-            message=verdict.message[:32768],
-            generation=ref.generation,
-            now=inputs.now,
-        ),
-        observed_generation=ref.generation,
-    )
-
-
-def _transfer(view: _PodView | None, stored: RunnerReport | None) -> JobTransfer | None:
-    """The store traffic the runner's reports account for (None: nothing was moved)."""
-    staged = parse_report(view.stage_in.message) if view is not None else None
-    uploaded = stored or (parse_report(view.stage_out.message) if view is not None else None)
-    if staged is None and uploaded is None:
-        return None
-    return JobTransfer(
-        input_files=staged.files if staged else 0,
-        input_bytes=staged.bytes if staged else 0,
-        output_files=uploaded.files if uploaded else 0,
-        output_bytes=uploaded.bytes if uploaded else 0,
-    )
-
-
-def _own_outputs(verdict: _Verdict, ref: JobRef, inputs: StatusInputs) -> _Verdict:
-    """INVALID_OUTPUT for an output naming a file the job did not write (under its prefix).
-
-    Stage-out rewrites the files it uploaded to ``bx://jobs/<job>/output/...`` and leaves every
-    other value as the image wrote it; a ``bx://`` path written by the image itself is a valid
-    file reference, but to a file of someone else's (another job's output, an input).
-    """
-    if verdict.output is None or verdict.state not in (JobState.SUCCEEDED, JobState.WARNING):
-        return verdict
-    prefix = output_prefix(ref.name)
-    checked = inputs.manifest.output.validate(verdict.output, FileMode.BX)
-    foreign = [
-        f"{r.path}: {r.value[:200]}" for r in checked.files if not r.target.startswith(prefix)
-    ]
-    if not foreign:
-        return verdict
-    return _Verdict(
-        JobState.INVALID_OUTPUT,
-        "InvalidOutput",
-        f"the output names files the job did not write (output files are paths under "
-        f"{OUTPUT_DIR}): {'; '.join(foreign[:10])}",
-        exit_code=verdict.exit_code,
-        output=verdict.output,
-    )
-
-
-def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusInputs) -> _Verdict:
-    timeout = inputs.resources.timeout
-    if job.spec.cancel:
-        if view is None or view.finished:
-            return _Verdict(
-                JobState.CANCELLED,
-                "Cancelled",
-                "cancelled (spec.cancel)",
-                exit_code=None if view is None else view.job.exit_code,
-            )
-        return _Verdict(JobState.CANCELLING, "Cancelling", "cancellation requested (spec.cancel)")
-    if view is None:
-        if previous.pod_name:
-            return _Verdict(
-                JobState.FAILED,
-                "PodLost",
-                f"pod {previous.pod_name} was deleted before the job finished",
-            )
-        return _Verdict(JobState.STARTING, "Admitted", "waiting for the pod to be created")
-    # A pod no node took (no startTime) counts its timeout from its creation: it holds its
-    # quota and reservation all the same (rule: batchx.planning.job_admission, gpuType).
-    since = view.started or view.created
-    past_deadline = since is not None and (inputs.now - since).total_seconds() >= timeout
-    if view.started is None and view.unschedulable and past_deadline:
-        return _Verdict(
-            JobState.FAILED,
-            "Unschedulable",
-            f"no node took the job's pod within its timeout of {timeout} s (spec.timeout)"
-            f"{_gpu_note(inputs.resources)}: {view.unschedulable}",
-        )
-    if view.reason == "DeadlineExceeded" or (past_deadline and not view.finished):
-        # The kubelet reports DeadlineExceeded only once every container is dead, which takes
-        # the whole grace period for a program that ignores SIGTERM (any PID 1 without a
-        # handler does); the clock says it at the deadline already.
-        return _Verdict(
-            JobState.FAILED,
-            "Timeout",
-            f"the job ran past its timeout of {timeout} s (spec.timeout) and was stopped",
-            exit_code=view.job.exit_code,
-        )
-    if view.deleted_at is not None and not _ended_before(view.job, view.deleted_at):
-        # Not BatchX's deletion (cancel and timeout are judged above): a user, an eviction or
-        # a drain. The kubelet's SIGTERM may have made the program exit 0 with half an output,
-        # so its exit code is not the job's verdict; a job never gets a second pod.
-        return _Verdict(
-            JobState.FAILED,
-            "PodDeleted",
-            "the job's pod was deleted while the job ran (not by BatchX: no spec.cancel, no "
-            "timeout); a job is never run again in another pod",
-            exit_code=view.job.exit_code,
-        )
-    if view.evicted_at is not None and not _ended_before(
-        view.job, view.evicted_at - timedelta(seconds=1)
-    ):
-        # The node ran short (memory, disk): the kubelet killed the containers, so their exit
-        # codes say nothing of the job itself. Times have whole seconds, and the eviction's kill
-        # ends a container in the eviction's second: only one that ended a second before it
-        # ended by itself (and is judged by its end below).
-        return _evicted(view, "while the job ran")
-    if view.stage_in.terminated and view.stage_in.exit_code != 0:
-        report = parse_report(view.stage_in.message)
-        detail = report.message if report else view.stage_in.message or view.stage_in.reason
-        return _Verdict(
-            JobState.FAILED, "InputStagingFailed", f"input files could not be staged: {detail}"
-        )
-    if view.job.terminated:
-        return _finished(view, inputs)
-    if view.phase == "Failed":
-        reason = as_reason(view.reason, "PodFailed")
-        shown = view.reason or reason
-        return _Verdict(JobState.FAILED, reason, view.message or f"the pod failed ({shown})")
-    if view.job.running:
-        return _Verdict(JobState.RUNNING, "Running", "the job's container is running")
-    if view.stage_in.running:
-        return _Verdict(JobState.DOWNLOADING_INPUT, "DownloadingInput", "staging input files")
-    if view.stage_in.terminated:
-        # Staged, the job's container not started yet: stay here (STARTING would go backwards).
-        return _Verdict(
-            JobState.DOWNLOADING_INPUT,
-            "DownloadingInput",
-            "input files staged; starting the job" + _waiting_on(view),
-        )
-    if view.unschedulable and view.started is None:
-        return _Verdict(
-            JobState.STARTING,
-            "Unschedulable",
-            f"the pod cannot be scheduled yet{_gpu_note(inputs.resources)}: {view.unschedulable}"
-            f" (the job ends FAILED if no node takes it within its timeout of {timeout} s)",
-        )
-    return _Verdict(JobState.STARTING, "Admitted", "the pod is starting" + _waiting_on(view))
-
-
-def _evicted(view: _PodView, when: str) -> _Verdict:
-    return _Verdict(
-        JobState.FAILED,
-        "Evicted",
-        f"the kubelet evicted the job's pod {when}: {view.message or 'node pressure'}; a job is "
-        "never run again in another pod",
-        exit_code=view.job.exit_code,
-    )
-
-
-def _ended_before(container: _Container, moment: datetime) -> bool:
-    return container.finished_at is not None and container.finished_at <= moment
-
-
-def _gpu_note(resources: Resources) -> str:
-    if resources.gpu_type is None:
-        return ""
-    return (
-        f" (it needs {resources.gpus} GPUs on a node labelled "
-        f"{labels.GPU_PRODUCT}={resources.gpu_type}, spec.gpuType)"
-    )
-
-
-def _waiting_on(view: _PodView) -> str:
-    """Why a starting pod does not progress, as the kubelet or scheduler says (or nothing).
-
-    A pod that cannot be scheduled (no node with the gpuType) or whose image cannot be pulled
-    stays STARTING until its deadline: the reason may be transient, but the user sees it.
-    """
-    if view.unschedulable:
-        return f": not scheduled yet: {view.unschedulable}"
-    for name, container in ((STAGE_IN, view.stage_in), (JOB_CONTAINER, view.job)):
-        waiting = not (container.running or container.terminated)
-        if waiting and container.reason not in ("", "ContainerCreating", "PodInitializing"):
-            detail = f" {container.message}" if container.message else ""
-            return f": container {name} is waiting: {container.reason}{detail}"
-    return ""
-
-
-def _finished(view: _PodView, inputs: StatusInputs) -> _Verdict:
-    manifest = inputs.manifest.manifest
-    code = view.job.exit_code if view.job.exit_code is not None else -1
-    if view.job.reason == "OOMKilled":
-        return _Verdict(
-            JobState.OUT_OF_MEMORY,
-            "OOMKilled",
-            f"the job exceeded its memory of {inputs.resources.memory_mb} MB (spec.memory) "
-            "and was killed",
-            exit_code=code,
-        )
-    warning = manifest.is_warning(code)
-    if code != 0 and not warning:
-        listed = manifest.error_codes.get(code)
-        tail = view.job.message.strip()
-        message = listed or f"exited with code {code}" + (f": {tail[-1024:]}" if tail else "")
-        return _Verdict(JobState.FAILED, "ExitCode", message, exit_code=code)
-    if not view.finished:
-        return _Verdict(
-            JobState.UPLOADING_OUTPUT, "UploadingOutput", "uploading output files", exit_code=code
-        )
-    report = inputs.stored_report or parse_report(view.stage_out.message)
-    if report is None and view.evicted_at is not None:
-        return _evicted(view, f"after the job's container ended (exit {code}), before its upload")
-    if report is None or report.outcome is Outcome.UPLOAD_FAILED:
-        detail = report.message if report else _silent_uploader(view)
-        return _Verdict(
-            JobState.FAILED,
-            "OutputUploadFailed",
-            f"output files could not be uploaded: {detail}",
-            exit_code=code,
-        )
-    if report.outcome is Outcome.INVALID_OUTPUT or report.output is None:
-        return _Verdict(
-            JobState.INVALID_OUTPUT,
-            "InvalidOutput",
-            report.message or "the output could not be read",
-            exit_code=code,
-        )
-    checked = inputs.manifest.output.validate(report.output, FileMode.BX)
-    if not checked.ok:
-        problems = "; ".join(str(p) for p in checked.problems[:10])
-        return _Verdict(
-            JobState.INVALID_OUTPUT,
-            "InvalidOutput",
-            f"the output does not match the image's output schema: {problems}",
-            exit_code=code,
-            output=report.output,
-        )
-    if warning:
-        return _Verdict(
-            JobState.WARNING,
-            "CompletedWithWarning",
-            manifest.warning_codes[code],
-            exit_code=code,
-            output=report.output,
-        )
-    return _Verdict(
-        JobState.SUCCEEDED, "Succeeded", "the job succeeded", exit_code=code, output=report.output
-    )

@@ -41,24 +41,20 @@ from batchx.planning.job_admission import (
 from batchx.planning.job_pod import (
     JobRef,
     PodPolicy,
-    RunnerReport,
-    StatusInputs,
     job_files,
     owned_by,
-    parse_report,
     plan_config_map,
     plan_config_map_name,
     plan_manifest,
     plan_pod,
-    plan_status,
-    pod_finished,
     pod_name,
-    stage_out_report,
     staging_plan,
 )
+from batchx.planning.job_protocol import RunnerReport, parse_report
 from batchx.planning.job_record import Admitted, admitted, admitted_request
 from batchx.planning.kstatus import stale_job_conditions
 from batchx.planning.ledger import JobAccount
+from batchx.planning.pod_status import StatusInputs, plan_status, pod_finished, stage_out_report
 from batchx.reconcile import events
 from batchx.reconcile.admission import admission_pass, candidates, job_policy
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
@@ -96,6 +92,8 @@ def pod_policy(settings: Settings) -> PodPolicy | None:
         store_secret=settings.store_secret,
         upload_grace_seconds=settings.upload_grace_seconds,
         run_as_user=settings.run_as_user,
+        direct_output=settings.direct_output,
+        direct_output_except=frozenset(settings.direct_output_except),
     )
 
 
@@ -426,7 +424,7 @@ async def _stored_report(ctx: Context, namespace: str, pod: JSON | None) -> Runn
     return await asyncio.to_thread(fetch)
 
 
-async def release_job(ctx: Context, namespace: str, name: str) -> Outcome:
+async def release_job(ctx: Context, namespace: str, name: str, uid: str) -> Outcome:
     """A deleted Job's last step: its pod stopped, then its files removed (`job_files`).
 
     Held by the Job's finalizer, so the name is free for a new Job only once the old outputs
@@ -434,11 +432,21 @@ async def release_job(ctx: Context, namespace: str, name: str) -> Outcome:
     outputs to the same stable paths instead of failing on immutable ones. A user who wants to
     keep an output copies it first (``bx cp``: an alias, no bytes copied, no quota). A running
     pod is stopped first, because it could still upload into the folder being emptied.
+
+    Only for the Job of `uid`: a deletion event of an old Job can be delivered again after its
+    finalizer is gone (a watch's late or replayed event) while a new Job of the same name runs.
+    The old Job's release was then done already, and the pod and files under its name are the
+    new Job's (CI once saw such a replay delete a new job's pod after its exit 0: PodLost).
     """
     outcome = Outcome()
     async with ctx.locks.hold(_key(namespace, name)):
+        current = await ctx.kube.get_object(PLURAL, namespace, name)
+        if current is None or (current.get("metadata") or {}).get("uid") != uid:
+            return outcome  # released before its finalizer went (or bypassed: see _create_pod)
         ctx.wakeups.cancel(_key(namespace, name))
         pod = await ctx.kube.get_pod(namespace, pod_name(name))
+        if pod is not None and not owned_by(pod, JobRef(name, namespace, uid)):
+            pod = None  # an older namesake's, left to the garbage collector
         # A finished pod uploads nothing more (the garbage collector removes it with the Job).
         if pod is not None and _grace_left(pod) > STOP_GRACE_SECONDS:
             # Deleted now rather than by the garbage collector after the Job: a new Job of

@@ -30,7 +30,6 @@ What the idle sidecar holds depends on the plan's ``outputFiles``:
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -82,13 +81,18 @@ class _Preload:
 
 
 def _run(step: str, plan_path: Path, files: Any = None) -> int:
-    from batchx.planning.job_pod import Outcome, RunnerReport  # noqa: PLC0415
-    from batchx.runner.stage import Dirs, Plan, StageError, stage_in, stage_out  # noqa: PLC0415
+    from batchx.planning.job_protocol import (  # noqa: PLC0415
+        Outcome,
+        PlanError,
+        RunnerReport,
+        StagingPlan,
+    )
+    from batchx.runner.stage import Dirs, StageError, stage_in, stage_out  # noqa: PLC0415
     from batchx.store import open_store  # noqa: PLC0415
 
     failed = Outcome.INPUT_FAILED if step == "stage-in" else Outcome.UPLOAD_FAILED
     try:
-        plan = Plan.load(plan_path)
+        plan = StagingPlan.load(plan_path)
         dirs = Dirs(
             input=Path(os.environ.get("BATCHX_INPUT_DIR", "/batchx/input")), output=_output_dir()
         )
@@ -98,7 +102,7 @@ def _run(step: str, plan_path: Path, files: Any = None) -> int:
         else:
             with open_store() as store:
                 report = step_fn(plan, store.env(plan.environment), dirs)
-    except StageError as err:
+    except (StageError, PlanError) as err:
         report = RunnerReport(failed, message=str(err)[:2048])
     except Exception as err:  # anything else still gets a report, never a silent death
         report = RunnerReport(failed, message=f"{type(err).__name__}: {err}"[:2048])
@@ -131,11 +135,12 @@ def _stage_out(plan_path: Path) -> int:
     # GIL: until it is installed, a SIGTERM to PID 1 is dropped (the preStop nudge waits for it).
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    from batchx.planning.job_protocol import PlanError, StagingPlan  # noqa: PLC0415 - stdlib only
+
     try:
-        plan = json.loads(plan_path.read_text())
-        lists_files = bool(plan.get("outputFiles", True))
-        environment = str(plan["environment"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        plan = StagingPlan.load(plan_path)
+        lists_files, environment = plan.output_files, plan.environment
+    except PlanError:
         lists_files, environment = True, ""  # the step itself reports the broken plan
     preload = _Preload(environment) if lists_files and environment else None
     _say("stage-out waiting for the job to end (SIGTERM)")

@@ -2,8 +2,9 @@
 
 The stage-out sidecar of a job whose output schema lists no file uses nothing else: it reads
 the output, reports it, and never imports the store, boto3 or pydantic (`batchx.runner.__main__`).
-The report's format is `batchx.planning.job_pod.RunnerReport.to_json`'s (a unit test holds them
-together).
+The report's format is `batchx.planning.job_protocol.RunnerReport.to_json`'s (a unit test holds them
+together). `parse_output` is shared with the operator: a job on the direct path (no stage-out
+container, `batchx.planning.direct_output`) has its output.json judged by the same words.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_OUTPUT_BYTES",
     "invalid_report",
+    "parse_output",
     "read_output",
     "uploaded_report",
 ]
@@ -52,6 +54,11 @@ def read_output(path: Path) -> dict[str, Any] | str:
         raw = source.read(MAX_OUTPUT_BYTES + 1)
     if len(raw) > MAX_OUTPUT_BYTES:
         return f"{_SHOWN} is larger than 4 MiB"
+    return parse_output(raw)
+
+
+def parse_output(raw: bytes | str) -> dict[str, Any] | str:
+    """The output document in `raw` (output.json's content), or why it is unusable."""
     try:
         document = json.loads(
             raw, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_unique_keys

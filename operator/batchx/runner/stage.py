@@ -1,4 +1,5 @@
-"""The runner's two steps: stage a job's inputs in, and its outputs out (design: planning.job_pod).
+"""The runner's two steps: stage a job's inputs in, and its outputs out (design: planning.job_pod;
+the plan and report: planning.job_protocol).
 
 Both work on local directories and an environment's file system (`EnvFiles`), so they are tested
 without a cluster; `batchx.runner.__main__` binds them to the Pod's paths, the plan file, the
@@ -26,50 +27,23 @@ from typing import Any
 
 from batchx.domain.paths import BX_SCHEME, BxPathError, parse_bx_path
 from batchx.domain.validation import FileMode, FileRef, compile_schema, rewrite_files
-from batchx.planning.job_pod import INPUT_DIR, OUTPUT_DIR, Outcome, RunnerReport
+from batchx.planning.job_protocol import (
+    INPUT_DIR,
+    OUTPUT_DIR,
+    Outcome,
+    RunnerReport,
+    StagingPlan,
+)
 from batchx.runner.output import MAX_MESSAGE_BYTES, read_output
 from batchx.store import EnvFiles, StoreError
 
-__all__ = ["MAX_MESSAGE_BYTES", "Dirs", "Plan", "StageError", "stage_in", "stage_out"]
+__all__ = ["MAX_MESSAGE_BYTES", "Dirs", "StageError", "stage_in", "stage_out"]
 
 _WORKERS = 8
 
 
 class StageError(Exception):
     """A step failed in a way the report explains (message for the job's status)."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The staging plan (see `batchx.planning.job_pod.staging_plan`)."""
-
-    job: str
-    environment: str
-    input: dict[str, Any]
-    files: tuple[tuple[str, str], ...]  # (bx:// path, container path)
-    input_files: tuple[tuple[tuple[str | int, ...], str], ...]  # (JSON pointer, container path)
-    output_schema: dict[str, Any]
-    output_prefix: str
-    result_path: str
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Plan:
-        if data.get("version") != 1:
-            raise StageError(f"unsupported staging plan version {data.get('version')!r}")
-        return cls(
-            job=str(data["job"]),
-            environment=str(data["environment"]),
-            input=dict(data["input"]),
-            files=tuple((str(f["bx"]), str(f["local"])) for f in data["files"]),
-            input_files=tuple((tuple(f["pointer"]), str(f["local"])) for f in data["inputFiles"]),
-            output_schema=dict(data["outputSchema"]),
-            output_prefix=str(data["outputPrefix"]),
-            result_path=str(data["resultPath"]),
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> Plan:
-        return cls.from_json(json.loads(path.read_text()))
 
 
 @dataclass(frozen=True)
@@ -89,7 +63,7 @@ class Dirs:
 # ---------------------------------------------------------------------------------- stage-in
 
 
-def stage_in(plan: Plan, files: EnvFiles, dirs: Dirs) -> RunnerReport:
+def stage_in(plan: StagingPlan, files: EnvFiles, dirs: Dirs) -> RunnerReport:
     """Download every input file and folder, then write input.json with local paths.
 
     input.json is written last (atomically), so its presence means every file is in place.
@@ -142,14 +116,14 @@ def _download(files: EnvFiles, relative: str, dest: Path) -> int | str:
         return str(err)
 
 
-def _pointer_refs(plan: Plan) -> list[FileRef]:
+def _pointer_refs(plan: StagingPlan) -> list[FileRef]:
     return [FileRef("", pointer, "", local) for pointer, local in plan.input_files]
 
 
 # --------------------------------------------------------------------------------- stage-out
 
 
-def stage_out(plan: Plan, files: EnvFiles, dirs: Dirs) -> RunnerReport:
+def stage_out(plan: StagingPlan, files: EnvFiles, dirs: Dirs) -> RunnerReport:
     """Upload the files output.json lists and report the output with bx:// paths.
 
     No output.json is an empty output (the operator validates it against the schema). A file
@@ -239,7 +213,7 @@ def _walk(folder: Path) -> Iterator[tuple[str, Path]]:
                 yield path.relative_to(folder).as_posix(), path
 
 
-def _upload(files: EnvFiles, plan: Plan, relative: str, local: Path) -> int:
+def _upload(files: EnvFiles, plan: StagingPlan, relative: str, local: Path) -> int:
     path = plan.output_prefix + relative
     try:
         # Opened without following links: the file could have been swapped for one since.
