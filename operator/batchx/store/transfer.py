@@ -136,6 +136,9 @@ def commit(
     without a read. A wrong claim costs nothing but the read it tried to spare: the create-only
     write fails and the count is compared-and-swapped as usual."""
     backend = _s3(files)
+    # The writer lease before the blobs are verified: no collection can run between "it is
+    # there" and "it is counted" (batchx.store.leases), as for every writer.
+    files.store.writer_lease()
     digests = sorted({item.digest for item in items})
     sizes = dict(
         zip(
