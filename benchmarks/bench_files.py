@@ -162,7 +162,17 @@ class Bed:
         s3bed.stop(self.server)
 
 
+def fresh_content(big: Path, small: list[Path], r: int) -> None:
+    """New bytes for this round (the store deduplicates across environments: a round that sent
+    the last round's content again would move nothing)."""
+    with big.open("r+b") as out:
+        out.write(f"round {r:08d} {uuid.uuid4()}".encode())
+    for p in small:
+        p.write_bytes(f"small file {p.name} round {r} {uuid.uuid4()}\n".encode() * 8)
+
+
 def one_round(bed: Bed, r: int, big: Path, small: list[Path], work: Path) -> dict[str, float]:
+    fresh_content(big, small, r)
     files = RemoteFiles(bed.kube, f"bench-{r}")  # type: ignore[arg-type]
     key, out = f"raw/{r}/big.bin", work / "out.bin"
     row = {
