@@ -66,13 +66,18 @@ class FrontProxy:
             names("requestheader-extra-headers-prefix", ["X-Remote-Extra-"]),
         )
 
-    def identity(self, request: web.Request) -> Identity:
-        """The forwarded user; ApiRefusal 401 unless the peer is the front proxy."""
+    def verify_peer(self, request: web.Request) -> None:
+        """ApiRefusal 401 unless the peer is the front proxy (its certificate, for an allowed
+        name; the TLS layer already checked the front-proxy CA signed it)."""
         peer = request.transport.get_extra_info("peercert") if request.transport else None
         subject = dict(pair for rdn in (peer or {}).get("subject", ()) for pair in rdn)
         common_name = subject.get("commonName")
         if common_name is None or (self.allowed_names and common_name not in self.allowed_names):
             raise ApiRefusal(401, "Unauthorized", "not called by the kube-apiserver's front proxy")
+
+    def identity(self, request: web.Request) -> Identity:
+        """The forwarded user; ApiRefusal 401 unless the peer is the front proxy."""
+        self.verify_peer(request)
         user = next((request.headers[h] for h in self.user_headers if h in request.headers), "")
         if not user:
             raise ApiRefusal(401, "Unauthorized", "the front proxy forwarded no user")
@@ -124,7 +129,8 @@ def app(ctx: Context, proxy: FrontProxy) -> web.Application:
         return who, namespace
 
     async def discovery(request: web.Request) -> web.Response:
-        proxy.identity(request)
+        # The aggregator's availability check asks this as itself, without a forwarded user.
+        proxy.verify_peer(request)
         return web.json_response(_discovery())
 
     async def listing(request: web.Request) -> web.Response:
