@@ -186,6 +186,19 @@ def served(
             "subsets": [{"addresses": [{"ip": GATEWAY}], "ports": [{"port": port}]}],
         },
     )
+    # Both shapes of a Service's endpoints, whichever the aggregator's resolver reads.
+    client.DiscoveryV1Api(kube_api).create_namespaced_endpoint_slice(
+        home,
+        {
+            "metadata": {
+                "name": "batchx-files-bed",
+                "labels": {"kubernetes.io/service-name": "batchx-files"},
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [GATEWAY], "conditions": {"ready": True}}],
+            "ports": [{"port": port, "protocol": "TCP", "name": ""}],
+        },
+    )
     registration = client.ApiregistrationV1Api(kube_api)
     registration.create_api_service(
         {
