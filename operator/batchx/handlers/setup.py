@@ -15,7 +15,7 @@ import kopf
 from aiohttp import web
 
 from batchx import metrics
-from batchx.clients.kube import Kube
+from batchx.clients.kube import Kube, KubeError
 from batchx.diffbase import DigestedDiffBase
 from batchx.handlers import files_api, readiness
 from batchx.reconcile import events, gc
@@ -104,7 +104,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if config.readiness_endpoint:
         memo["batchx-readiness"] = await readiness.serve(config.readiness_endpoint, memo)
     if config.files_api_address:
-        memo["batchx-files-api"] = await _serve_files_api(memo["batchx"], config)
+        try:
+            memo["batchx-files-api"] = await _serve_files_api(memo["batchx"], config)
+        except (OSError, ValueError, KubeError) as exc:  # jobs still run; `bx cp` cannot
+            logger.error("the files API (files.batchx.io) is not served: %s", exc)
     if config.store and config.gc_interval_seconds:
         url = config.store
         memo["batchx-gc"] = asyncio.create_task(
@@ -116,10 +119,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 async def _serve_files_api(ctx: Context, config: Settings) -> web.AppRunner:
     if not (config.files_api_cert and config.files_api_key and config.files_api_address):
-        raise kopf.PermanentError("filesApiAddress needs filesApiCert and filesApiKey")
+        raise ValueError("filesApiAddress needs filesApiCert and filesApiKey")
     found = await ctx.kube.get_config_map(*files_api.AUTH_CONFIG)
     if found is None:
-        raise kopf.PermanentError(
+        raise ValueError(
             f"no ConfigMap {'/'.join(files_api.AUTH_CONFIG)}: the API server serves no "
             "aggregated APIs"
         )
