@@ -61,6 +61,14 @@ class RemoteFiles:
         try:
             return self.kube.files(method, verb, self.name, suffix, body=body, query=list(query))
         except ApiError as exc:
+            if exc.status == 404 and "bx://" not in exc.message:  # the group is not served
+                raise StoreError(
+                    "this cluster serves no files API (files.batchx.io/v1alpha1: the BatchX "
+                    f"operator with filesApi.enabled); {exc.message}. Without a cluster, "
+                    "--store file:///DIR is the embedded local mode"
+                ) from None
+            if exc.status == 404:
+                raise NotFoundError(exc.message) from None
             raise StoreError(str(exc)) from None
 
     def _list(self, prefix: str, *flags: str) -> list[JSON]:
