@@ -129,7 +129,7 @@ class Caller:
             body=body,
             header_params={"Content-Type": "application/json", "Accept": "application/json"},
             auth_settings=["BearerToken"],
-            response_type="object",
+            response_types_map={200: "object", 201: "object"},
             _return_http_data_only=True,
         )
 
