@@ -96,6 +96,11 @@ def _available(api: client.ApiClient) -> bool:
     )
 
 
+def _grants_files(rbac: client.RbacAuthorizationV1Api, role: str) -> bool:
+    rules = rbac.read_cluster_role(role).rules or []
+    return any("files.batchx.io" in (rule.api_groups or []) for rule in rules)
+
+
 def _bind(
     rbac: client.RbacAuthorizationV1Api, namespace: str, role: str, subject: dict[str, Any]
 ) -> None:
@@ -165,7 +170,7 @@ def served(
     start_operator: StartOperator,
 ) -> Iterator[tuple[str, str]]:
     """The files API served and registered; yields two environment namespaces (A, B)."""
-    core = client.CoreV1Api(kube_api)
+    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
     home = f"bx-files-{uuid.uuid4().hex[:6]}"
     a, b = f"{home}-a", f"{home}-b"
     port = _free_port()
@@ -221,6 +226,12 @@ def served(
             "BATCHX_FILES_API_KEY": str(key),
         }
         with start_operator(**settings):
+            for role in ("viewer", "member", "admin"):  # the aggregated roles took the new rules
+                eventually(
+                    lambda r=role: _grants_files(rbac, f"batchx-{r}"),
+                    timeout=30,
+                    what=f"batchx-{role} aggregating the files rules",
+                )
             eventually(
                 lambda: _available(kube_api), timeout=60, what=f"APIService {APISERVICE} Available"
             )
