@@ -36,6 +36,20 @@ STORAGE_BYTES = Gauge(
     ["environment"],
 )
 
+GC_RUNS = Counter(
+    "batchx_store_gc_runs_total",
+    "Garbage collections of the store's unreferenced blobs, by result (ok, busy, error)",
+    ["result"],
+)
+GC_RECLAIMED_BYTES = Counter(
+    "batchx_store_gc_reclaimed_bytes_total",
+    "Bytes of unreferenced blobs the store's garbage collection deleted",
+)
+GC_LAST_RUN = Gauge(
+    "batchx_store_gc_last_run_timestamp_seconds",
+    "When the last successful garbage collection of the store finished (Unix time)",
+)
+
 JOBS = Gauge(
     "batchx_jobs",
     "Jobs of an environment by state (counted at each environment reconcile; QUEUED is the "

@@ -151,6 +151,30 @@ class Settings(_Model):
     run_as_user: int | None = Field(
         1000, ge=1, description="runAsUser: uid (and gid) of every container of a job Pod"
     )
+    gc_interval_seconds: int = Field(
+        86400,
+        ge=0,
+        description="gcIntervalSeconds: how often the operator collects the store's "
+        "unreferenced blobs (batchx.reconcile.gc); 0: never",
+    )
+    gc_grace_seconds: int = Field(
+        3600,
+        ge=0,
+        description="gcGraceSeconds: unreferenced blobs younger than this are kept, a second "
+        "guard besides the leases for uploads about to be named (keep it above the longest "
+        "pause a writer may have)",
+    )
+    files_api_address: str | None = Field(
+        None,
+        description="filesApiAddress: HOST:PORT the files API (files.batchx.io, an aggregated "
+        "API) listens on over TLS; None: not served (the chart sets 0.0.0.0:8443)",
+    )
+    files_api_cert: str | None = Field(
+        None, description="filesApiCert: the files API's serving certificate (PEM file)"
+    )
+    files_api_key: str | None = Field(
+        None, description="filesApiKey: the files API's serving key (PEM file)"
+    )
     direct_output: bool = Field(
         True,
         description="directOutput: a job whose output schema lists no file gets no stage-out "

@@ -62,11 +62,25 @@ def test_values_schema_refuses_bad_values_with_the_path() -> None:
     assert "gpuHour" in out.stderr
 
 
+def _services(*sets: str) -> set[str]:
+    return {d["metadata"]["name"] for d in render(*sets) if d["kind"] == "Service"}
+
+
 def test_metrics_toggle_removes_the_service() -> None:
-    kinds_on = {d["kind"] for d in render()}
-    kinds_off = {d["kind"] for d in render("metrics.enabled=false")}
-    assert "Service" in kinds_on
-    assert "Service" not in kinds_off
+    assert "batchx-operator-metrics" in _services()
+    assert "batchx-operator-metrics" not in _services("metrics.enabled=false")
+
+
+def test_files_api_toggle_removes_its_apiservice_and_service() -> None:
+    on = {d["kind"] for d in render()}
+    assert "APIService" in on
+    assert "batchx-operator-files" in _services()
+    off = render("filesApi.enabled=false")
+    assert "APIService" not in {d["kind"] for d in off}
+    assert "batchx-operator-files" not in _services("filesApi.enabled=false")
+    [deployment] = [d for d in off if d["kind"] == "Deployment"]
+    env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "BATCHX_FILES_API_ADDRESS" not in env
 
 
 def test_api_server_accepts_the_chart_and_its_pod_meets_restricted_security(

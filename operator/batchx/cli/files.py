@@ -1,9 +1,14 @@
 """`bx cp`, `bx ls`, `bx rm`: the environment's file system from the command line.
 
-Where the store is: `--store URL` or `$BATCHX_STORE` (`s3://BUCKET[/PREFIX]?endpoint=URL` or
-`file:///DIR`; default: a local directory under ~/.local/share/batchx/store). S3 credentials
-come from boto3's usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws);
-they are never written into a custom resource. The environment is `--env/-e` or $BATCHX_ENV.
+On a cluster (the default): through the operator's files API (`batchx.client.files`), with
+nothing but the user's kubeconfig; the cluster's RBAC decides (viewers read, members also copy
+in, admins also remove) and the bytes go straight to and from S3 with presigned URLs. No store
+credentials on the user's machine.
+
+The embedded mode, for development and a single user without a cluster: `--store URL` or
+`$BATCHX_STORE` (`file:///DIR`, a local directory; `s3://BUCKET[/PREFIX]?endpoint=URL` talks to
+a bucket directly with boto3's credentials, for administrators). The environment is `--env/-e`,
+$BATCHX_ENV, or the kubeconfig context's namespace.
 
 Folder semantics (like rsync with a trailing slash): copying a folder copies its *contents*
 into the destination folder, keeping relative paths. Patterns (`?`, `*`, `**`; quote them so
@@ -19,7 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -29,8 +34,11 @@ from batchx.domain.paths import BX_SCHEME
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
+    from batchx.client.files import RemoteFiles
     from batchx.store import EnvFiles, Outcome, Store
     from batchx.store.fs import Entry
+
+    Files = EnvFiles | RemoteFiles
 
 # The store (boto3 behind it) and rich are imported inside the commands: `bx --help` must not
 # pay for them (see batchx.cli.common).
@@ -41,7 +49,11 @@ EnvOption = Annotated[
 ]
 StoreOption = Annotated[
     str | None,
-    typer.Option("--store", envvar="BATCHX_STORE", help="Store URL (default $BATCHX_STORE)."),
+    typer.Option(
+        "--store",
+        envvar="BATCHX_STORE",
+        help="Embedded mode: a store URL (file:///DIR) instead of the cluster's files API.",
+    ),
 ]
 PROGRESS_MIN_BYTES = 8 << 20
 
@@ -148,7 +160,7 @@ def _walk(root: Path) -> Iterator[Path]:
             yield Path(dirpath) / name
 
 
-def _upload(files: EnvFiles, sources: list[str], dest: str, jobs: int, tally: Tally) -> None:
+def _upload(files: Files, sources: list[str], dest: str, jobs: int, tally: Tally) -> None:
     """One batch through `EnvFiles.put_files`: existence by listing, quota and usage once per
     batch of files, per file only the blob and its two small index records."""
     from batchx.store import LocalFile, StoreError  # noqa: PLC0415
@@ -190,7 +202,7 @@ def _count(tally: Tally, outcome: Outcome, sent: int) -> None:
         tally.deduplicated += 1
 
 
-def plan_remote(files: EnvFiles, source: str) -> list[tuple[str, str]]:
+def plan_remote(files: Files, source: str) -> list[tuple[str, str]]:
     """(bx relative path, path relative to the destination folder) for one bx:// source."""
     from batchx.store import StoreError  # noqa: PLC0415
     from batchx.store.patterns import has_wildcards, literal_prefix  # noqa: PLC0415
@@ -208,7 +220,7 @@ def plan_remote(files: EnvFiles, source: str) -> list[tuple[str, str]]:
     return found
 
 
-def _is_single(files: EnvFiles, sources: list[str]) -> bool:
+def _is_single(files: Files, sources: list[str]) -> bool:
     from batchx.store.patterns import has_wildcards  # noqa: PLC0415
 
     rel = _rel(sources[0])
@@ -221,7 +233,7 @@ def _is_single(files: EnvFiles, sources: list[str]) -> bool:
     )
 
 
-def _download(files: EnvFiles, sources: list[str], dest: Path, jobs: int, tally: Tally) -> None:
+def _download(files: Files, sources: list[str], dest: Path, jobs: int, tally: Tally) -> None:
     from batchx.store import StoreError  # noqa: PLC0415
 
     pairs = [pair for s in sources for pair in plan_remote(files, s)]
@@ -243,7 +255,7 @@ def _download(files: EnvFiles, sources: list[str], dest: Path, jobs: int, tally:
         list(pool.map(one, [e.path for e in entries]))
 
 
-def _alias(files: EnvFiles, sources: list[str], dest: str, tally: Tally) -> None:
+def _alias(files: Files, sources: list[str], dest: str, tally: Tally) -> None:
     from batchx.store import StoreError  # noqa: PLC0415
 
     target = _rel(dest)
@@ -295,7 +307,7 @@ def ls(
             refuse(str(exc))
 
 
-def _print_listing(files: EnvFiles, names: list[str], long: bool) -> None:
+def _print_listing(files: Files, names: list[str], long: bool) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(box=None, show_header=False, pad_edge=False)
@@ -347,7 +359,7 @@ def rm(
         raise typer.Exit(1)
 
 
-def _rm_targets(files: EnvFiles, rel: str, recursive: bool) -> list[str]:
+def _rm_targets(files: Files, rel: str, recursive: bool) -> list[str]:
     from batchx.store import StoreError  # noqa: PLC0415
     from batchx.store.patterns import has_wildcards  # noqa: PLC0415
 
@@ -368,25 +380,46 @@ def _rm_targets(files: EnvFiles, rel: str, recursive: bool) -> list[str]:
 
 
 class open_env:
-    """Open the store and the environment; closes (releasing the writer lease) on exit."""
+    """The environment's files: the cluster's files API, or with a store URL the embedded mode;
+    closes the connection (and the embedded store's writer lease) on exit."""
 
     def __init__(self, env: str | None, store: str | None) -> None:
         from batchx.store import StoreError, open_store  # noqa: PLC0415
 
-        self.store: Store
-        if not env:
-            refuse("no environment: pass --env/-e or set BATCHX_ENV")
-        try:
-            self.store = open_store(store)
-            self.files = self.store.env(env or "")
-        except StoreError as exc:
-            refuse(str(exc))
+        self.store: Store | None = None
+        self.kube: Any = None
+        self.files: Files
+        if store:
+            if not env:
+                refuse("no environment: pass --env/-e or set BATCHX_ENV")
+            try:
+                self.store = open_store(store)
+                self.files = self.store.env(env or "")
+            except StoreError as exc:
+                refuse(str(exc))
+            return
+        from batchx.client import ClientError  # noqa: PLC0415
+        from batchx.client.files import RemoteFiles  # noqa: PLC0415
+        from batchx.client.kube import Kube  # noqa: PLC0415
 
-    def __enter__(self) -> EnvFiles:
+        try:
+            self.kube = Kube.connect()
+        except ClientError as exc:
+            refuse(f"{exc} (or use --store for the embedded local mode)")
+        chosen = env or self.kube.namespace
+        if not chosen:
+            self.kube.close()
+            refuse("no environment: pass --env/-e, set BATCHX_ENV or the context's namespace")
+        self.files = RemoteFiles(self.kube, chosen)
+
+    def __enter__(self) -> Files:
         return self.files
 
     def __exit__(self, *_: object) -> None:
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
+        if self.kube is not None:
+            self.kube.close()
 
 
 class _progress:

@@ -89,6 +89,35 @@ class Kube:
             host = self.api.configuration.host
             raise Unreachable(f"cannot reach the Kubernetes API at {host}: {exc}") from None
 
+    # -- the operator's files API (files.batchx.io, an aggregated API) -----------------------
+
+    def files(
+        self,
+        method: str,
+        verb: str,
+        namespace: str,
+        suffix: str = "",
+        *,
+        body: JSON | None = None,
+        query: list[tuple[str, str]] | None = None,
+    ) -> JSON:
+        """One call of the files API (`batchx.client.files`); errors as for every call."""
+        result: JSON = self._call(
+            verb,
+            "files.batchx.io/files",
+            namespace,
+            self.api.call_api,
+            f"/apis/files.batchx.io/v1alpha1/namespaces/{namespace}/files{suffix}",
+            method,
+            query_params=query or [],
+            body=body,
+            header_params={"Content-Type": "application/json", "Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            response_types_map={200: "object", 201: "object"},
+            _return_http_data_only=True,
+        )
+        return result
+
     # -- batchx custom resources -------------------------------------------------------------
 
     def get(self, plural: str, namespace: str, name: str) -> JSON:

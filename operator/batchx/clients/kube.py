@@ -183,6 +183,7 @@ class Kube:
         self.core = client.CoreV1Api(api)
         self.rbac = client.RbacAuthorizationV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.authorization = client.AuthorizationV1Api(api)
 
     @classmethod
     async def connect(
@@ -332,6 +333,11 @@ class Kube:
         if grace_seconds is not None:
             kwargs["grace_period_seconds"] = grace_seconds
         await self._delete(self.core.delete_namespaced_pod, name, namespace, **kwargs)
+
+    async def review_access(self, body: JSON) -> JSON:
+        """Create a SubjectAccessReview; its `status` says whether the subject may act."""
+        result: JSON = await self._call(self.authorization.create_subject_access_review, body)
+        return result
 
     async def record_event(self, body: JSON) -> None:
         """Create the Event `body`, or count one more of it when an Event of its name exists.

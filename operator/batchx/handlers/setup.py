@@ -5,6 +5,7 @@ missing (`Settings.jobs_unavailable`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -14,10 +15,10 @@ import kopf
 from aiohttp import web
 
 from batchx import metrics
-from batchx.clients.kube import Kube
+from batchx.clients.kube import Kube, KubeError
 from batchx.diffbase import DigestedDiffBase
-from batchx.handlers import readiness
-from batchx.reconcile import events
+from batchx.handlers import files_api, readiness
+from batchx.reconcile import events, gc
 from batchx.reconcile.context import Context, Outcome
 from batchx.settings import Settings
 from batchx.store.config import open_store
@@ -108,6 +109,33 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         logger.error("%s", unavailable)
     if config.readiness_endpoint:
         memo["batchx-readiness"] = await readiness.serve(config.readiness_endpoint, memo)
+    if config.files_api_address:
+        try:
+            memo["batchx-files-api"] = await _serve_files_api(memo["batchx"], config)
+        except (OSError, ValueError, KubeError) as exc:  # jobs still run; `bx cp` cannot
+            logger.error("the files API (files.batchx.io) is not served: %s", exc)
+    if config.store and config.gc_interval_seconds:
+        url = config.store
+        memo["batchx-gc"] = asyncio.create_task(
+            gc.run_forever(
+                lambda: open_store(url), config.gc_interval_seconds, config.gc_grace_seconds
+            )
+        )
+
+
+async def _serve_files_api(ctx: Context, config: Settings) -> web.AppRunner:
+    if not (config.files_api_cert and config.files_api_key and config.files_api_address):
+        raise ValueError("filesApiAddress needs filesApiCert and filesApiKey")
+    found = await ctx.kube.get_config_map(*files_api.AUTH_CONFIG)
+    if found is None:
+        raise ValueError(
+            f"no ConfigMap {'/'.join(files_api.AUTH_CONFIG)}: the API server serves no "
+            "aggregated APIs"
+        )
+    proxy = files_api.FrontProxy.from_config_map(found.get("data") or {})
+    return await files_api.serve(
+        ctx, proxy, config.files_api_address, config.files_api_cert, config.files_api_key
+    )
 
 
 @kopf.on.cleanup()
@@ -116,9 +144,15 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if isinstance(ctx, Context):
         ctx.wakeups.close()
         await ctx.kube.close()
-    readiness = memo.get("batchx-readiness")
-    if isinstance(readiness, web.AppRunner):
-        await readiness.cleanup()
+    collector = memo.get("batchx-gc")
+    if isinstance(collector, asyncio.Task):
+        collector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collector
+    for served in ("batchx-readiness", "batchx-files-api"):
+        runner = memo.get(served)
+        if isinstance(runner, web.AppRunner):
+            await runner.cleanup()
 
 
 @kopf.on.probe(id="ready")

@@ -92,8 +92,13 @@ class S3Settings:
     16 MiB x 4 beat 8 MiB x 7 and 32 MiB x 3; more buffers only add memory."""
 
 
-def _code(err: ClientError) -> str:
+def error_code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def missing(code: str) -> bool:
+    """The error code of an absent key."""
+    return code in _MISSING
 
 
 class S3Backend:
@@ -117,6 +122,7 @@ class S3Backend:
         if settings.endpoint:
             s3_options["addressing_style"] = "path"
         config = Config(
+            signature_version="s3v4",  # also for presigned URLs (batchx.store.presign)
             max_pool_connections=max(32, settings.workers * 2),
             retries={"mode": "standard", "max_attempts": 5},
             s3=s3_options,
@@ -128,12 +134,16 @@ class S3Backend:
     def _k(self, key: str) -> str:
         return self._root + key
 
+    def key(self, key: str) -> str:
+        """The bucket key of store key `key` (under the store's prefix)."""
+        return self._root + key
+
     # -- small objects ----------------------------------------------------------------------
     def get(self, key: str) -> tuple[bytes, str] | None:
         try:
             resp = self.client.get_object(Bucket=self.bucket, Key=self._k(key))
         except ClientError as err:
-            if _code(err) in _MISSING:
+            if error_code(err) in _MISSING:
                 return None
             raise
         return resp["Body"].read(), resp["ETag"]
@@ -149,7 +159,9 @@ class S3Backend:
         try:
             resp = self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, **extra)
         except ClientError as err:
-            if _code(err) in _PRECONDITION or (if_match is not None and _code(err) in _MISSING):
+            if error_code(err) in _PRECONDITION or (
+                if_match is not None and error_code(err) in _MISSING
+            ):
                 raise PreconditionFailed(key) from None
             raise
         return resp["ETag"]
@@ -182,7 +194,7 @@ class S3Backend:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._k(blob_key(digest)))
         except ClientError as err:
-            if _code(err) in _MISSING:
+            if error_code(err) in _MISSING:
                 return None
             raise
         meta = head.get("Metadata", {})
@@ -220,7 +232,7 @@ class S3Backend:
                 ChecksumSHA256=base64.b64encode(raw).decode(),
             )
         except ClientError as err:
-            if _code(err) in _PRECONDITION:
+            if error_code(err) in _PRECONDITION:
                 return PutResult(digest, len(data), uploaded=False)  # already stored
             raise
         progress(len(data))
@@ -255,7 +267,7 @@ class S3Backend:
             )
         except ClientError as err:
             self.client.delete_object(Bucket=self.bucket, Key=self._k(data_key))
-            if _code(err) in _PRECONDITION:
+            if error_code(err) in _PRECONDITION:
                 return PutResult(digest, size, uploaded=False)
             raise
         return PutResult(digest, size, uploaded=True)
