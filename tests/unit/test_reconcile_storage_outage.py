@@ -9,6 +9,7 @@ import logging
 
 import pytest
 
+from batchx.domain.validation import FileRef
 from batchx.reconcile import storage
 from batchx.reconcile.context import Context
 from batchx.settings import Settings
@@ -29,5 +30,24 @@ def test_an_unreachable_store_leaves_the_figures_and_says_so(
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.getMessage() for r in warned] == [
         "storage of lab not synced: the store failed (could not connect to the store for lab)"
+    ]
+    assert warned[0].exc_info is None
+
+
+def test_an_unreachable_store_checks_no_input_file_and_says_so_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Was a warning with the botocore traceback at every admission pass of the campaign's
+    'store unreachable 60s' (the operator logged 15 tracebacks)."""
+    ctx = Context(settings=Settings.load({}), kube=None, store=Unreachable())  # type: ignore[arg-type]
+    ref = FileRef(
+        path="$.text", pointer=("text",), value="bx://texts/t0.txt", target="texts/t0.txt"
+    )
+    wanted = {"wc-0": [ref]}
+    assert asyncio.run(storage.missing_inputs(ctx, "lab", wanted)) == {}
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warned] == [
+        "input files of lab not checked: the store failed: ConnectionError: could not connect "
+        "to the store for lab"
     ]
     assert warned[0].exc_info is None

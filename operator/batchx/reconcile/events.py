@@ -16,7 +16,7 @@ import socket
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from batchx.clients.kube import NamespaceTerminating, NotFound
+from batchx.clients.kube import NamespaceTerminating, NotFound, Unavailable
 from batchx.planning.events import event_body
 from batchx.reconcile.context import Context, Notice
 
@@ -45,6 +45,14 @@ async def post(ctx: Context, notices: Iterable[Notice]) -> None:
         except (NamespaceTerminating, NotFound):
             # The object's namespace is being deleted (or gone): nobody will read the Event.
             logger.debug("event %s dropped: its namespace is going", notice.reason)
+        except Unavailable as err:  # an API server outage (make chaos): one line, no traceback
+            logger.warning(
+                "event %s %s on %s not posted: %s",
+                notice.reason,
+                notice.type,
+                body["involvedObject"]["name"],
+                err,
+            )
         except Exception:  # any other failure: the reconcile's work stands without its Event
             logger.warning(
                 "event %s %s on %s not posted",

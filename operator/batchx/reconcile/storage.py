@@ -78,9 +78,13 @@ async def missing_inputs(
 
     try:
         return await asyncio.to_thread(check)
-    except Exception:  # any backend failure (S3 unreachable, throttled): do not judge now
+    except Exception as err:  # any backend failure (S3 unreachable, throttled): do not judge now
+        # One line, not a traceback: a store outage is an expected fault (make chaos).
         logger.warning(
-            "input files of %s not checked: the store failed", environment, exc_info=True
+            "input files of %s not checked: the store failed: %s: %s",
+            environment,
+            type(err).__name__,
+            err,
         )
         return {}
 
