@@ -101,10 +101,10 @@ def main() -> int:  # noqa: PLR0915 - one script, set up, measured and torn down
             },
             workdir / "operator.log",
         )
-        create_environment(api, lab, examples[0])
-        for body in (examples[1].image_object(lab), pipeline.image_object(lab)):
+        create_environment(api, lab, examples)
+        for body in (pipeline.image_object(lab),):
             custom.create_namespaced_custom_object(GROUP, VERSION, lab, "images", body)
-        for body in (examples[1].image_object(lab), pipeline.image_object(lab)):
+        for body in (pipeline.image_object(lab),):
             name = body["metadata"]["name"]
             wait(
                 f"Image {name} Ready",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from batchx import API_VERSION
+from batchx.planning.environment import child_selector
 from batchx.planning.job_identity import PIPELINE, TOKEN_DIR, TOKEN_SECONDS, JobOwner
 from batchx.planning.job_pod import JobRef, plan_pod
 from batchx.planning.job_protocol import JOB_CONTAINER
@@ -71,3 +72,12 @@ def test_the_policy_derives_the_parent_from_the_identity_prefix() -> None:
     }
     assert f":{PIPELINE.prefix}'" in policy["spec"]["matchConditions"][0]["expression"]
     assert f":{PIPELINE.prefix}'" in policy["spec"]["variables"][0]["expression"]
+
+
+def test_the_environment_does_not_take_the_identity_for_a_stale_member_binding() -> None:
+    # The Environment's reconcile deletes the RoleBindings its selector finds that are not a
+    # member's: on the test bed it removed the pipeline's binding (its create was Forbidden).
+    selector = dict(kv.split("=") for kv in child_selector("lab").split(","))
+    for body in (PIPELINE.service_account(OWNER), PIPELINE.role_binding(OWNER)):
+        found = body["metadata"]["labels"]
+        assert not all(found.get(k) == v for k, v in selector.items())

@@ -123,10 +123,9 @@ class Identity:
         return {
             "name": self.name(job.name),
             "namespace": job.namespace,
-            "labels": {
-                labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
-                labels.ENVIRONMENT: job.namespace,
-            },
+            # Not the environment's child labels (MANAGED_BY + ENVIRONMENT): the Environment's
+            # reconcile deletes every RoleBinding with those that is not a member's.
+            "labels": {labels.MANAGED_BY: labels.MANAGED_BY_VALUE, labels.LEDGER_JOB: job.name},
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,
