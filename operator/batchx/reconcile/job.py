@@ -170,22 +170,10 @@ async def _submitted(ctx: Context, job: JobRead, outcome: Outcome) -> None:
     """A new job shows ``SUBMITTED`` at once, not nothing until its admission pass is done.
 
     Written only on the job as read: if admission got there first (Conflict), its state stands.
-    A Conflict from anything else (Kopf's finalizer and annotations, written on a new job's
-    first events too) is read again and written again: without it, the job's first state shown
-    could be the admission pass's QUEUED, with no SUBMITTED before it.
     """
-    for _ in range(_ATTEMPTS):
-        status = submitted_status(job.model, generation=job.ref.generation, now=datetime.now(UTC))
-        try:
-            await write_status(ctx, job, status, outcome)
-            return
-        except Stale:
-            body = await ctx.kube.get_object(PLURAL, job.ref.namespace, job.ref.name)
-            if body is None:
-                return
-            job = JobRead(body)
-            if job.state is not None or job.deleting:
-                return  # admission's state, or a deletion: it stands
+    status = submitted_status(job.model, generation=job.ref.generation, now=datetime.now(UTC))
+    with suppress(Stale):
+        await write_status(ctx, job, status, outcome)
 
 
 async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
