@@ -95,8 +95,14 @@ def job_bed(cluster: Cluster, pod_s3: s3bed.S3Server) -> JobBed:
 
 @pytest.fixture(scope="module")
 def jobs_operator(job_bed: JobBed, kubeconfig: str, batchx_crds: list[str]) -> Iterator[KopfRunner]:
+    yield from run_jobs_operator(job_bed, kubeconfig)
+
+
+def run_jobs_operator(job_bed: JobBed, kubeconfig: str, **settings: str) -> Iterator[KopfRunner]:
+    """The jobs' operator in this process, with `settings` (``BATCHX_...`` variables) added."""
     with pytest.MonkeyPatch.context() as patch:
-        for key, value in {"KUBECONFIG": kubeconfig, **job_bed.operator_env()}.items():
+        environment = {"KUBECONFIG": kubeconfig, **job_bed.operator_env(), **settings}
+        for key, value in environment.items():
             patch.setenv(key, value)
         args = ["run", "--all-namespaces", "--standalone", "-m", "batchx.handlers"]
         with KopfRunner(args, timeout=60) as runner:

@@ -6,10 +6,17 @@ the user's container, with the runner image's sidecar reading them), once throug
 stage-out path: the store-backed one (an output schema with a file field) and the storeless
 one (none). Each job must end INVALID_OUTPUT with the message the unit corpus promises, its
 charge for the run, and the sidecar must have reported (no crash, no hang until its grace).
+
+The storeless sidecar only runs with the operator's ``directOutput`` off: on the direct path (the
+default for an output that lists no file, `batchx.planning.direct_output`) the kubelet returns
+output.json itself, a file it mounts there (a folder or a pipe cannot be made at its path, and an
+output of 4096 bytes or more is refused by its size): tests/integration/test_job_direct_output.py.
+This module's operator runs with ``directOutput: false``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +24,7 @@ from kopf.testing import KopfRunner
 
 from testbed import images
 from tests.fixtures_cluster import Cluster
-from tests.fixtures_jobs import JobBed
+from tests.fixtures_jobs import JobBed, run_jobs_operator
 from tests.integration.bx import Bx, condition
 from tests.job_lab import Lab, make_env
 
@@ -85,6 +92,13 @@ CASES = [
     ("outside", NAME, "$.file: file reference '/etc/passwd'"),
     ("bx", NAME, "$.file: output file 'bx://texts/someone-elses.txt' is not under"),
 ]
+
+
+@pytest.fixture(scope="module")
+def jobs_operator(job_bed: JobBed, kubeconfig: str, batchx_crds: list[str]) -> Iterator[KopfRunner]:
+    """The jobs' operator (tests.fixtures_jobs) with the direct path off: every job gets a
+    stage-out sidecar, the storeless one for an output without files."""
+    yield from run_jobs_operator(job_bed, kubeconfig, BATCHX_DIRECT_OUTPUT="false")
 
 
 @pytest.fixture(scope="module")
