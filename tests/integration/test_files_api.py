@@ -143,7 +143,8 @@ class Caller:
     ) -> tuple[int, str]:
         with pytest.raises(ApiException) as caught:
             self.call(method, path, body, query)
-        return caught.value.status, str(caught.value.body)
+        status: dict[str, Any] = json.loads(caught.value.body)  # a Kubernetes Status
+        return caught.value.status, str(status.get("message"))
 
 
 def _put(url: str, data: bytes, headers: dict[str, str]) -> int:
