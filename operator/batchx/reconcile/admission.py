@@ -110,7 +110,10 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
         kube.get_cluster_object("environments", namespace), kube.list_objects(PLURAL, namespace)
     )
     jobs = [JobRead(b) for b in bodies]
-    waiting = [j for j in jobs if j.state in WAITING and not j.deleting]
+    # A job without a state yet is its own reconcile's to mark SUBMITTED before any pass
+    # decides it: a pass another job started would otherwise write QUEUED first (CI's
+    # test_job_events saw the SUBMITTED state and Event skipped).
+    waiting = [j for j in jobs if j.state in WAITING and j.state is not None and not j.deleting]
     if not waiting:
         return []
     now = datetime.now(UTC)

@@ -156,11 +156,10 @@ async def reconcile_job(
                 if attempt == _ATTEMPTS - 1:
                     outcome.retry_after, outcome.retry_reason = 1.0, str(exc)
     if admission and job.state is None:
-        # A new job: SUBMITTED is written while its admission pass runs, not before it (one
-        # round trip less to a cache hit's end). The write carries the version read here, so
-        # it lands only before the pass's own write, never over it.
-        _, admitted = await asyncio.gather(_submitted(ctx, job, outcome), admit(ctx, namespace))
-        merge(outcome, admitted)
+        # A new job: SUBMITTED first, then its admission pass, which only then sees it (passes
+        # leave jobs without a state alone), so SUBMITTED is always a job's first state.
+        await _submitted(ctx, job, outcome)
+        merge(outcome, await admit(ctx, namespace))
     elif admission and (ended or job.state in WAITING):
         merge(outcome, await admit(ctx, namespace))
     await pipeline.summarise(ctx, outcome)
