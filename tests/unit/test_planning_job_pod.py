@@ -591,6 +591,24 @@ def test_a_pod_the_kubelet_evicts_while_the_job_runs_fails_it_evicted() -> None:
     assert status.credits.charged > 0  # its 30 s ran
 
 
+def test_an_evicted_pod_whose_job_was_killed_fails_it_evicted_whatever_the_condition_says() -> None:
+    """The campaign's node pressure on the direct path (no stage-out): the job's exit 137 came
+    with the pod's Evicted reason but no DisruptionTarget time to compare it with."""
+    killed = pod().job_exited(137, end=T0 + seconds(30)).uploaded(None, at=T0 + seconds(30))
+    evicted = killed.finished("Failed", "Evicted", "The node was low on resource: memory.")
+    status = status_of(evicted, now=T0 + seconds(31))
+    assert (status.state, status.conditions[0].reason) == (JobState.FAILED, "Evicted")
+
+
+def test_a_job_killed_by_a_signal_waits_for_its_pod_s_end_to_be_judged() -> None:
+    """The kubelet can show the killed container before it marks the pod Evicted."""
+    killed = pod().job_exited(137, end=T0 + seconds(30))
+    assert status_of(killed, now=T0 + seconds(31)).state is JobState.UPLOADING_OUTPUT
+    ended = pod().job_exited(137, end=T0 + seconds(30)).uploaded(None, at=T0 + seconds(30))
+    final = status_of(ended.finished("Failed"), now=T0 + seconds(31))
+    assert (final.state, final.conditions[0].reason) == (JobState.FAILED, "ExitCode")
+
+
 def test_a_pod_evicted_between_the_jobs_end_and_its_upload_fails_it_evicted() -> None:
     cut = pod().job_exited(0, end=END).uploaded(None, at=END + seconds(5))
     status = status_of(cut.evicted(END + seconds(5)), now=DONE)

@@ -404,6 +404,10 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
         # ends a container in the eviction's second: only one that ended a second before it
         # ended by itself (and is judged by its end below).
         return _evicted(view, "while the job ran")
+    if view.reason == "Evicted" and view.job.exit_code in _KILLED:
+        # The kubelet says it evicted the pod and the job died of a signal: the eviction's kill,
+        # whatever the DisruptionTarget condition's time (or its absence) says.
+        return _evicted(view, "while the job ran")
     if view.stage_in.terminated and view.stage_in.exit_code != 0:
         report = parse_report(view.stage_in.message)
         detail = report.message if report else view.stage_in.message or view.stage_in.reason
@@ -435,6 +439,9 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
             f" (the job ends FAILED if no node takes it within its timeout of {timeout} s)",
         )
     return _Verdict(JobState.STARTING, "Admitted", "the pod is starting" + _waiting_on(view))
+
+
+_KILLED = frozenset({137, 143})  # 128 + SIGKILL, 128 + SIGTERM
 
 
 def _evicted(view: _PodView, when: str) -> _Verdict:
@@ -485,6 +492,15 @@ def _finished(view: _PodView, inputs: StatusInputs) -> _Verdict:
             "OOMKilled",
             f"the job exceeded its memory of {inputs.resources.memory_mb} MB (spec.memory) "
             "and was killed",
+            exit_code=code,
+        )
+    if code in _KILLED and not view.finished:
+        # Killed by a signal while the pod lives on: an eviction says so only with the pod's
+        # end (its reason and DisruptionTarget condition), so the verdict waits for it.
+        return _Verdict(
+            JobState.UPLOADING_OUTPUT,
+            "UploadingOutput",
+            f"the job's container was killed (exit {code}); waiting for its pod to end",
             exit_code=code,
         )
     warning = manifest.is_warning(code)
