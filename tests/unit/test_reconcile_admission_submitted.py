@@ -17,7 +17,7 @@ from batchx.reconcile.admission import admission_pass
 from batchx.reconcile.context import Context, Outcome
 from batchx.settings import Settings
 from batchx.store import open_store
-from tests.builders import DIGEST, manifest
+from tests.builders import PINNED, make_image
 
 JSON = dict[str, Any]
 NS = "lab"
@@ -50,17 +50,9 @@ class Api:
             "younger": job("younger", "2026-12-02T00:00:01Z", "SUBMITTED"),
         }
         self.raced, self.patches = raced, []
-        self.image = {
-            "metadata": {"name": "hello-1-0-0", "namespace": NS},
-            "spec": {
-                "image": f"registry.example/hello@{DIGEST}",
-                "manifest": manifest(name="tutorial/hello", version="1.0.0"),
-            },
-            "status": {
-                "coordinates": f"{NS}@tutorial/hello:1.0.0",
-                "conditions": [{"type": "Ready", "status": "True"}],
-            },
-        }
+        ready = [{"type": "Ready", "status": "True"}]
+        coordinates = f"{NS}@tutorial/hello:1.0.0"
+        self.image = make_image(namespace=NS).status(coordinates=coordinates, conditions=ready)
 
     async def get_cluster_object(self, plural: str, name: str) -> JSON:
         env = {"credits": 1e9, "quota": {"jobs": 1}}
@@ -68,7 +60,7 @@ class Api:
 
     async def list_objects(self, plural: str, namespace: str, *_: Any, **__: Any) -> list[JSON]:
         if plural == "images":
-            return [copy.deepcopy(self.image)]
+            return [self.image.build()]
         return copy.deepcopy(list(self.jobs.values()))
 
     async def list_all_namespaces(self, *_: Any, **__: Any) -> list[JSON]:
@@ -94,9 +86,7 @@ class Api:
 
 def run(api: Api, tmp_path: Path) -> list[str]:
     url = f"file://{tmp_path / 'store'}"
-    settings = Settings.load(
-        {"BATCHX_STORE": url, "BATCHX_RUNNER_IMAGE": f"registry.example/runner@{DIGEST}"}
-    )
+    settings = Settings.load({"BATCHX_STORE": url, "BATCHX_RUNNER_IMAGE": PINNED})
     with open_store(url) as store:
         ctx = Context(settings=settings, kube=api, store=store)  # type: ignore[arg-type]
         return asyncio.run(admission_pass(ctx, NS, Outcome()))
