@@ -117,9 +117,11 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
     if not waiting:
         return []
     now = datetime.now(UTC)
-    for job in waiting:
-        if job.state is None:
-            await _mark_submitted(ctx, job, outcome, now)
+    # SUBMITTED first for any job whose own reconcile has not written it yet; one that cannot
+    # be marked now is left to a later pass.
+    waiting = [j for j in waiting if j.state is not None or await _marked(ctx, j, outcome, now)]
+    if not waiting:
+        return []
     if env is None or (env.get("status") or {}).get("namespace") != namespace:
         # No ready Environment owns this namespace: the jobs wait, and are told why.
         for job in waiting:
@@ -175,22 +177,33 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
     return admitted
 
 
-async def _mark_submitted(ctx: Context, job: JobRead, outcome: Outcome, now: datetime) -> None:
-    """SUBMITTED first for a job this pass sees before its own reconcile wrote it.
+async def _marked(ctx: Context, job: JobRead, outcome: Outcome, now: datetime) -> bool:
+    """Write SUBMITTED for a job this pass sees before its own reconcile wrote it; False when
+    the job could not be marked (gone, or changed on every attempt).
 
     SUBMITTED is always a job's first state (a pass another job started once wrote QUEUED
     first: test_job_events), and the pass still decides every job in order (leaving such a
-    job out let a younger twin run first: test_caching). Written on the job as read; if its
-    own reconcile wrote it meanwhile, the job is taken as it is now.
+    job out let a younger twin run first: test_caching). Written on the job as read: a write
+    that meets a change (the job's own SUBMITTED, or Kopf's finalizer and annotations on a new
+    object) reads the job again and, while it still has no state, tries again.
     """
-    status = submitted_status(job.model, generation=job.ref.generation, now=now)
-    try:
-        await write_status(ctx, job, status, outcome)
-    except Stale:
-        fresh = await ctx.kube.get_object(PLURAL, job.namespace, job.name)
-        if fresh is not None:
+    for _ in range(_MARK_ATTEMPTS):
+        status = submitted_status(job.model, generation=job.ref.generation, now=now)
+        try:
+            return await write_status(ctx, job, status, outcome)
+        except Stale:
+            fresh = await ctx.kube.get_object(PLURAL, job.namespace, job.name)
+            if fresh is None:
+                return False
             job.body = fresh
-            job.__dict__.pop("model", None)  # its typed view is made again from the new body
+            for cached in ("model", "_listed_state"):  # the typed view and state, read again
+                job.__dict__.pop(cached, None)
+            if job.state is not None:
+                return True
+    return False
+
+
+_MARK_ATTEMPTS = 3
 
 
 def _pipelined(  # noqa: PLR0917 (one pass's context, passed through)
