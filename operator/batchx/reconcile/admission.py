@@ -195,9 +195,7 @@ async def _marked(ctx: Context, job: JobRead, outcome: Outcome, now: datetime) -
             fresh = await ctx.kube.get_object(PLURAL, job.namespace, job.name)
             if fresh is None:
                 return False
-            job.body = fresh
-            for cached in ("model", "_listed_state"):  # the typed view and state, read again
-                job.__dict__.pop(cached, None)
+            job.refresh(fresh)
             if job.state is not None:
                 return True
     return False

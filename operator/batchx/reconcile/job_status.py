@@ -82,6 +82,13 @@ class JobRead:
         except ValueError:  # not one of ours: as the typed view would read it
             return self.status.state
 
+    def refresh(self, body: JSON) -> None:
+        """Take `body` as the job now is (a write's answer, a re-read): the typed view and
+        the state are made again from it, on first use."""
+        self.body = body
+        for derived in ("model", "_listed_state"):
+            self.__dict__.pop(derived, None)
+
     @property
     def cache_key(self) -> str | None:
         """``status.admission.cacheKey``, read from the body (no typed view made)."""
@@ -143,10 +150,7 @@ async def write_status(
     except Conflict as exc:
         raise Stale(f"job {job.name} changed while being reconciled") from exc
     previous = job.status
-    job.body = updated
-    job.model = Job.model_validate(
-        {"spec": updated.get("spec") or {}, "status": updated.get("status")}
-    )
+    job.refresh(updated)
     metrics.job_state_changed(job.namespace, previous.state, status, job.created)
     parent = (job.meta.get("labels") or {}).get(PARENT)
     if parent and previous.state != status.state:
