@@ -66,6 +66,7 @@ from batchx.reconcile.job_status import (
     Stale,
     job_ref_body,
     merge,
+    unchanged,
     write_status,
 )
 from batchx.reconcile.provenance import plan_record
@@ -230,11 +231,11 @@ async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
         and (ends or status.state is JobState.CANCELLING)
         and _grace_left(pod) > STOP_GRACE_SECONDS
     )
-    unchanged = status.to_json() == job.status.to_json()
-    if not unchanged and decision.manifest.manifest.is_pipeline and (ends or stopping(status)):
+    same = unchanged(job, status)
+    if not same and decision.manifest.manifest.is_pipeline and (ends or stopping(status)):
         # Before the final write (see batchx.reconcile.pipeline): revoke, cancel children.
         await pipeline.finish(ctx, ref)
-    if not unchanged:
+    if not same:
         stuck = bool(status.conditions) and status.conditions[-1].reason == "Unschedulable"
         if not await write_status(ctx, job, status, outcome, warning=stuck):
             return False  # the job is gone: its pod goes with it
@@ -243,7 +244,7 @@ async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
         # a finished job (its pod ends by itself, or by activeDeadlineSeconds at the latest),
         # never a job whose pod it deleted without saying why (it would end PodLost).
         await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
-    return ends and not unchanged
+    return ends and not same
 
 
 async def _decision(ctx: Context, job: JobRead) -> Admitted | Refusal:

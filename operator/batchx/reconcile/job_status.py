@@ -4,11 +4,14 @@
 read with that read's resourceVersion (a decision made from a stale read is refused, `Stale`)
 and posts an Event when the state (or, for a job that is stuck, its reason) changes: one per
 transition, worded by `batchx.planning.events.job_event`, so a resync that writes nothing new
-says nothing.
+says nothing. A status that would change nothing once merged into the stored one is not sent at
+all (`batchx.planning.status_patch`): a restart's resume of every running job, its pods'
+listing events and each resync cost reads, not writes.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -21,7 +24,10 @@ from batchx.planning.job_admission import ImageCandidate, JobPolicy, Refusal, Re
 from batchx.planning.job_pod import JobRef
 from batchx.planning.kstatus import with_job_conditions
 from batchx.planning.labels import PARENT
+from batchx.planning.status_patch import status_changes
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
+
+logger = logging.getLogger(__name__)
 
 PLURAL = "jobs"
 WAITING = frozenset({None, JobState.SUBMITTED, JobState.QUEUED})
@@ -131,7 +137,8 @@ async def write_status(
     warning: bool = False,
 ) -> bool:
     """Write `status` if the job is still as read; post an Event when its state or reason
-    changes (a Warning for failures, and when `warning` says the job is stuck).
+    changes (a Warning for failures, and when `warning` says the job is stuck). A status that
+    changes nothing (`unchanged`) is not written: True, as if it had been.
 
     Admission writes go without the precondition: only the admission pass (serialised per
     environment) writes a waiting job's status, so a concurrent change can only be Kopf's
@@ -140,6 +147,10 @@ async def write_status(
     # Every write carries the conditions generic tools read (Ready, Reconciling, Stalled).
     status = with_job_conditions(status, generation=job.ref.generation, now=datetime.now(UTC))
     patch = status.to_json()
+    changes = status_changes(job.status.to_json(), patch)
+    if not changes:
+        return True
+    logger.debug("job %s/%s: status write changes %s", job.namespace, job.name, changes)
     version = str(job.meta.get("resourceVersion") or "") if precondition else ""
     try:
         updated = await ctx.kube.patch_status(
@@ -160,6 +171,12 @@ async def write_status(
         ref = job_ref_body(job.ref)
         outcome.notices.append(Notice(ref, news.type, news.reason, news.message, news.order))
     return True
+
+
+def unchanged(job: JobRead, status: JobStatus) -> bool:
+    """Whether writing `status` (as `write_status` would) leaves the job's status as it is."""
+    written = with_job_conditions(status, generation=job.ref.generation, now=datetime.now(UTC))
+    return not status_changes(job.status.to_json(), written.to_json())
 
 
 class Stale(Exception):
@@ -204,6 +221,7 @@ __all__ = [
     "job_ref_body",
     "merge",
     "same_wait",
+    "unchanged",
     "write_or_retry",
     "write_status",
 ]
