@@ -256,19 +256,25 @@ class StoreRestarted:
 
 @dataclass
 class PodDeleted:
-    """Delete a running job's Pod by hand: that job must end FAILED PodLost, the rest as usual."""
+    """Delete a running job's Pod by hand: that job must end FAILED PodDeleted, the rest as
+    usual.
 
-    victim: str = "nap-0"
+    The victim is a sleeper of its own that runs until its pod is deleted: a batch job (nap-0
+    naps 6 s) can end before the fault is injected, or never show RUNNING at all (a pod whose
+    container started and ended between two of the operator's looks goes from
+    DOWNLOADING_INPUT to UPLOADING_OUTPUT), and the batch then waited for it in vain.
+    """
+
+    victim: str = "delete-0"
     name: str = "a job's Pod deleted"
 
     def inject(self, run: Run) -> None:
+        victim = Case(self.victim, "sleeper", {"timeout": 150}, "FAILED", "PodDeleted", None)
+        run.cases.append(victim)
+        run.submit([victim])
         run.wait_for(f"{self.victim} running", lambda: run.job_in("RUNNING", names=(self.victim,)))
         run.bx.core.delete_namespaced_pod(f"bx-{self.victim}", run.env)
         run.recovered_marks.append(time.monotonic())
-        case = next(c for c in run.cases if c.name == self.victim)
-        run.expected[self.victim] = Case(
-            case.name, case.example, case.spec, "FAILED", "PodDeleted", exit_code=None
-        )
         run.say(f"deleted the pod of {self.victim}")
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from batchx.clients.kube import Conflict
+from batchx.models import JobState
 from batchx.planning.job_admission import Admit, admission_status
 from batchx.planning.job_pod import pod_name
 from batchx.planning.kstatus import with_job_conditions
@@ -282,3 +283,34 @@ def test_a_running_job_reconciled_by_a_restarted_operator_is_read_not_written(
     for _ in range(2):  # the restart's resume, then its listing's pod event
         restarted = Context(settings=settings, kube=kube)  # type: ignore[arg-type]
         assert reconcile(restarted) == ["get jobs", "get configmaps", "get pods"]
+
+
+def test_write_status_sends_only_a_change_and_logs_its_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same status planned again (its condition stamped anew) is not sent; a change is,
+    and the debug log names the fields it changes."""
+    from batchx.reconcile.context import Outcome  # noqa: PLC0415
+    from batchx.reconcile.job_status import JobRead, write_status  # noqa: PLC0415
+
+    model = make_bx_job("tutorial/hello:1.0.0").model()
+    earlier = datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
+    admitted = admission_status(
+        model, Admit(request_for(model, candidate("1.0.0"))), generation=1, now=earlier
+    )
+    stored = with_job_conditions(admitted, generation=1, now=earlier).to_json()
+    meta = {"name": "j", "namespace": "lab", "uid": "u-j", "generation": 1}
+    spec = model.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+    kube = JobKube({"metadata": {**meta, "resourceVersion": "1"}, "spec": spec, "status": stored})
+    ctx = Context(settings=Settings.load({}), kube=kube)  # type: ignore[arg-type]
+    job = JobRead(copy.deepcopy(kube.objects[("jobs", "j")]))
+    now = datetime.now(UTC)
+    stamped = [c.model_copy(update={"last_transition_time": now}) for c in admitted.conditions]
+    again = admitted.model_copy(update={"conditions": stamped})
+    caplog.set_level("DEBUG", logger="batchx.reconcile.job_status")
+    assert asyncio.run(write_status(ctx, job, again, Outcome())) is True
+    assert kube.calls == []
+    running = again.model_copy(update={"state": JobState.RUNNING})
+    assert asyncio.run(write_status(ctx, job, running, Outcome())) is True
+    assert kube.calls == ["patch jobs/status"]
+    assert "changes ['conditions', 'state']" in caplog.text
