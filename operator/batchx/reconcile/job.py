@@ -55,7 +55,8 @@ from batchx.planning.job_protocol import JOB_CONTAINER, RunnerReport, parse_repo
 from batchx.planning.job_record import Admitted, admitted, admitted_request
 from batchx.planning.kstatus import stale_job_conditions
 from batchx.planning.ledger import JobAccount
-from batchx.planning.pod_status import StatusInputs, plan_status, pod_finished, stage_out_report
+from batchx.planning.pod_status import StatusInputs, plan_status
+from batchx.planning.pod_view import pod_finished, stage_out_report
 from batchx.reconcile import events, pipeline
 from batchx.reconcile.admission import admission_pass, candidates, job_policy
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
