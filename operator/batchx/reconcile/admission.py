@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from batchx.clients.kube import KubeError
 from batchx.domain.coordinates import CoordinatesError, parse_coordinates
@@ -107,7 +109,7 @@ async def candidates(
 # ---------------------------------------------------------------------------- admission
 
 
-async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list[str]:
+async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list[AdmittedJob]:
     kube = ctx.kube
     env, bodies = await asyncio.gather(
         kube.get_cluster_object("environments", namespace), kube.list_objects(PLURAL, namespace)
@@ -118,8 +120,12 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
         return []
     now = datetime.now(UTC)
     # SUBMITTED first for any job whose own reconcile has not written it yet; one that cannot
-    # be marked now is left to a later pass.
-    waiting = [j for j in waiting if j.state is not None or await _marked(ctx, j, outcome, now)]
+    # be marked now is left to a later pass. The writes go at once (a burst's jobs are all
+    # unmarked; one after another they cost a round trip each before anything is decided).
+    unmarked = [j for j in waiting if j.state is None]
+    marked = await asyncio.gather(*(_marked(ctx, j, outcome, now) for j in unmarked))
+    lost = {j.name for j, ok in zip(unmarked, marked, strict=True) if not ok}
+    waiting = [j for j in waiting if j.name not in lost]
     if not waiting:
         return []
     if env is None or (env.get("status") or {}).get("namespace") != namespace:
@@ -166,15 +172,38 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
         unavailable=ctx.settings.jobs_unavailable(),
         steps_running=steps_running,
     )
-    admitted = []
-    for decision in await _decide(ctx, _Pass(namespace, requests, outcome, now), capacity):
-        job, _ = requests[decision.request.name]
-        status = admission_status(job.model, decision, generation=job.ref.generation, now=now)
-        if isinstance(decision, Wait) and same_wait(job.status, status):
-            continue
-        if await write_or_retry(ctx, job, status, outcome) and isinstance(decision, Admit):
-            admitted.append(job.name)
-    return admitted
+    decisions = await _decide(ctx, _Pass(namespace, requests, outcome, now), capacity)
+    # Written at once (the API client's limiter bounds the requests in flight): each write
+    # stands alone, and the first admitted job's pod should not wait for the last one's write.
+    written = await asyncio.gather(
+        *(_write_decision(ctx, requests, d, outcome, now) for d in decisions)
+    )
+    return [started for started in written if started is not None]
+
+
+@dataclass(frozen=True)
+class AdmittedJob:
+    """A job this pass admitted, as its admission write left it, and the manifest it was
+    admitted with: its start needs neither read again (`batchx.reconcile.job.admit`)."""
+
+    job: JobRead
+    manifest: Mapping[str, Any]
+
+
+async def _write_decision(
+    ctx: Context,
+    requests: dict[str, tuple[JobRead, Request]],
+    decision: Admit | Wait,
+    outcome: Outcome,
+    now: datetime,
+) -> AdmittedJob | None:
+    job, request = requests[decision.request.name]
+    status = admission_status(job.model, decision, generation=job.ref.generation, now=now)
+    if isinstance(decision, Wait) and same_wait(job.status, status):
+        return None
+    if await write_or_retry(ctx, job, status, outcome) and isinstance(decision, Admit):
+        return AdmittedJob(job, request.manifest_document)
+    return None
 
 
 async def _marked(ctx: Context, job: JobRead, outcome: Outcome, now: datetime) -> bool:
@@ -341,4 +370,4 @@ async def _refuse_missing_files(
     return bool(missing)
 
 
-__all__ = ["admission_pass", "candidates", "job_policy"]
+__all__ = ["AdmittedJob", "admission_pass", "candidates", "job_policy"]

@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
+from typing import Any
 
 from batchx import API_VERSION
 from batchx.clients.kube import Conflict, Forbidden, Invalid, background
@@ -58,7 +60,7 @@ from batchx.planning.ledger import JobAccount
 from batchx.planning.pod_status import StatusInputs, plan_status
 from batchx.planning.pod_view import pod_finished, stage_out_report
 from batchx.reconcile import events, pipeline
-from batchx.reconcile.admission import admission_pass, candidates, job_policy
+from batchx.reconcile.admission import AdmittedJob, admission_pass, candidates, job_policy
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
 from batchx.reconcile.job_status import (
     PLURAL,
@@ -108,19 +110,29 @@ async def admit(ctx: Context, namespace: str) -> Outcome:
     in the API client's background, whoever calls it (a new job's admission waits for it).
     """
     outcome = Outcome()
-    admitted: list[str] = []
+    starts: list[asyncio.Task[Outcome]] = []
 
     async def one_pass() -> None:
         async with ctx.locks.hold(f"admission/{namespace}"):
-            admitted.extend(await admission_pass(ctx, namespace, outcome))
+            admitted = await admission_pass(ctx, namespace, outcome)
+        # Started at once, each a task (a ConfigMap and a Pod; the API client's limiter
+        # bounds the requests in flight): not after the passes a burst coalesces into this
+        # call, which would hold the first pass's pods until the last pass is done.
+        starts.extend(
+            asyncio.ensure_future(
+                reconcile_job(ctx, namespace, a.job.name, admission=False, admitted=a)
+            )
+            for a in admitted
+        )
 
     with background(False):
-        await ctx.coalescer.run(f"admission/{namespace}", one_pass)
-        # Started concurrently: each creates a ConfigMap and a Pod, and the API client's
-        # limiter (qps, burst, concurrency) bounds how many requests are in flight.
-        for started in await asyncio.gather(
-            *(reconcile_job(ctx, namespace, name, admission=False) for name in admitted)
-        ):
+        try:
+            await ctx.coalescer.run(f"admission/{namespace}", one_pass)
+        finally:
+            results = await asyncio.gather(*starts, return_exceptions=True)
+        for started in results:
+            if isinstance(started, BaseException):
+                raise started
             merge(outcome, started)
         await pipeline.summarise(ctx, outcome)
     return outcome
@@ -130,18 +142,32 @@ async def admit(ctx: Context, namespace: str) -> Outcome:
 
 
 async def reconcile_job(
-    ctx: Context, namespace: str, name: str, *, admission: bool = True
+    ctx: Context,
+    namespace: str,
+    name: str,
+    *,
+    admission: bool = True,
+    admitted: AdmittedJob | None = None,
 ) -> Outcome:
-    """Bring one job forward from what the API says now (level-triggered)."""
+    """Bring one job forward from what the API says now (level-triggered).
+
+    `admitted`: the job as the admission pass that admitted it just wrote it, and its
+    manifest; the first attempt starts from that instead of reading both again (a write that
+    meets a newer job is refused, and the next attempt reads it).
+    """
     outcome = Outcome()
     async with ctx.locks.hold(f"job/{namespace}/{name}"):
         for attempt in range(_ATTEMPTS):
-            body = await ctx.kube.get_object(PLURAL, namespace, name)
-            if body is None:
-                return outcome
-            job = JobRead(body)
+            if attempt == 0 and admitted is not None:
+                job = admitted.job
+            else:
+                body = await ctx.kube.get_object(PLURAL, namespace, name)
+                if body is None:
+                    return outcome
+                job = JobRead(body)
             if job.deleting or (job.state is not None and job.state.is_terminal):
                 ctx.wakeups.cancel(_key(namespace, name))
+                ctx.plans.drop(job.ref.uid)
                 if not job.deleting:
                     await _heal_conditions(ctx, job, outcome)
                 return outcome
@@ -149,7 +175,8 @@ async def reconcile_job(
             if job.state in WAITING:
                 break
             try:
-                ended = await _track(ctx, job, outcome)
+                manifest = admitted.manifest if attempt == 0 and admitted is not None else None
+                ended = await _track(ctx, job, outcome, manifest)
                 break
             except Stale as exc:
                 # Kopf's own annotations or a cancel changed the job since we read it: read
@@ -185,10 +212,15 @@ async def _submitted(ctx: Context, job: JobRead, outcome: Outcome) -> None:
         await write_status(ctx, job, status, outcome)
 
 
-async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
-    """Create the pod if needed and write its status; True when the job ended now."""
+async def _track(
+    ctx: Context, job: JobRead, outcome: Outcome, manifest: Mapping[str, Any] | None = None
+) -> bool:
+    """Create the pod if needed and write its status; True when the job ended now.
+
+    `manifest`: the one the job was just admitted with (no plan exists yet to read it from).
+    """
     kube, ref, now = ctx.kube, job.ref, datetime.now(UTC)
-    decision = await _decision(ctx, job)
+    decision = await _decision(ctx, job, manifest)
     if isinstance(decision, Refusal):
         # No record and no manifest to judge the job by: only a job admitted by an operator
         # that kept no record, whose image was deleted since (or whose plan was deleted too).
@@ -244,19 +276,28 @@ async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
         # a finished job (its pod ends by itself, or by activeDeadlineSeconds at the latest),
         # never a job whose pod it deleted without saying why (it would end PodLost).
         await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
+    if ends:
+        ctx.plans.drop(ref.uid)
     return ends and not unchanged
 
 
-async def _decision(ctx: Context, job: JobRead) -> Admitted | Refusal:
+async def _decision(
+    ctx: Context, job: JobRead, admitted_with: Mapping[str, Any] | None = None
+) -> Admitted | Refusal:
     """What admission decided for `job`, read back (batchx.planning.job_record), not redone.
 
     The manifest comes from the job's plan ConfigMap once it exists, before that from the
-    pinned Image (looked up by its exact coordinates). A job without a record (admitted by an
-    operator that kept none) is judged again, against that same pinned manifest.
+    pinned Image (looked up by its exact coordinates), or `admitted_with`: the pinned Image's
+    manifest as the pass that admitted the job just read it. A job without a record (admitted
+    by an operator that kept none) is judged again, against that same pinned manifest.
     """
     ref = job.ref
-    config_map = await ctx.kube.get_config_map(ref.namespace, plan_config_map_name(ref.name))
-    manifest = plan_manifest(config_map) if owned_by(config_map, ref) else None
+    manifest = dict(admitted_with) if admitted_with else ctx.plans.get(ref.uid)
+    if manifest is None:
+        config_map = await ctx.kube.get_config_map(ref.namespace, plan_config_map_name(ref.name))
+        manifest = plan_manifest(config_map) if owned_by(config_map, ref) else None
+        if manifest is not None:
+            ctx.plans.keep(ref.uid, manifest)
     pinned = job.status.image
     if manifest is None:
         images = await candidates(ctx, ref.namespace, job)
@@ -374,6 +415,8 @@ async def _create_pod(
             return None
     else:
         await _remove_stale_files(ctx, ref, outcome)
+    if (kept := plan_manifest(config_map)) is not None:
+        ctx.plans.keep(ref.uid, kept)  # what the plan holds (created now, or the same before)
     settings = ctx.settings
     placement = Placement(settings.job_tolerations, settings.job_node_selector)
     body = place(plan_pod(ref, request, policy), placement)
@@ -476,6 +519,7 @@ async def release_job(ctx: Context, namespace: str, name: str, uid: str) -> Outc
         if current is None or (current.get("metadata") or {}).get("uid") != uid:
             return outcome  # released before its finalizer went (or bypassed: see _create_pod)
         ctx.wakeups.cancel(_key(namespace, name))
+        ctx.plans.drop(uid)
         pod = await ctx.kube.get_pod(namespace, pod_name(name))
         if pod is not None and not owned_by(pod, JobRef(name, namespace, uid)):
             pod = None  # an older namesake's, left to the garbage collector
