@@ -121,14 +121,23 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
     now = datetime.now(UTC)
     # SUBMITTED first for any job whose own reconcile has not written it yet; one that cannot
     # be marked now is left to a later pass. The writes go at once (a burst's jobs are all
-    # unmarked; one after another they cost a round trip each before anything is decided).
+    # unmarked; one after another they cost a round trip each before anything is decided),
+    # and with them the reads they do not change: the images and, for a ready Environment,
+    # the ledger (its records read after the jobs this pass listed: see `ledger.settle`).
     unmarked = [j for j in waiting if j.state is None]
-    marked = await asyncio.gather(*(_marked(ctx, j, outcome, now) for j in unmarked))
+    marks = asyncio.gather(*(_marked(ctx, j, outcome, now) for j in unmarked))
+    ready = env is not None and (env.get("status") or {}).get("namespace") == namespace
+    if ready:
+        marked, images, (accounts, records) = await asyncio.gather(
+            marks, candidates(ctx, namespace), ledger.settle(ctx, namespace, bodies)
+        )
+    else:
+        marked = await marks
     lost = {j.name for j, ok in zip(unmarked, marked, strict=True) if not ok}
     waiting = [j for j in waiting if j.name not in lost]
     if not waiting:
         return []
-    if env is None or (env.get("status") or {}).get("namespace") != namespace:
+    if env is None or not ready:
         # No ready Environment owns this namespace: the jobs wait, and are told why.
         for job in waiting:
             status = no_environment_status(
@@ -138,7 +147,6 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
                 await write_or_retry(ctx, job, status, outcome, warning=True)
         return []
     policy = job_policy(ctx.settings)
-    images = await candidates(ctx, namespace)
 
     requests: dict[str, tuple[JobRead, Request]] = {}
     by_name = {j.name: j for j in jobs}
@@ -158,8 +166,6 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
     await cache.serve_or_hold(ctx, jobs, requests, namespace=namespace, outcome=outcome, now=now)
     if not requests:  # all served or held (or refused): the ledger and quota are not needed
         return []
-    # The ledger reads the jobs this pass listed (before its records: see `ledger.settle`).
-    accounts, records = await ledger.settle(ctx, namespace, bodies)
     totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
     running, running_reserved, steps_running = _running(jobs, images, policy)
     spec_quota = (env.get("spec") or {}).get("quota")

@@ -44,6 +44,7 @@ from batchx.planning.job_placement import Placement, place
 from batchx.planning.job_pod import (
     JobRef,
     PodPolicy,
+    inline_input,
     job_files,
     owned_by,
     plan_config_map,
@@ -419,7 +420,7 @@ async def _create_pod(
         ctx.plans.keep(ref.uid, kept)  # what the plan holds (created now, or the same before)
     settings = ctx.settings
     placement = Placement(settings.job_tolerations, settings.job_node_selector)
-    body = place(plan_pod(ref, request, policy), placement)
+    body = place(plan_pod(ref, request, policy, input_text=inline_input(plan)), placement)
     if request.manifest.manifest.is_pipeline:
         await pipeline.prepare(ctx, ref)
         body = pipeline.with_identity(body, ref, JOB_CONTAINER)
