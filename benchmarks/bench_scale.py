@@ -114,18 +114,18 @@ class Milestones(Recorder):
     ) -> None:
         super().__init__(lister, lambda obj: obj, raw=True)
         self._tests, self._keep = tests, keep
-        self.first: dict[str, dict[str, float]] = {name: {} for name in tests}
+        self.reached: dict[str, dict[str, float]] = {name: {} for name in tests}
         self.last: dict[str, JSON] = {}  # the latest status of each kept object
 
     def count(self, test: str, keys: Iterable[str] | None = None) -> int:
         self.check()
         with self._lock:
-            seen = self.first[test]
+            seen = self.reached[test]
             return len(seen) if keys is None else sum(1 for k in keys if k in seen)
 
     def times(self, test: str) -> dict[str, float]:
         with self._lock:
-            return dict(self.first[test])
+            return dict(self.reached[test])
 
     def _record(self, kind: str, items: Iterator[JSON]) -> None:
         now = time.monotonic()
@@ -137,8 +137,8 @@ class Milestones(Recorder):
                 key = f"{meta.get('namespace')}/{meta.get('name')}"
                 self.last[key] = obj.get("status") or {}
                 for name, test in self._tests.items():
-                    if key not in self.first[name] and test(obj):
-                        self.first[name][key] = now
+                    if key not in self.reached[name] and test(obj):
+                        self.reached[name][key] = now
 
 
 # -- the API server's request counters -----------------------------------------------------
