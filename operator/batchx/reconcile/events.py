@@ -5,10 +5,7 @@ Kopf's `kopf.event` creates a new Event for every call. Ours are named after wha
 between a status write and its post, a second operator) counts up on one Event instead of adding
 a line to `kubectl describe`. A failed post is logged and dropped: an Event is a courtesy, and
 never holds up or fails the reconcile that decided it. An Event into a namespace that is being
-deleted is dropped quietly: deleting an Environment with jobs is normal, not a warning. For the
-same reason Events go in the API client's background (`batchx.clients.kube.background`): in a
-burst of jobs, an admission's or a pod's request waiting for a token goes first, and the Events
-follow within the burst's seconds.
+deleted is dropped quietly: deleting an Environment with jobs is normal, not a warning.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ import socket
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from batchx.clients.kube import NamespaceTerminating, NotFound, Unavailable, background
+from batchx.clients.kube import NamespaceTerminating, NotFound, Unavailable
 from batchx.planning.events import event_body
 from batchx.reconcile.context import Context, Notice
 
@@ -44,8 +41,7 @@ async def post(ctx: Context, notices: Iterable[Notice]) -> None:
             order=notice.order,
         )
         try:
-            with background():
-                await ctx.kube.record_event(body)
+            await ctx.kube.record_event(body)
         except (NamespaceTerminating, NotFound):
             # The object's namespace is being deleted (or gone): nobody will read the Event.
             logger.debug("event %s dropped: its namespace is going", notice.reason)
