@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from batchx.clients.kube import Kube, Unavailable
@@ -19,13 +20,16 @@ WAKEUP_RETRY_SECONDS = 5.0  # a wake-up that met an unavailable API server runs 
 @dataclass(frozen=True)
 class Notice:
     """An Event to post about `ref` (`batchx.planning.events.involved`); `order` is its place
-    in the object's story (`batchx.planning.events.job_order`)."""
+    in the object's story (`batchx.planning.events.job_order`); `at` when it happened, the
+    Event's time: a handler posts its notices when it returns, and an admission call that
+    started a job's pod returns after the pod's own handler may have posted what followed."""
 
     ref: JSON
     type: str
     reason: str
     message: str
     order: int = 0
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
