@@ -11,7 +11,8 @@ Two owners, never writing the same job's status at once:
   Pod under deterministic names (AlreadyExists is success, so no job ever gets a second Pod, also
   across operator restarts), and writes `plan_status` of the Pod. The terminal state and the
   charge are one status write. A job that ends re-runs admission for its environment.
-- `release_job` (a deleted Job's finalizer) stops its pod and removes its files.
+- `batchx.reconcile.job_release.release_job` (a deleted Job's finalizer) stops its pod and
+  removes its files.
 
 Every status write carries the resourceVersion it was computed from: a decision made from a
 stale read is refused by the API server (Conflict) and made again from a fresh one.
@@ -167,7 +168,7 @@ async def reconcile_job(
                     return outcome
                 job = JobRead(body)
             if job.deleting or (job.state is not None and job.state.is_terminal):
-                ctx.wakeups.cancel(_key(namespace, name))
+                ctx.wakeups.cancel(job_key(namespace, name))
                 ctx.plans.drop(job.ref.uid)
                 if not job.deleting:
                     await _heal_conditions(ctx, job, outcome)
@@ -262,7 +263,7 @@ async def _track(
         pod is not None
         and not pod_finished(pod)
         and (ends or status.state is JobState.CANCELLING)
-        and _grace_left(pod) > STOP_GRACE_SECONDS
+        and grace_left(pod) > STOP_GRACE_SECONDS
     )
     unchanged = status.to_json() == job.status.to_json()
     if not unchanged and decision.manifest.manifest.is_pipeline and (ends or stopping(status)):
@@ -331,7 +332,7 @@ def stopping(status: JobStatus) -> bool:
     return status.state is JobState.CANCELLING
 
 
-def _grace_left(pod: JSON) -> float:
+def grace_left(pod: JSON) -> float:
     """The grace period a pod is being deleted with (infinite while it is not being deleted).
 
     A pod deleted with a longer grace (by hand, by the namespace's deletion) is deleted again
@@ -343,7 +344,7 @@ def _grace_left(pod: JSON) -> float:
     return float(meta.get("deletionGracePeriodSeconds") or 0)
 
 
-def _key(namespace: str, name: str) -> str:
+def job_key(namespace: str, name: str) -> str:
     return f"job/{namespace}/{name}"
 
 
@@ -357,7 +358,7 @@ def _arm_deadline(
     a moment after the deadline (`plan_status` then says Timeout); it is armed only for a
     deadline still ahead, so a stopping job is never woken in a loop.
     """
-    key = _key(ref.namespace, ref.name)
+    key = job_key(ref.namespace, ref.name)
     # A pod no node took has no startTime: its timeout counts from its creation (plan_status).
     started = ((pod or {}).get("status") or {}).get("startTime") or (
         (pod or {}).get("metadata") or {}
@@ -432,7 +433,7 @@ async def _create_pod(
             outcome.retry_after = QUOTA_RETRY_SECONDS
             outcome.retry_reason = "pod deleted while being created"
         elif not owned_by(existing, ref):
-            if _grace_left(existing) > STOP_GRACE_SECONDS:
+            if grace_left(existing) > STOP_GRACE_SECONDS:
                 await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
             _previous_job(outcome, "pod")
             return None
@@ -500,53 +501,6 @@ async def _stored_report(ctx: Context, namespace: str, pod: JSON | None) -> Runn
     return await asyncio.to_thread(fetch)
 
 
-async def release_job(ctx: Context, namespace: str, name: str, uid: str) -> Outcome:
-    """A deleted Job's last step: its pod stopped, then its files removed (`job_files`).
-
-    Held by the Job's finalizer, so the name is free for a new Job only once the old outputs
-    are gone: a Job re-created under a finished Job's name (a GitOps replace) writes its own
-    outputs to the same stable paths instead of failing on immutable ones. A user who wants to
-    keep an output copies it first (``bx cp``: an alias, no bytes copied, no quota). A running
-    pod is stopped first, because it could still upload into the folder being emptied.
-
-    Only for the Job of `uid`: a deletion event of an old Job can be delivered again after its
-    finalizer is gone (a watch's late or replayed event) while a new Job of the same name runs.
-    The old Job's release was then done already, and the pod and files under its name are the
-    new Job's (CI once saw such a replay delete a new job's pod after its exit 0: PodLost).
-    """
-    outcome = Outcome()
-    async with ctx.locks.hold(_key(namespace, name)):
-        current = await ctx.kube.get_object(PLURAL, namespace, name)
-        if current is None or (current.get("metadata") or {}).get("uid") != uid:
-            return outcome  # released before its finalizer went (or bypassed: see _create_pod)
-        ctx.wakeups.cancel(_key(namespace, name))
-        ctx.plans.drop(uid)
-        pod = await ctx.kube.get_pod(namespace, pod_name(name))
-        if pod is not None and not owned_by(pod, JobRef(name, namespace, uid)):
-            pod = None  # an older namesake's, left to the garbage collector
-        # A finished pod uploads nothing more (the garbage collector removes it with the Job).
-        if pod is not None and _grace_left(pod) > STOP_GRACE_SECONDS:
-            # Deleted now rather than by the garbage collector after the Job: a new Job of
-            # the same name then rarely finds it (`owned_by` guards when it does).
-            await ctx.kube.delete_pod(namespace, pod_name(name), STOP_GRACE_SECONDS)
-        if pod is not None and not pod_finished(pod):
-            outcome.retry_after, outcome.retry_reason = 1.0, f"waiting for pod {pod_name(name)}"
-            return outcome
-        try:
-            await remove_files(ctx, namespace, job_files(name))
-        except Exception as exc:  # any store failure: keep the finalizer, try again
-            if not await _namespace_terminating(ctx, namespace):
-                outcome.retry_after = STORE_RETRY_SECONDS
-                outcome.retry_reason = f"the files of job {name} could not be removed: {exc}"
-    return outcome
-
-
-async def _namespace_terminating(ctx: Context, namespace: str) -> bool:
-    """Whether `namespace` is being deleted (its Environment with it: nothing to hold for)."""
-    ns = await ctx.kube.get_namespace(namespace)
-    return ns is None or bool((ns.get("metadata") or {}).get("deletionTimestamp"))
-
-
 def owner_job(pod: JSON) -> str | None:
     """The name of the Job that owns `pod`, if a Job does."""
     for owner in (pod.get("metadata") or {}).get("ownerReferences") or []:
@@ -555,4 +509,14 @@ def owner_job(pod: JSON) -> str | None:
     return None
 
 
-__all__ = ["admit", "job_policy", "owner_job", "pod_policy", "reconcile_job", "release_job"]
+__all__ = [
+    "STOP_GRACE_SECONDS",
+    "STORE_RETRY_SECONDS",
+    "admit",
+    "grace_left",
+    "job_key",
+    "job_policy",
+    "owner_job",
+    "pod_policy",
+    "reconcile_job",
+]
