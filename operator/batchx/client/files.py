@@ -18,7 +18,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,11 +34,19 @@ JSON = dict[str, Any]
 CHUNK = 1000
 """Files per plan/commit call (the API's limit)."""
 BLOCK = 1 << 20
+Sent = tuple[list["JSON"], list[int | StoreError]]
+"""A batch's plan and, per file, the bytes its upload sent or why it failed."""
 
 
 def _entry(raw: JSON) -> Entry:
+    record = raw.get("provenance")
     return Entry(
-        raw["path"], raw["digest"], int(raw["size"]), raw.get("created") or "", raw.get("job")
+        raw["path"],
+        raw["digest"],
+        int(raw["size"]),
+        raw.get("created") or "",
+        raw.get("job"),
+        record if isinstance(record, dict) else None,
     )
 
 
@@ -146,16 +154,24 @@ class RemoteFiles:
         progress: Progress = no_progress,
         workers: int = 8,
     ) -> list[PutReport | StoreError | OSError]:
-        """Copy local files in; a result per file, in order (see module docstring)."""
-        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="bx-files") as pool:
+        """Copy local files in; a result per file, in order (see module docstring). Batches are
+        pipelined: one batch's commit runs while the next one is planned and uploaded."""
+        with (
+            ThreadPoolExecutor(max(1, workers), thread_name_prefix="bx-files") as pool,
+            ThreadPoolExecutor(1, thread_name_prefix="bx-commit") as committer,
+        ):
             described = list(pool.map(_describe, files))
-            results: list[PutReport | StoreError | OSError] = []
+            chunks: list[tuple[list[Any], Future[list[PutReport | StoreError]]]] = []
             for start in range(0, len(files), CHUNK):
                 chunk = list(
                     zip(files[start : start + CHUNK], described[start : start + CHUNK], strict=True)
                 )
                 good = [(f, d) for f, d in chunk if isinstance(d, NewPath)]
-                done = iter(self._put_chunk(good, pool, progress, retry=True))
+                sent = self._send(good, pool, progress)
+                chunks.append((chunk, committer.submit(self._finish, good, sent, pool, retry=True)))
+            results: list[PutReport | StoreError | OSError] = []
+            for chunk, finished in chunks:
+                done = iter(finished.result())
                 results += [d if isinstance(d, OSError) else next(done) for _, d in chunk]
         return results
 
@@ -167,10 +183,15 @@ class RemoteFiles:
         *,
         retry: bool,
     ) -> list[PutReport | StoreError]:
+        return self._finish(chunk, self._send(chunk, pool, progress), pool, retry=retry)
+
+    def _send(
+        self, chunk: list[tuple[LocalFile, NewPath]], pool: ThreadPoolExecutor, progress: Progress
+    ) -> Sent:
+        """Plan a batch and upload what the plan asks for (bounded by the pool's workers)."""
         if not chunk:
-            return []
-        items = [item for _, item in chunk]
-        plans = self._plan(items)
+            return [], []
+        plans = self._plan([item for _, item in chunk])
 
         def send(k: int) -> int | StoreError:
             plan, (local, item) = plans[k], chunk[k]
@@ -183,7 +204,23 @@ class RemoteFiles:
                 return item.size if status == 200 else 0
             return StoreError(f"bx://{item.path}: the upload was refused (HTTP {status})")
 
-        outcomes = list(pool.map(send, range(len(chunk))))
+        return plans, list(pool.map(send, range(len(chunk))))
+
+    def _finish(
+        self,
+        chunk: list[tuple[LocalFile, NewPath]],
+        uploads: Sent,
+        pool: ThreadPoolExecutor,
+        *,
+        retry: bool,
+    ) -> list[PutReport | StoreError]:
+        """Commit a batch that `_send` planned and uploaded; with `retry`, files whose upload
+        failed (an expired URL) or whose blob was missing at commit go once more, freshly
+        planned."""
+        if not chunk:
+            return []
+        items = [item for _, item in chunk]
+        plans, outcomes = uploads
         failed = {k: o for k, o in enumerate(outcomes) if isinstance(o, StoreError)}
         sent = {k: o for k, o in enumerate(outcomes) if isinstance(o, int)}
         if retry and failed:  # an expired URL: plan those again, with fresh URLs

@@ -27,7 +27,6 @@ from batchx.store.errors import NotFoundError, QuotaExceededError, StoreError
 from batchx.store.fs import EnvFiles
 from batchx.store.index import Entry, NewPath, Outcome, compare
 from batchx.store.presign import download_url, upload_url, verified_size
-from batchx.store.refs import count_of
 from batchx.store.s3 import S3Backend
 
 CHECK_FIRST = 256 * 1024
@@ -116,12 +115,8 @@ def _check_quota(files: EnvFiles, sizes: dict[str, int]) -> None:
     usage = files.usage()
     if usage.quota is None or not sizes:
         return
-    held = files.store.pool.map(files.refs.read, sizes)
-    adding = sum(
-        size
-        for (_, size), got in zip(sizes.items(), held, strict=True)
-        if not got or not count_of(got[0])
-    )
+    counts = files.refs.counts(sizes)
+    adding = sum(size for digest, size in sizes.items() if counts[digest] <= 0)
     if adding and usage.bytes + adding > usage.quota:
         raise QuotaExceededError(files.name, usage.bytes, adding, usage.quota)
 
