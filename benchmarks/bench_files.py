@@ -12,7 +12,8 @@ SubjectAccessReview per call). The peer is boto3 with the same credentials the o
 the small ones.
 
 Goals (issue 11): big file up and down >= 0.9x boto3; small files >= 1.0x a put_object loop;
-API round trips per file (plan + commit calls, per batch). The first upload through the API
+API round trips per file (plan + commit calls, per batch), and S3 calls per small file (the
+operator's and the CLI's, against the peer's one put_object). The first upload through the API
 includes hashing the file on the client (the CLI's digest cache spares that on later copies).
 """
 
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 import boto3
 from botocore.config import Config
 
+from batchx.client import files as client_files
 from batchx.client.errors import ApiError
 from batchx.client.files import RemoteFiles
 from batchx.handlers.files_api import FrontProxy, serve
@@ -153,6 +155,21 @@ class Bed:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.kube = DirectKube(work)
+        # S3 calls: the operator's (a boto3 hook on its store's client) and the CLI's uploads
+        # to presigned URLs (counted around the client's one upload function).
+        self.s3_calls: dict[str, int] = {}
+        self.store.backend.client.meta.events.register("before-call.s3", self._count)  # type: ignore[attr-defined]
+        upload = client_files._upload
+
+        def counted(*args: Any) -> int:
+            self._count(model=type("M", (), {"name": "ClientPresignedPut"}))
+            return upload(*args)
+
+        client_files._upload = counted  # type: ignore[assignment]
+
+    def _count(self, model: Any, **_: Any) -> None:
+        with self.kube.lock:
+            self.s3_calls[model.name] = self.s3_calls.get(model.name, 0) + 1
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
@@ -175,17 +192,24 @@ def one_round(bed: Bed, r: int, big: Path, small: list[Path], work: Path) -> dic
     fresh_content(big, small, r)
     files = RemoteFiles(bed.kube, f"bench-{r}")  # type: ignore[arg-type]
     key, out = f"raw/{r}/big.bin", work / "out.bin"
+    reports: list[Any] = []
+    again = [LocalFile("again/big.bin", big)]
     row = {
         "up_boto3": timed(lambda: bed.raw.upload_file(str(big), "bench", key)),
         "up_api": timed(lambda: files.put_files([LocalFile("big.bin", big)])),
-        "reup_api": timed(lambda: files.put_files([LocalFile("again/big.bin", big)])),
+        "reup_api": timed(lambda: reports.extend(files.put_files(again))),
         "down_boto3": timed(lambda: bed.raw.download_file("bench", key, str(out))),
         "down_api": timed(lambda: files.get_file("big.bin", out)),
     }
-    before = bed.kube.calls
+    row["reup_bytes_sent"] = sum(r.uploaded_bytes for r in reports)
+    before, s3_before = bed.kube.calls, dict(bed.s3_calls)
     items = [LocalFile(f"many/{p.name}", p) for p in small]
     row["small_api"] = timed(lambda: files.put_files(items, workers=16))
     row["round_trips"] = (bed.kube.calls - before) / len(small)
+    calls = {k: (v - s3_before.get(k, 0)) / len(small) for k, v in bed.s3_calls.items()}
+    row["s3_calls"] = sum(calls.values())
+    print(f"round {r}: S3 calls per small file: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in sorted(calls.items()) if v))  # fmt: skip
 
     def loop_put() -> None:
         for p in small:
@@ -232,7 +256,9 @@ def main() -> None:
                 "boto3": args.small / med["small_boto3"],
             },
             "small_ratio": med["small_boto3"] / med["small_api"],
+            "reupload_bytes_sent": med["reup_bytes_sent"],
             "api_round_trips_per_file": med["round_trips"],
+            "s3_calls_per_small_file": {"api": med["s3_calls"], "boto3": 1.0},
         }
         print(json.dumps(result, indent=2))
     finally:
