@@ -113,8 +113,8 @@ def plan_uploads(
 
 def _check_quota(files: EnvFiles, sizes: dict[str, int]) -> None:
     usage = files.usage()
-    if usage.quota is None or not sizes:
-        return
+    if usage.quota is None or not sizes or usage.bytes + sum(sizes.values()) <= usage.quota:
+        return  # fits even if none of it is held: no count to read
     counts = files.refs.counts(sizes)
     adding = sum(size for digest, size in sizes.items() if counts[digest] <= 0)
     if adding and usage.bytes + adding > usage.quota:
