@@ -268,8 +268,8 @@ class EnvFiles:
         fresh: set[str],
     ) -> list[tuple[Entry, Outcome] | StoreError]:
         """`add`, given what the index held at the paths (None: look now) and which blobs this
-        writer has just created (no environment can hold those yet: their reference count is
-        written create-only without reading it first)."""
+        writer has just created (no environment can hold those yet: they are counted in one
+        batch record, without reading anything)."""
         keys = [self.index.key(item.path) for item in items]
         existing = seen if seen is not None else self.index.lookup(keys)
         results: list[tuple[Entry, Outcome] | StoreError | None] = [None] * len(items)

@@ -127,9 +127,10 @@ def commit(
     """Step 2: record the paths whose blobs are verified; an answer per item, in order.
 
     `uploaded`: digests the client says its own upload created (its create-only PUT got 200),
-    so no environment can count them yet: their reference counts are written create-only
-    without a read. A wrong claim costs nothing but the read it tried to spare: the create-only
-    write fails and the count is compared-and-swapped as usual."""
+    so no environment can count them yet: they are counted in the commit's one batch record,
+    without a read (`batchx.store.refs`). A wrong claim harms only the claimer's environment:
+    its count and charge for content it held already go one too high (a leaked blob, never
+    one collected in use)."""
     backend = _s3(files)
     # The writer lease before the blobs are verified: no collection can run between "it is
     # there" and "it is counted" (batchx.store.leases), as for every writer.
