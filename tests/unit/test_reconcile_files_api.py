@@ -14,7 +14,7 @@ from batchx.reconcile import files_api
 from batchx.reconcile.context import Context
 from batchx.reconcile.files_api import ApiRefusal, Identity
 from batchx.settings import Settings
-from batchx.store import open_store
+from batchx.store import LocalFile, PutReport, open_store
 
 GOOD = {"path": "a/b.txt", "digest": "ab" * 32, "size": 3}
 
@@ -116,3 +116,36 @@ class Answers:
 
     def files(self, *_: Any, **__: Any) -> dict[str, Any]:
         return self.answer
+
+
+class Batches:
+    """A Kube whose files API plans every file as stored and commits it, counting the calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def files(self, method: str, verb: str, *_: Any, body: Any = None, **__: Any) -> Any:
+        self.calls.append((body["action"], len(body["files"])))
+        if body["action"] == "plan":
+            return {"files": [{"path": f["path"], "action": "stored"} for f in body["files"]]}
+        return {"files": [{"path": f["path"], "outcome": "created"} for f in body["files"]]}
+
+
+def test_the_client_sends_batches_of_a_thousand_and_answers_in_order(tmp_path: Path) -> None:
+    """2,500 files and a missing one: three plans and three commits (pipelined: a batch's
+    commit may run while the next is planned), a report per file in the order given; the
+    missing local file is answered in its place and never sent."""
+    local = []
+    for i in range(2500):
+        (tmp_path / f"f{i}").write_bytes(f"file {i}".encode())
+        local.append(LocalFile(f"many/f{i}", tmp_path / f"f{i}"))
+    local.insert(1200, LocalFile("many/missing", tmp_path / "missing"))
+    kube = Batches()
+    results = RemoteFiles(kube, "lab").put_files(local)  # type: ignore[arg-type]
+    sizes = [1000, 999, 501]  # the missing file leaves the second batch one short
+    assert sorted(kube.calls) == sorted(
+        [("plan", n) for n in sizes] + [("commit", n) for n in sizes]
+    )
+    assert isinstance(results[1200], OSError)
+    reports = [r for r in results if isinstance(r, PutReport)]
+    assert [r.entry.path for r in reports] == [f"many/f{i}" for i in range(2500)]
