@@ -167,7 +167,7 @@ def measure(finished: int, passes: int, store_dir: Path) -> list[float]:
         for n in range(passes + 1):  # the first pass warms imports and caches: not counted
             api.new = new_job(n)
             started = time.perf_counter()
-            admitted = asyncio.run(admission_pass(ctx, NS, Outcome()))
+            admitted = [a.job.name for a in asyncio.run(admission_pass(ctx, NS, Outcome()))]
             took = time.perf_counter() - started
             if admitted != [f"new-{n}"]:
                 raise SystemExit(f"pass {n} admitted {admitted}, not new-{n}")

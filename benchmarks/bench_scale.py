@@ -42,11 +42,10 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +53,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import urllib3
 from benchmarks.benchbed import (
     GROUP,
     JSON,
@@ -67,8 +65,9 @@ from benchmarks.benchbed import (
     say,
     wait,
 )
-from kubernetes import client, config, watch
+from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+from tests.watching import Recorder
 
 from testbed import cluster, paths
 
@@ -97,16 +96,15 @@ MANIFEST: JSON = {
     },
     "runtime": {"minMem": 32, "defaultVcpus": 1},
 }
-WATCH_SECONDS = 30
 
 
 # -- watching thousands of objects: first times only, raw JSON (no client models) ------------
 
 
-class Milestones:
-    """A cluster-wide list+watch of one resource that keeps, per object, the first moment each
-    named test held (time.monotonic()), and nothing else: 10,000 objects and their every
-    version would not fit in memory as client models, and parsing them would take a core."""
+class Milestones(Recorder):
+    """A cluster-wide list+watch of one resource (`tests.watching.Recorder`, raw JSON) that
+    keeps, per object, the first moment each named test held (time.monotonic()) and its latest
+    status, nothing else: 10,000 objects and their every version would not fit in memory."""
 
     def __init__(
         self,
@@ -114,89 +112,33 @@ class Milestones:
         tests: dict[str, Callable[[JSON], bool]],
         keep: Callable[[JSON], bool],
     ) -> None:
-        self._list, self._tests, self._keep = lister, tests, keep
-        self.first: dict[str, dict[str, float]] = {name: {} for name in tests}
+        super().__init__(lister, lambda obj: obj, raw=True)
+        self._tests, self._keep = tests, keep
+        self.reached: dict[str, dict[str, float]] = {name: {} for name in tests}
         self.last: dict[str, JSON] = {}  # the latest status of each kept object
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._ready.wait(60):
-            raise TimeoutError("the first list did not answer within 60 s")
-        if self.error:
-            raise self.error
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(WATCH_SECONDS + 10)
 
     def count(self, test: str, keys: Iterable[str] | None = None) -> int:
+        self.check()
         with self._lock:
-            seen = self.first[test]
+            seen = self.reached[test]
             return len(seen) if keys is None else sum(1 for k in keys if k in seen)
 
     def times(self, test: str) -> dict[str, float]:
         with self._lock:
-            return dict(self.first[test])
+            return dict(self.reached[test])
 
-    def _see(self, obj: JSON, now: float) -> None:
-        if not self._keep(obj):
-            return
-        meta = obj.get("metadata") or {}
-        key = f"{meta.get('namespace')}/{meta.get('name')}"
-        with self._lock:
-            self.last[key] = obj.get("status") or {}
-            for name, test in self._tests.items():
-                if key not in self.first[name] and test(obj):
-                    self.first[name][key] = now
-
-    def _relist(self) -> str:
-        response = self._list(_preload_content=False)
-        listed = json.loads(response.data)
+    def _record(self, kind: str, items: Iterator[JSON]) -> None:
         now = time.monotonic()
-        for obj in listed.get("items") or []:
-            self._see(obj, now)
-        self._ready.set()
-        return str(listed["metadata"]["resourceVersion"])
-
-    def _run(self) -> None:
-        try:
-            version = self._relist()
-            while not self._stop.is_set():
-                stream = watch.Watch()
-                try:
-                    for event in stream.stream(
-                        self._list,
-                        resource_version=version,
-                        timeout_seconds=WATCH_SECONDS,
-                        allow_watch_bookmarks=True,
-                        deserialize=False,
-                    ):
-                        obj = event.get("object") or {}
-                        if event.get("type") == "ERROR":
-                            version = self._relist()  # expired (410): list again
-                            break
-                        version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                        if event.get("type") in ("ADDED", "MODIFIED"):
-                            self._see(obj, time.monotonic())
-                        if self._stop.is_set():
-                            break
-                except ApiException as exc:
-                    if exc.status != 410:
-                        raise
-                    version = self._relist()
-                except (urllib3.exceptions.HTTPError, OSError):
-                    self._stop.wait(0.5)
-                finally:
-                    stream.stop()
-        except BaseException as exc:
-            self.error = exc
-            self._ready.set()
+        with self._lock:
+            for obj in items:
+                if kind == "DELETED" or not self._keep(obj):
+                    continue
+                meta = obj.get("metadata") or {}
+                key = f"{meta.get('namespace')}/{meta.get('name')}"
+                self.last[key] = obj.get("status") or {}
+                for name, test in self._tests.items():
+                    if key not in self.reached[name] and test(obj):
+                        self.reached[name][key] = now
 
 
 # -- the API server's request counters -----------------------------------------------------
@@ -463,8 +405,7 @@ class Bench:
         def done() -> bool:
             if self.operator is not None and not self.operator.alive():
                 raise RuntimeError("the operator exited")
-            if tracker.error:
-                raise RuntimeError(f"the watch failed: {tracker.error!r}")
+            tracker.check()  # raises what stopped its watch
             return tracker.count(test, keys) == len(keys)
 
         try:
@@ -658,8 +599,8 @@ def main() -> int:
         bench.start_kwok()
         bench.create_nodes()
         bench.start_operator()
-        bench.jobs.start()
-        bench.pods.start()
+        bench.jobs.start(60)
+        bench.pods.start(60)
         bench.create_environments()
         if not bench.warm_up():
             return 1

@@ -11,10 +11,15 @@ one-second resolution).
     with Recorder.pods(core, namespace) as pods:
         ...
         pods.uids_by_label("batchx.io/job")   # {job name: {uid, ...}}
+
+``raw=True`` reads the list and the stream as plain JSON (no client models: parsing 10,000 pods
+into models takes a core), and a subclass that keeps less than every version overrides
+`_record` (`benchmarks/bench_scale.py`'s first-times-only `Milestones`).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,9 +58,12 @@ class Seen:
 class Recorder(AbstractContextManager["Recorder"]):
     """A thread that records every version of the objects one list call returns."""
 
-    def __init__(self, lister: Callable[..., Any], sanitize: Callable[[Any], JSON]) -> None:
+    def __init__(
+        self, lister: Callable[..., Any], sanitize: Callable[[Any], JSON], *, raw: bool = False
+    ) -> None:
         self._list = lister
         self._sanitize = sanitize
+        self._raw = raw
         self._lock = threading.Lock()
         self._seen: list[Seen] = []
         self._stop = threading.Event()
@@ -150,7 +158,10 @@ class Recorder(AbstractContextManager["Recorder"]):
             self._seen.extend(Seen(now, kind, item) for item in items)
 
     def _relist(self) -> str:
-        listed = self._sanitize(self._list())
+        if self._raw:
+            listed = json.loads(self._list(_preload_content=False).data)
+        else:
+            listed = self._sanitize(self._list())
         self._record("LIST", iter(listed.get("items") or []))
         self._listed.set()
         return str(listed["metadata"]["resourceVersion"])
@@ -166,8 +177,12 @@ class Recorder(AbstractContextManager["Recorder"]):
                         resource_version=version,
                         timeout_seconds=_WATCH_SECONDS,
                         allow_watch_bookmarks=True,
+                        deserialize=not self._raw,
                     ):
-                        obj = self._sanitize(event["object"])
+                        if event["type"] == "ERROR":  # expired (410) as an event: list again
+                            version = self._relist()
+                            break
+                        obj = event["object"] if self._raw else self._sanitize(event["object"])
                         version = obj["metadata"].get("resourceVersion") or version
                         if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                             self._record(event["type"], iter([obj]))

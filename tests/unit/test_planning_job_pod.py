@@ -21,7 +21,9 @@ from batchx.models import (
 )
 from batchx.planning.job_admission import Request
 from batchx.planning.job_pod import (
+    INLINE_INPUT_BYTES,
     JobRef,
+    inline_input,
     lists_files,
     owned_by,
     plan_config_map,
@@ -292,6 +294,28 @@ def test_a_job_without_input_files_has_no_stage_in_and_reads_input_json_from_the
     plan = staging_plan(REF, req, model.spec.input)
     config_map = plan_config_map(REF, plan, {})
     assert json.loads(config_map["data"]["input.json"]) == {"label": "ada", "n": 2}
+
+
+def test_a_small_input_rides_in_the_pods_annotation_and_a_large_one_in_the_plan() -> None:
+    """The kubelet has a Pod's annotations with the Pod: no ConfigMap to fetch first."""
+    model = make_bx_job("tutorial/hello:1.0.0").input(label="ada", n=2).model()
+    req = request_for(model, PLAIN_IMAGE, name="align")
+    plan = staging_plan(REF, req, model.spec.input)
+    text = inline_input(plan)
+    assert text is not None
+    assert json.loads(text) == {"label": "ada", "n": 2}
+    pod = plan_pod(REF, req, POD_POLICY, input_text=text)
+    assert pod["metadata"]["annotations"]["batchx.io/input"] == text
+    field = "metadata.annotations['batchx.io/input']"
+    assert pod["spec"]["volumes"][0] == {
+        "name": "input",
+        "downwardAPI": {"items": [{"path": "input.json", "fieldRef": {"fieldPath": field}}]},
+    }
+    # The plan keeps input.json too (the manifest, and the fallback for a large input).
+    assert json.loads(plan_config_map(REF, plan, {})["data"]["input.json"]) == json.loads(text)
+    big = make_bx_job("tutorial/hello:1.0.0").input(label="x" * INLINE_INPUT_BYTES).model()
+    big_req = request_for(big, PLAIN_IMAGE, name="align")
+    assert inline_input(staging_plan(REF, big_req, big.spec.input)) is None
 
 
 @pytest.mark.parametrize(

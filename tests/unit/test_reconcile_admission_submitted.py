@@ -91,7 +91,7 @@ def run(api: Api, tmp_path: Path) -> list[str]:
     settings = Settings.load({"BATCHX_STORE": url, "BATCHX_RUNNER_IMAGE": PINNED})
     with open_store(url) as store:
         ctx = Context(settings=settings, kube=api, store=store)  # type: ignore[arg-type]
-        return asyncio.run(admission_pass(ctx, NS, Outcome()))
+        return [a.job.name for a in asyncio.run(admission_pass(ctx, NS, Outcome()))]
 
 
 def test_a_job_without_a_state_is_marked_submitted_and_decided_in_its_turn(

@@ -1,4 +1,4 @@
-"""A deleted Job's release acts for that Job only (batchx.reconcile.job.release_job).
+"""A deleted Job's release acts for that Job only (batchx.reconcile.job_release.release_job).
 
 A watch can deliver an old Job's deletion again after its finalizer is gone, while a new Job of
 the same name runs (CI saw it: the replay deleted the new job's pod after its exit 0, and the job
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from batchx.reconcile import job as job_module
+from batchx.reconcile import job_release as job_module
 from batchx.reconcile.context import Context, Outcome
-from batchx.reconcile.job import release_job
+from batchx.reconcile.job_release import release_job
 from batchx.settings import Settings
 
 JSON = dict[str, Any]

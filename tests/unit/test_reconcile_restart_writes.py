@@ -283,6 +283,13 @@ def test_a_running_job_reconciled_by_a_restarted_operator_is_read_not_written(
     for _ in range(2):  # the restart's resume, then its listing's pod event
         restarted = Context(settings=settings, kube=kube)  # type: ignore[arg-type]
         assert reconcile(restarted) == ["get jobs", "get configmaps", "get pods"]
+    # The same process again: the plan it created is known (`Context.plans`), not read back.
+    assert reconcile(restarted) == ["get jobs", "get pods"]
+    ended = PodBuilder(copy.deepcopy(pod)).started(now).job_exited(1, start=now, end=now)
+    pod["status"] = ended.finished("Failed").build()["status"]
+    reconcile(restarted)
+    assert kube.objects[("jobs", "long")]["status"]["state"] == "FAILED"
+    assert len(restarted.plans) == 0  # a final job's plan is forgotten
 
 
 def test_write_status_sends_only_a_change_and_logs_its_fields(

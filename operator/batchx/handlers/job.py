@@ -24,7 +24,8 @@ from batchx.models import TERMINAL_STATES, JobState
 from batchx.outage import outage_is_temporary
 from batchx.planning import labels
 from batchx.reconcile.context import Outcome
-from batchx.reconcile.job import owner_job, reconcile_job, release_job
+from batchx.reconcile.job import owner_job, reconcile_job
+from batchx.reconcile.job_release import release_job
 from batchx.settings import Settings
 
 # Kopf fixes a timer's interval when the handler is registered (at import), so it is read here.

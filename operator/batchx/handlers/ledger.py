@@ -27,7 +27,9 @@ async def job_event(
 ) -> None:
     """Any job change may move a reservation or a charge: record, then recompute the credits
     (only those: `batchx.reconcile.environment.refresh_credits`). A listing's job (`type`
-    None) goes in the API client's background: a restart lists them all."""
+    None) goes in the API client's background: a restart lists them all. The credits'
+    refresh always does: it reports (admission settles the ledger itself), and in a burst of
+    jobs its reads (the Environment, the jobs, the records) came before the jobs' pods."""
     ctx, ns = context(memo), _required(namespace)
 
     async def refresh() -> None:
@@ -35,6 +37,7 @@ async def job_event(
 
     with background(type is None):
         await ledger.record_job(ctx, ns, JobAccount.from_body(dict(body)))
+    with background():
         await ctx.coalescer.run(f"environment/{ns}", refresh)
 
 

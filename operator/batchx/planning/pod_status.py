@@ -1,4 +1,4 @@
-"""A Job's status from its Pod: observation, the state table, the charge.
+"""A Job's status from its Pod: the state table and the charge.
 
 Why a module of its own: the Pod's spec (`batchx.planning.job_pod`) and what the kubelet and
 the runner later say about it change for different reasons; this half is what the reconciler
@@ -19,8 +19,9 @@ allowance) before SIGKILL. Hence the planner declares ``Timeout`` by the clock a
 rather than waiting for the kubelet's ``DeadlineExceeded``, and cancellation should delete the
 pod with a short ``gracePeriodSeconds`` (the charge does not need the pod: see above).
 
-The Pod itself is made by `batchx.planning.job_pod` (its design: that module's docstring);
-what the runner reports is `batchx.planning.job_protocol.RunnerReport`.
+The Pod itself is made by `batchx.planning.job_pod` (its design: that module's docstring),
+read through `batchx.planning.pod_view` (what the kubelet says, reduced); what the runner
+reports is `batchx.planning.job_protocol.RunnerReport`.
 """
 
 from __future__ import annotations
@@ -37,160 +38,27 @@ from batchx.domain.validation import FileMode
 from batchx.models import Job, JobCredits, JobImage, JobState, JobStatus, JobTransfer
 from batchx.planning import labels
 from batchx.planning.conditions import as_reason
-from batchx.planning.direct_output import is_direct, output_document
+from batchx.planning.direct_output import output_document
 from batchx.planning.job_admission import Resources, charge
 from batchx.planning.job_pod import JobRef, output_prefix, pod_name
 from batchx.planning.job_protocol import (
     JOB_CONTAINER,
     OUTPUT_DIR,
     STAGE_IN,
-    STAGE_OUT,
     Outcome,
     RunnerReport,
     parse_report,
 )
 from batchx.planning.job_transition import MAX_MESSAGE, job_transition
+from batchx.planning.pod_view import (
+    Container,
+    PodView,
+    silent_uploader,
+)
 
-__all__ = [
-    "StatusInputs",
-    "plan_status",
-    "pod_finished",
-    "stage_out_report",
-]
+__all__ = ["StatusInputs", "plan_status"]
 
 JSON = dict[str, Any]
-
-
-def stage_out_report(pod: Mapping[str, Any]) -> RunnerReport | None:
-    """The stage-out sidecar's report in `pod`'s status, if it has reported."""
-    return parse_report(_Container.of(_statuses(pod).get(STAGE_OUT)).message)
-
-
-def pod_finished(pod: Mapping[str, Any]) -> bool:
-    """Whether every container of `pod` has ended (phase Succeeded or Failed)."""
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
-def _statuses(pod: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """Every container's status in `pod` (init containers, sidecars and the job's), by name."""
-    status = pod.get("status") or {}
-    every = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
-    return {str(s.get("name")): s for s in every}
-
-
-@dataclass(frozen=True)
-class _Container:
-    """One container's status, reduced to what planning reads."""
-
-    running: bool = False
-    terminated: bool = False
-    exit_code: int | None = None
-    reason: str = ""
-    message: str = ""
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-
-    @classmethod
-    def of(cls, status: Mapping[str, Any] | None) -> _Container:
-        state = (status or {}).get("state") or {}
-        if "running" in state:
-            return cls(running=True, started_at=_time((state["running"] or {}).get("startedAt")))
-        done = state.get("terminated")
-        if done is None:
-            waiting = state.get("waiting") or {}
-            return cls(
-                reason=str(waiting.get("reason") or ""), message=str(waiting.get("message") or "")
-            )
-        return cls(
-            terminated=True,
-            exit_code=done.get("exitCode"),
-            reason=str(done.get("reason") or ""),
-            message=str(done.get("message") or ""),
-            started_at=_time(done.get("startedAt")),
-            finished_at=_time(done.get("finishedAt")),
-        )
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-@dataclass(frozen=True)
-class _PodView:
-    phase: str
-    unschedulable: str
-    reason: str
-    message: str
-    started: datetime | None
-    created: datetime | None
-    stage_in: _Container
-    stage_out: _Container
-    job: _Container
-    deleted_at: datetime | None = None  # when a deletion of the pod was asked for
-    evicted_at: datetime | None = None  # when the kubelet evicted it (node pressure)
-    direct: bool = False  # no stage-out: output.json is the job's termination message
-
-    @classmethod
-    def of(cls, pod: Mapping[str, Any]) -> _PodView:
-        status = pod.get("status") or {}
-        meta = pod.get("metadata") or {}
-        deleted_at = _time(meta.get("deletionTimestamp"))
-        if deleted_at is not None:  # the timestamp is the request's time plus the grace period
-            deleted_at -= timedelta(seconds=int(meta.get("deletionGracePeriodSeconds") or 0))
-        by_name = _statuses(pod)
-        return cls(
-            phase=str(status.get("phase") or "Pending"),
-            unschedulable=next(
-                (
-                    str(c.get("message") or c.get("reason") or "")
-                    for c in status.get("conditions") or []
-                    if c.get("type") == "PodScheduled" and c.get("status") == "False"
-                ),
-                "",
-            ),
-            reason=str(status.get("reason") or ""),
-            message=str(status.get("message") or ""),
-            started=_time(status.get("startTime")),
-            created=_time((pod.get("metadata") or {}).get("creationTimestamp")),
-            stage_in=_Container.of(by_name.get(STAGE_IN)),
-            stage_out=_Container.of(by_name.get(STAGE_OUT)),
-            job=_Container.of(by_name.get(JOB_CONTAINER)),
-            deleted_at=deleted_at,
-            evicted_at=_evicted_at(status),
-            direct=is_direct(pod),
-        )
-
-    @property
-    def finished(self) -> bool:
-        return self.phase in ("Succeeded", "Failed")
-
-    def last_finish(self) -> datetime | None:
-        times = [c.finished_at for c in (self.stage_in, self.stage_out, self.job) if c.finished_at]
-        return max(times) if times else None
-
-
-def _evicted_at(status: Mapping[str, Any]) -> datetime | None:
-    """When the kubelet evicted the pod: its DisruptionTarget condition (TerminationByKubelet)."""
-    if status.get("reason") != "Evicted":
-        return None
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
-            return _time(cond.get("lastTransitionTime"))
-    return None
-
-
-def _silent_uploader(view: _PodView) -> str:
-    """Why no report: what became of the stage-out container (its exit, and when)."""
-    out = view.stage_out
-    if not out.terminated:
-        return "the uploader reported nothing (its container never ended)"
-    how = f"exit code {out.exit_code}" + (f", {out.reason}" if out.reason else "")
-    if out.finished_at and view.job.finished_at:
-        seconds = (out.finished_at - view.job.finished_at).total_seconds()
-        how += f", {seconds:.0f} s after the job's container"
-    return f"the uploader reported nothing (its container ended: {how})"
 
 
 @dataclass(frozen=True)
@@ -266,7 +134,7 @@ def plan_status(
     previous = job.status or JobStatus()
     if previous.state is not None and previous.state.is_terminal:
         return previous
-    view = None if pod is None else _PodView.of(pod)
+    view = None if pod is None else PodView.of(pod)
     verdict = _own_outputs(_judge(job, view, previous, inputs), ref, inputs)
     terminal = verdict.state.is_terminal
     started = (view.job.started_at if view is not None else None) or previous.started_at
@@ -305,7 +173,7 @@ def plan_status(
     )
 
 
-def _transfer(view: _PodView | None, stored: RunnerReport | None) -> JobTransfer | None:
+def _transfer(view: PodView | None, stored: RunnerReport | None) -> JobTransfer | None:
     """The store traffic the runner's reports account for (None: nothing was moved)."""
     staged = parse_report(view.stage_in.message) if view is not None else None
     uploaded = stored or (parse_report(view.stage_out.message) if view is not None else None)
@@ -345,7 +213,7 @@ def _own_outputs(verdict: _Verdict, ref: JobRef, inputs: StatusInputs) -> _Verdi
     )
 
 
-def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusInputs) -> _Verdict:
+def _judge(job: Job, view: PodView | None, previous: JobStatus, inputs: StatusInputs) -> _Verdict:
     timeout = inputs.resources.timeout
     if job.spec.cancel:
         if view is None or view.finished:
@@ -444,7 +312,7 @@ def _judge(job: Job, view: _PodView | None, previous: JobStatus, inputs: StatusI
 _KILLED = frozenset({137, 143})  # 128 + SIGKILL, 128 + SIGTERM
 
 
-def _evicted(view: _PodView, when: str) -> _Verdict:
+def _evicted(view: PodView, when: str) -> _Verdict:
     return _Verdict(
         JobState.FAILED,
         "Evicted",
@@ -454,7 +322,7 @@ def _evicted(view: _PodView, when: str) -> _Verdict:
     )
 
 
-def _ended_before(container: _Container, moment: datetime) -> bool:
+def _ended_before(container: Container, moment: datetime) -> bool:
     return container.finished_at is not None and container.finished_at <= moment
 
 
@@ -467,7 +335,7 @@ def _gpu_note(resources: Resources) -> str:
     )
 
 
-def _waiting_on(view: _PodView) -> str:
+def _waiting_on(view: PodView) -> str:
     """Why a starting pod does not progress, as the kubelet or scheduler says (or nothing).
 
     A pod that cannot be scheduled (no node with the gpuType) or whose image cannot be pulled
@@ -483,7 +351,7 @@ def _waiting_on(view: _PodView) -> str:
     return ""
 
 
-def _finished(view: _PodView, inputs: StatusInputs) -> _Verdict:
+def _finished(view: PodView, inputs: StatusInputs) -> _Verdict:
     manifest = inputs.manifest.manifest
     code = view.job.exit_code if view.job.exit_code is not None else -1
     if view.job.reason == "OOMKilled":
@@ -522,7 +390,7 @@ def _finished(view: _PodView, inputs: StatusInputs) -> _Verdict:
     if report is None and view.evicted_at is not None:
         return _evicted(view, f"after the job's container ended (exit {code}), before its upload")
     if report is None or report.outcome is Outcome.UPLOAD_FAILED:
-        detail = report.message if report else _silent_uploader(view)
+        detail = report.message if report else silent_uploader(view)
         return _Verdict(
             JobState.FAILED,
             "OutputUploadFailed",

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from batchx.clients.kube import KubeError
 from batchx.domain.coordinates import CoordinatesError, parse_coordinates
@@ -107,7 +109,7 @@ async def candidates(
 # ---------------------------------------------------------------------------- admission
 
 
-async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list[str]:
+async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list[AdmittedJob]:
     kube = ctx.kube
     env, bodies = await asyncio.gather(
         kube.get_cluster_object("environments", namespace), kube.list_objects(PLURAL, namespace)
@@ -118,11 +120,24 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
         return []
     now = datetime.now(UTC)
     # SUBMITTED first for any job whose own reconcile has not written it yet; one that cannot
-    # be marked now is left to a later pass.
-    waiting = [j for j in waiting if j.state is not None or await _marked(ctx, j, outcome, now)]
+    # be marked now is left to a later pass. The writes go at once (a burst's jobs are all
+    # unmarked; one after another they cost a round trip each before anything is decided),
+    # and with them the reads they do not change: the images and, for a ready Environment,
+    # the ledger (its records read after the jobs this pass listed: see `ledger.settle`).
+    unmarked = [j for j in waiting if j.state is None]
+    marks = asyncio.gather(*(_marked(ctx, j, outcome, now) for j in unmarked))
+    ready = env is not None and (env.get("status") or {}).get("namespace") == namespace
+    if ready:
+        marked, images, (accounts, records) = await asyncio.gather(
+            marks, candidates(ctx, namespace), ledger.settle(ctx, namespace, bodies)
+        )
+    else:
+        marked = await marks
+    lost = {j.name for j, ok in zip(unmarked, marked, strict=True) if not ok}
+    waiting = [j for j in waiting if j.name not in lost]
     if not waiting:
         return []
-    if env is None or (env.get("status") or {}).get("namespace") != namespace:
+    if env is None or not ready:
         # No ready Environment owns this namespace: the jobs wait, and are told why.
         for job in waiting:
             status = no_environment_status(
@@ -132,7 +147,6 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
                 await write_or_retry(ctx, job, status, outcome, warning=True)
         return []
     policy = job_policy(ctx.settings)
-    images = await candidates(ctx, namespace)
 
     requests: dict[str, tuple[JobRead, Request]] = {}
     by_name = {j.name: j for j in jobs}
@@ -152,8 +166,6 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
     await cache.serve_or_hold(ctx, jobs, requests, namespace=namespace, outcome=outcome, now=now)
     if not requests:  # all served or held (or refused): the ledger and quota are not needed
         return []
-    # The ledger reads the jobs this pass listed (before its records: see `ledger.settle`).
-    accounts, records = await ledger.settle(ctx, namespace, bodies)
     totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
     running, running_reserved, steps_running = _running(jobs, images, policy)
     spec_quota = (env.get("spec") or {}).get("quota")
@@ -166,15 +178,38 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
         unavailable=ctx.settings.jobs_unavailable(),
         steps_running=steps_running,
     )
-    admitted = []
-    for decision in await _decide(ctx, _Pass(namespace, requests, outcome, now), capacity):
-        job, _ = requests[decision.request.name]
-        status = admission_status(job.model, decision, generation=job.ref.generation, now=now)
-        if isinstance(decision, Wait) and same_wait(job.status, status):
-            continue
-        if await write_or_retry(ctx, job, status, outcome) and isinstance(decision, Admit):
-            admitted.append(job.name)
-    return admitted
+    decisions = await _decide(ctx, _Pass(namespace, requests, outcome, now), capacity)
+    # Written at once (the API client's limiter bounds the requests in flight): each write
+    # stands alone, and the first admitted job's pod should not wait for the last one's write.
+    written = await asyncio.gather(
+        *(_write_decision(ctx, requests, d, outcome, now) for d in decisions)
+    )
+    return [started for started in written if started is not None]
+
+
+@dataclass(frozen=True)
+class AdmittedJob:
+    """A job this pass admitted, as its admission write left it, and the manifest it was
+    admitted with: its start needs neither read again (`batchx.reconcile.job.admit`)."""
+
+    job: JobRead
+    manifest: Mapping[str, Any]
+
+
+async def _write_decision(
+    ctx: Context,
+    requests: dict[str, tuple[JobRead, Request]],
+    decision: Admit | Wait,
+    outcome: Outcome,
+    now: datetime,
+) -> AdmittedJob | None:
+    job, request = requests[decision.request.name]
+    status = admission_status(job.model, decision, generation=job.ref.generation, now=now)
+    if isinstance(decision, Wait) and same_wait(job.status, status):
+        return None
+    if await write_or_retry(ctx, job, status, outcome) and isinstance(decision, Admit):
+        return AdmittedJob(job, request.manifest_document)
+    return None
 
 
 async def _marked(ctx: Context, job: JobRead, outcome: Outcome, now: datetime) -> bool:
@@ -341,4 +376,4 @@ async def _refuse_missing_files(
     return bool(missing)
 
 
-__all__ = ["admission_pass", "candidates", "job_policy"]
+__all__ = ["AdmittedJob", "admission_pass", "candidates", "job_policy"]

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from batchx.clients.kube import Kube, Unavailable
@@ -19,13 +20,16 @@ WAKEUP_RETRY_SECONDS = 5.0  # a wake-up that met an unavailable API server runs 
 @dataclass(frozen=True)
 class Notice:
     """An Event to post about `ref` (`batchx.planning.events.involved`); `order` is its place
-    in the object's story (`batchx.planning.events.job_order`)."""
+    in the object's story (`batchx.planning.events.job_order`); `at` when it happened, the
+    Event's time: a handler posts its notices when it returns, and an admission call that
+    started a job's pod returns after the pod's own handler may have posted what followed."""
 
     ref: JSON
     type: str
     reason: str
     message: str
     order: int = 0
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -175,6 +179,31 @@ class RecordedCharges:
         return uid in self._uids.get(namespace, ())
 
 
+class Plans:
+    """The manifest each unfinished job's plan ConfigMap holds, by job uid.
+
+    A plan is immutable (created once, a function of the job's immutable spec), yet every
+    reconcile of a running job read it again: one request of the three or four each pod event
+    costs. Kept from the plan's creation (or first read) until the job is seen final or
+    released, so it holds one entry per unfinished job this process has seen, never more.
+    """
+
+    def __init__(self) -> None:
+        self._manifests: dict[str, JSON] = {}
+
+    def get(self, uid: str) -> JSON | None:
+        return self._manifests.get(uid)
+
+    def keep(self, uid: str, manifest: JSON) -> None:
+        self._manifests[uid] = manifest
+
+    def drop(self, uid: str) -> None:
+        self._manifests.pop(uid, None)
+
+    def __len__(self) -> int:
+        return len(self._manifests)
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -186,5 +215,6 @@ class Context:
     coalescer: Coalescer = field(default_factory=Coalescer)
     wakeups: Wakeups = field(default_factory=Wakeups)
     recorded: RecordedCharges = field(default_factory=RecordedCharges)
+    plans: Plans = field(default_factory=Plans)
     # The status this process last wrote per object key, to tell a stale read from news.
     written: dict[str, JSON] = field(default_factory=dict)

@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from batchx.clients.kube import NamespaceTerminating, NotFound, Unavailable
 from batchx.planning.events import event_body
@@ -35,7 +34,7 @@ async def post(ctx: Context, notices: Iterable[Notice]) -> None:
             notice.type,
             notice.reason,
             notice.message,
-            now=datetime.now(UTC),
+            now=notice.at,
             component=COMPONENT,
             instance=INSTANCE,
             order=notice.order,

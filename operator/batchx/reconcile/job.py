@@ -11,7 +11,8 @@ Two owners, never writing the same job's status at once:
   Pod under deterministic names (AlreadyExists is success, so no job ever gets a second Pod, also
   across operator restarts), and writes `plan_status` of the Pod. The terminal state and the
   charge are one status write. A job that ends re-runs admission for its environment.
-- `release_job` (a deleted Job's finalizer) stops its pod and removes its files.
+- `batchx.reconcile.job_release.release_job` (a deleted Job's finalizer) stops its pod and
+  removes its files.
 
 Every status write carries the resourceVersion it was computed from: a decision made from a
 stale read is refused by the API server (Conflict) and made again from a fresh one.
@@ -22,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
+from typing import Any
 
 from batchx import API_VERSION
 from batchx.clients.kube import Conflict, Forbidden, Invalid, background
@@ -42,6 +45,7 @@ from batchx.planning.job_placement import Placement, place
 from batchx.planning.job_pod import (
     JobRef,
     PodPolicy,
+    inline_input,
     job_files,
     owned_by,
     plan_config_map,
@@ -55,9 +59,10 @@ from batchx.planning.job_protocol import JOB_CONTAINER, RunnerReport, parse_repo
 from batchx.planning.job_record import Admitted, admitted, admitted_request
 from batchx.planning.kstatus import stale_job_conditions
 from batchx.planning.ledger import JobAccount
-from batchx.planning.pod_status import StatusInputs, plan_status, pod_finished, stage_out_report
+from batchx.planning.pod_status import StatusInputs, plan_status
+from batchx.planning.pod_view import pod_finished, stage_out_report
 from batchx.reconcile import events, pipeline
-from batchx.reconcile.admission import admission_pass, candidates, job_policy
+from batchx.reconcile.admission import AdmittedJob, admission_pass, candidates, job_policy
 from batchx.reconcile.context import JSON, Context, Notice, Outcome
 from batchx.reconcile.job_status import (
     PLURAL,
@@ -108,19 +113,29 @@ async def admit(ctx: Context, namespace: str) -> Outcome:
     in the API client's background, whoever calls it (a new job's admission waits for it).
     """
     outcome = Outcome()
-    admitted: list[str] = []
+    starts: list[asyncio.Task[Outcome]] = []
 
     async def one_pass() -> None:
         async with ctx.locks.hold(f"admission/{namespace}"):
-            admitted.extend(await admission_pass(ctx, namespace, outcome))
+            admitted = await admission_pass(ctx, namespace, outcome)
+        # Started at once, each a task (a ConfigMap and a Pod; the API client's limiter
+        # bounds the requests in flight): not after the passes a burst coalesces into this
+        # call, which would hold the first pass's pods until the last pass is done.
+        starts.extend(
+            asyncio.ensure_future(
+                reconcile_job(ctx, namespace, a.job.name, admission=False, admitted=a)
+            )
+            for a in admitted
+        )
 
     with background(False):
-        await ctx.coalescer.run(f"admission/{namespace}", one_pass)
-        # Started concurrently: each creates a ConfigMap and a Pod, and the API client's
-        # limiter (qps, burst, concurrency) bounds how many requests are in flight.
-        for started in await asyncio.gather(
-            *(reconcile_job(ctx, namespace, name, admission=False) for name in admitted)
-        ):
+        try:
+            await ctx.coalescer.run(f"admission/{namespace}", one_pass)
+        finally:
+            results = await asyncio.gather(*starts, return_exceptions=True)
+        for started in results:
+            if isinstance(started, BaseException):
+                raise started
             merge(outcome, started)
         await pipeline.summarise(ctx, outcome)
     return outcome
@@ -130,18 +145,32 @@ async def admit(ctx: Context, namespace: str) -> Outcome:
 
 
 async def reconcile_job(
-    ctx: Context, namespace: str, name: str, *, admission: bool = True
+    ctx: Context,
+    namespace: str,
+    name: str,
+    *,
+    admission: bool = True,
+    admitted: AdmittedJob | None = None,
 ) -> Outcome:
-    """Bring one job forward from what the API says now (level-triggered)."""
+    """Bring one job forward from what the API says now (level-triggered).
+
+    `admitted`: the job as the admission pass that admitted it just wrote it, and its
+    manifest; the first attempt starts from that instead of reading both again (a write that
+    meets a newer job is refused, and the next attempt reads it).
+    """
     outcome = Outcome()
     async with ctx.locks.hold(f"job/{namespace}/{name}"):
         for attempt in range(_ATTEMPTS):
-            body = await ctx.kube.get_object(PLURAL, namespace, name)
-            if body is None:
-                return outcome
-            job = JobRead(body)
+            if attempt == 0 and admitted is not None:
+                job = admitted.job
+            else:
+                body = await ctx.kube.get_object(PLURAL, namespace, name)
+                if body is None:
+                    return outcome
+                job = JobRead(body)
             if job.deleting or (job.state is not None and job.state.is_terminal):
-                ctx.wakeups.cancel(_key(namespace, name))
+                ctx.wakeups.cancel(job_key(namespace, name))
+                ctx.plans.drop(job.ref.uid)
                 if not job.deleting:
                     await _heal_conditions(ctx, job, outcome)
                 return outcome
@@ -149,7 +178,8 @@ async def reconcile_job(
             if job.state in WAITING:
                 break
             try:
-                ended = await _track(ctx, job, outcome)
+                manifest = admitted.manifest if attempt == 0 and admitted is not None else None
+                ended = await _track(ctx, job, outcome, manifest)
                 break
             except Stale as exc:
                 # Kopf's own annotations or a cancel changed the job since we read it: read
@@ -185,10 +215,15 @@ async def _submitted(ctx: Context, job: JobRead, outcome: Outcome) -> None:
         await write_status(ctx, job, status, outcome)
 
 
-async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
-    """Create the pod if needed and write its status; True when the job ended now."""
+async def _track(
+    ctx: Context, job: JobRead, outcome: Outcome, manifest: Mapping[str, Any] | None = None
+) -> bool:
+    """Create the pod if needed and write its status; True when the job ended now.
+
+    `manifest`: the one the job was just admitted with (no plan exists yet to read it from).
+    """
     kube, ref, now = ctx.kube, job.ref, datetime.now(UTC)
-    decision = await _decision(ctx, job)
+    decision = await _decision(ctx, job, manifest)
     if isinstance(decision, Refusal):
         # No record and no manifest to judge the job by: only a job admitted by an operator
         # that kept no record, whose image was deleted since (or whose plan was deleted too).
@@ -229,7 +264,7 @@ async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
         pod is not None
         and not pod_finished(pod)
         and (ends or status.state is JobState.CANCELLING)
-        and _grace_left(pod) > STOP_GRACE_SECONDS
+        and grace_left(pod) > STOP_GRACE_SECONDS
     )
     same = unchanged(job, status)
     if not same and decision.manifest.manifest.is_pipeline and (ends or stopping(status)):
@@ -244,19 +279,28 @@ async def _track(ctx: Context, job: JobRead, outcome: Outcome) -> bool:
         # a finished job (its pod ends by itself, or by activeDeadlineSeconds at the latest),
         # never a job whose pod it deleted without saying why (it would end PodLost).
         await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
+    if ends:
+        ctx.plans.drop(ref.uid)
     return ends and not same
 
 
-async def _decision(ctx: Context, job: JobRead) -> Admitted | Refusal:
+async def _decision(
+    ctx: Context, job: JobRead, admitted_with: Mapping[str, Any] | None = None
+) -> Admitted | Refusal:
     """What admission decided for `job`, read back (batchx.planning.job_record), not redone.
 
     The manifest comes from the job's plan ConfigMap once it exists, before that from the
-    pinned Image (looked up by its exact coordinates). A job without a record (admitted by an
-    operator that kept none) is judged again, against that same pinned manifest.
+    pinned Image (looked up by its exact coordinates), or `admitted_with`: the pinned Image's
+    manifest as the pass that admitted the job just read it. A job without a record (admitted
+    by an operator that kept none) is judged again, against that same pinned manifest.
     """
     ref = job.ref
-    config_map = await ctx.kube.get_config_map(ref.namespace, plan_config_map_name(ref.name))
-    manifest = plan_manifest(config_map) if owned_by(config_map, ref) else None
+    manifest = dict(admitted_with) if admitted_with else ctx.plans.get(ref.uid)
+    if manifest is None:
+        config_map = await ctx.kube.get_config_map(ref.namespace, plan_config_map_name(ref.name))
+        manifest = plan_manifest(config_map) if owned_by(config_map, ref) else None
+        if manifest is not None:
+            ctx.plans.keep(ref.uid, manifest)
     pinned = job.status.image
     if manifest is None:
         images = await candidates(ctx, ref.namespace, job)
@@ -289,7 +333,7 @@ def stopping(status: JobStatus) -> bool:
     return status.state is JobState.CANCELLING
 
 
-def _grace_left(pod: JSON) -> float:
+def grace_left(pod: JSON) -> float:
     """The grace period a pod is being deleted with (infinite while it is not being deleted).
 
     A pod deleted with a longer grace (by hand, by the namespace's deletion) is deleted again
@@ -301,7 +345,7 @@ def _grace_left(pod: JSON) -> float:
     return float(meta.get("deletionGracePeriodSeconds") or 0)
 
 
-def _key(namespace: str, name: str) -> str:
+def job_key(namespace: str, name: str) -> str:
     return f"job/{namespace}/{name}"
 
 
@@ -315,7 +359,7 @@ def _arm_deadline(
     a moment after the deadline (`plan_status` then says Timeout); it is armed only for a
     deadline still ahead, so a stopping job is never woken in a loop.
     """
-    key = _key(ref.namespace, ref.name)
+    key = job_key(ref.namespace, ref.name)
     # A pod no node took has no startTime: its timeout counts from its creation (plan_status).
     started = ((pod or {}).get("status") or {}).get("startTime") or (
         (pod or {}).get("metadata") or {}
@@ -374,9 +418,11 @@ async def _create_pod(
             return None
     else:
         await _remove_stale_files(ctx, ref, outcome)
+    if (kept := plan_manifest(config_map)) is not None:
+        ctx.plans.keep(ref.uid, kept)  # what the plan holds (created now, or the same before)
     settings = ctx.settings
     placement = Placement(settings.job_tolerations, settings.job_node_selector)
-    body = place(plan_pod(ref, request, policy), placement)
+    body = place(plan_pod(ref, request, policy, input_text=inline_input(plan)), placement)
     if request.manifest.manifest.is_pipeline:
         await pipeline.prepare(ctx, ref)
         body = pipeline.with_identity(body, ref, JOB_CONTAINER)
@@ -388,7 +434,7 @@ async def _create_pod(
             outcome.retry_after = QUOTA_RETRY_SECONDS
             outcome.retry_reason = "pod deleted while being created"
         elif not owned_by(existing, ref):
-            if _grace_left(existing) > STOP_GRACE_SECONDS:
+            if grace_left(existing) > STOP_GRACE_SECONDS:
                 await kube.delete_pod(ref.namespace, pod_name(ref.name), STOP_GRACE_SECONDS)
             _previous_job(outcome, "pod")
             return None
@@ -456,52 +502,6 @@ async def _stored_report(ctx: Context, namespace: str, pod: JSON | None) -> Runn
     return await asyncio.to_thread(fetch)
 
 
-async def release_job(ctx: Context, namespace: str, name: str, uid: str) -> Outcome:
-    """A deleted Job's last step: its pod stopped, then its files removed (`job_files`).
-
-    Held by the Job's finalizer, so the name is free for a new Job only once the old outputs
-    are gone: a Job re-created under a finished Job's name (a GitOps replace) writes its own
-    outputs to the same stable paths instead of failing on immutable ones. A user who wants to
-    keep an output copies it first (``bx cp``: an alias, no bytes copied, no quota). A running
-    pod is stopped first, because it could still upload into the folder being emptied.
-
-    Only for the Job of `uid`: a deletion event of an old Job can be delivered again after its
-    finalizer is gone (a watch's late or replayed event) while a new Job of the same name runs.
-    The old Job's release was then done already, and the pod and files under its name are the
-    new Job's (CI once saw such a replay delete a new job's pod after its exit 0: PodLost).
-    """
-    outcome = Outcome()
-    async with ctx.locks.hold(_key(namespace, name)):
-        current = await ctx.kube.get_object(PLURAL, namespace, name)
-        if current is None or (current.get("metadata") or {}).get("uid") != uid:
-            return outcome  # released before its finalizer went (or bypassed: see _create_pod)
-        ctx.wakeups.cancel(_key(namespace, name))
-        pod = await ctx.kube.get_pod(namespace, pod_name(name))
-        if pod is not None and not owned_by(pod, JobRef(name, namespace, uid)):
-            pod = None  # an older namesake's, left to the garbage collector
-        # A finished pod uploads nothing more (the garbage collector removes it with the Job).
-        if pod is not None and _grace_left(pod) > STOP_GRACE_SECONDS:
-            # Deleted now rather than by the garbage collector after the Job: a new Job of
-            # the same name then rarely finds it (`owned_by` guards when it does).
-            await ctx.kube.delete_pod(namespace, pod_name(name), STOP_GRACE_SECONDS)
-        if pod is not None and not pod_finished(pod):
-            outcome.retry_after, outcome.retry_reason = 1.0, f"waiting for pod {pod_name(name)}"
-            return outcome
-        try:
-            await remove_files(ctx, namespace, job_files(name))
-        except Exception as exc:  # any store failure: keep the finalizer, try again
-            if not await _namespace_terminating(ctx, namespace):
-                outcome.retry_after = STORE_RETRY_SECONDS
-                outcome.retry_reason = f"the files of job {name} could not be removed: {exc}"
-    return outcome
-
-
-async def _namespace_terminating(ctx: Context, namespace: str) -> bool:
-    """Whether `namespace` is being deleted (its Environment with it: nothing to hold for)."""
-    ns = await ctx.kube.get_namespace(namespace)
-    return ns is None or bool((ns.get("metadata") or {}).get("deletionTimestamp"))
-
-
 def owner_job(pod: JSON) -> str | None:
     """The name of the Job that owns `pod`, if a Job does."""
     for owner in (pod.get("metadata") or {}).get("ownerReferences") or []:
@@ -510,4 +510,14 @@ def owner_job(pod: JSON) -> str | None:
     return None
 
 
-__all__ = ["admit", "job_policy", "owner_job", "pod_policy", "reconcile_job", "release_job"]
+__all__ = [
+    "STOP_GRACE_SECONDS",
+    "STORE_RETRY_SECONDS",
+    "admit",
+    "grace_left",
+    "job_key",
+    "job_policy",
+    "owner_job",
+    "pod_policy",
+    "reconcile_job",
+]
