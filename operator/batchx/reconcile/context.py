@@ -175,6 +175,35 @@ class RecordedCharges:
         return uid in self._uids.get(namespace, ())
 
 
+class FinishedJobs:
+    """The labelled (finished) Jobs of each namespace, by uid: their final states.
+
+    The ledger and admission read only unfinished Jobs (`batchx.planning.finished`); the job
+    counts by state (`batchx_jobs`) still want the finished ones. A namespace's labelled Jobs
+    are listed once per process, at its first count, then kept by the labels this process sets
+    and the deletions it handles.
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, dict[str, str]] = {}
+
+    def loaded(self, namespace: str) -> bool:
+        return namespace in self._states
+
+    def load(self, namespace: str, states: dict[str, str]) -> None:
+        self._states.setdefault(namespace, {}).update(states)
+
+    def add(self, namespace: str, uid: str, state: str) -> None:
+        if namespace in self._states:  # not loaded yet: its listing will include this one
+            self._states[namespace][uid] = state
+
+    def remove(self, namespace: str, uid: str) -> None:
+        self._states.get(namespace, {}).pop(uid, None)
+
+    def states(self, namespace: str) -> dict[str, str]:
+        return dict(self._states.get(namespace, {}))
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -186,5 +215,6 @@ class Context:
     coalescer: Coalescer = field(default_factory=Coalescer)
     wakeups: Wakeups = field(default_factory=Wakeups)
     recorded: RecordedCharges = field(default_factory=RecordedCharges)
+    finished: FinishedJobs = field(default_factory=FinishedJobs)
     # The status this process last wrote per object key, to tell a stale read from news.
     written: dict[str, JSON] = field(default_factory=dict)
