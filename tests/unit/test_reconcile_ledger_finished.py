@@ -162,3 +162,47 @@ def test_job_counts_take_the_labelled_jobs_in_once_each() -> None:
     asyncio.run(ledger.mark_finished(ctx, kube.jobs["b"]))  # labelled after the count's listing
     states = asyncio.run(ledger.job_states(ctx, "lab", unfinished))
     assert sorted(str(s) for s in states) == ["FAILED", "RUNNING", "SUCCEEDED"]
+
+
+class CountingKube(Kube):
+    def __init__(self, jobs: list[JSON]) -> None:
+        super().__init__(jobs)
+        self.record_lists = 0
+
+    async def list_config_maps(self, namespace: str, selector: str) -> list[JSON]:
+        self.record_lists += 1
+        return await super().list_config_maps(namespace, selector)
+
+
+def test_known_records_are_listed_once_per_process_and_stay_exact() -> None:
+    kube = CountingKube([job("a", "SUCCEEDED", charged=2), job("r", "RUNNING", reserved=5)])
+    ctx = context(kube)
+    asyncio.run(ledger.mark_finished(ctx, kube.jobs["a"]))  # recorded, then labelled
+    kube.jobs["b"] = job("b", "FAILED", charged=1)  # final, neither recorded nor labelled yet
+
+    def spent_reserved() -> tuple[Decimal, Decimal]:
+        accounts, recorded = asyncio.run(ledger.settle(ctx, "lab", fresh=False))
+        found = credit_totals(100, accounts, recorded)
+        return found.spent, found.reserved
+
+    for _ in range(3):
+        assert spent_reserved() == (3, 5)  # a from its record, b from its body, then its record
+    assert kube.record_lists == 1  # the first of them; b's record was added as it was made
+    asyncio.run(ledger.mark_finished(ctx, kube.jobs["b"]))
+    assert spent_reserved() == (3, 5)
+    assert kube.record_lists == 1
+    # A new process (a restart) lists them again, once, and finds the same totals.
+    fresh = context(kube)
+    accounts, recorded = asyncio.run(ledger.settle(fresh, "lab", fresh=False))
+    assert (credit_totals(100, accounts, recorded).spent, kube.record_lists) == (3, 2)
+
+
+def test_a_record_made_before_the_first_listing_does_not_count_as_all_of_them() -> None:
+    kube = CountingKube([job("old", "SUCCEEDED", charged=4)])
+    asyncio.run(ledger.mark_finished(context(kube), kube.jobs["old"]))  # an earlier process
+    ctx = context(kube)
+    kube.jobs["new"] = job("new", "SUCCEEDED", charged=1)
+    asyncio.run(ledger.ensure_record(ctx, "lab", ledger.JobAccount.from_body(kube.jobs["new"])))
+    assert not ctx.recorded.loaded("lab")
+    accounts, recorded = asyncio.run(ledger.settle(ctx, "lab", fresh=False))
+    assert credit_totals(100, accounts, recorded).spent == 5

@@ -155,8 +155,9 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
     await cache.serve_or_hold(ctx, jobs, requests, namespace=namespace, outcome=outcome, now=now)
     if not requests:  # all served or held (or refused): the ledger and quota are not needed
         return []
-    # The ledger reads the jobs this pass listed (before its records: see `ledger.settle`).
-    accounts, records = await ledger.settle(ctx, namespace, bodies)
+    # The ledger reads the jobs this pass listed (before its records: see `ledger.settle`),
+    # and the records known to this process (listed once, not at every pass).
+    accounts, records = await ledger.settle(ctx, namespace, bodies, fresh=False)
     totals = credit_totals((env.get("spec") or {}).get("credits"), accounts, records)
     running, running_reserved, steps_running = _running(jobs, images, policy)
     spec_quota = (env.get("spec") or {}).get("quota")

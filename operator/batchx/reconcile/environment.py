@@ -56,7 +56,7 @@ async def refresh_credits(ctx: Context, name: str) -> Outcome:
             return Outcome()
         env = EnvironmentObject.from_body(body)
         if env.status.namespace == env.name:
-            jobs, records = await ledger.settle(ctx, env.name, label=True)
+            jobs, records = await ledger.settle(ctx, env.name, label=True, fresh=False)
             metrics.count_jobs(env.name, await ledger.job_states(ctx, env.name, jobs))
             credits = credit_totals(env.model.spec.credits, jobs, records).to_model()
             for kind, value in credits.to_json().items():

@@ -21,6 +21,7 @@ from batchx.planning.ledger import (
     RECORD_SELECTOR,
     ChargeRecord,
     JobAccount,
+    Recorded,
     charge_record,
     missing_records,
     needs_record,
@@ -44,20 +45,27 @@ async def ensure_record(ctx: Context, namespace: str, job: JobAccount) -> Charge
         # not ours, is the charge: the first write is the one that counts.
         existing = await ctx.kube.get_config_map(namespace, record_name(job.uid))
         if existing is not None:
-            ctx.recorded.add(namespace, [job.uid])
-            return ChargeRecord.from_config_map(existing)
-    ctx.recorded.add(namespace, [job.uid])
-    return ChargeRecord(job.uid, job.name, job.charged)
+            stored = ChargeRecord.from_config_map(existing)
+            ctx.recorded.add(namespace, [stored])
+            return stored
+    made = ChargeRecord(job.uid, job.name, job.charged)
+    ctx.recorded.add(namespace, [made])
+    return made
 
 
-async def _known_recorded(ctx: Context, namespace: str, uid: str) -> bool:
-    """Whether the job's record is known to exist (the namespace's records listed once)."""
+async def _known_records(ctx: Context, namespace: str) -> Recorded:
+    """The namespace's charge records as known (listed once per process: `RecordedCharges`)."""
     if not ctx.recorded.loaded(namespace):
         async with ctx.locks.hold(f"records/{namespace}"):
             if not ctx.recorded.loaded(namespace):
                 listed = await ctx.kube.list_config_maps(namespace, RECORD_SELECTOR)
-                uids = [ChargeRecord.from_config_map(c).job_uid for c in listed]
-                ctx.recorded.add(namespace, uids)
+                ctx.recorded.load(namespace, map(ChargeRecord.from_config_map, listed))
+    return ctx.recorded.summary(namespace)
+
+
+async def _known_recorded(ctx: Context, namespace: str, uid: str) -> bool:
+    """Whether the job's record is known to exist (the namespace's records listed once)."""
+    await _known_records(ctx, namespace)
     return ctx.recorded.has(namespace, uid)
 
 
@@ -82,8 +90,13 @@ async def record_job(ctx: Context, namespace: str, job: JobAccount) -> None:
 
 
 async def settle(
-    ctx: Context, namespace: str, job_bodies: list[JSON] | None = None, *, label: bool = False
-) -> tuple[list[JobAccount], list[ChargeRecord]]:
+    ctx: Context,
+    namespace: str,
+    job_bodies: list[JSON] | None = None,
+    *,
+    label: bool = False,
+    fresh: bool = True,
+) -> tuple[list[JobAccount], Recorded]:
     """Read the namespace's ledger, recording any charge not recorded yet.
 
     Only the Jobs without ``batchx.io/finished`` are read: a labelled Job is final and its
@@ -94,6 +107,11 @@ async def settle(
     jobs the caller has just read (the admission pass: one list per pass, not two), read before
     the records here. With `label`, the final Jobs of that list are labelled
     (`label_leftovers`): not in an admission pass, whose writes a new job waits for.
+
+    `fresh` lists the records from the API server (the Environment's reconcile and resync: a
+    record deleted by hand is made again while its job exists); otherwise they are the known
+    ones (`RecordedCharges`, listed once per process), so that an admission pass or a job
+    event's credit refresh does not list one ConfigMap per charged job each time.
     """
     if job_bodies is None:
         try:
@@ -101,16 +119,20 @@ async def settle(
         except NotFound:
             job_bodies = []  # the Job CRD is not installed: no jobs, nothing reserved
     jobs = [JobAccount.from_body(b) for b in job_bodies]
-    records = [
-        ChargeRecord.from_config_map(c)
-        for c in await ctx.kube.list_config_maps(namespace, RECORD_SELECTOR)
-    ]
-    ctx.recorded.add(namespace, (r.job_uid for r in records))
-    for job in missing_records(jobs, records):
-        records.append(await ensure_record(ctx, namespace, job))
+    if fresh:
+        listed = await ctx.kube.list_config_maps(namespace, RECORD_SELECTOR)
+        records = [ChargeRecord.from_config_map(c) for c in listed]
+        ctx.recorded.load(namespace, records)
+        for job in missing_records(jobs, records):
+            records.append(await ensure_record(ctx, namespace, job))
+        recorded = Recorded.of(records)
+    else:
+        for job in missing_records(jobs, await _known_records(ctx, namespace)):
+            await ensure_record(ctx, namespace, job)  # known from then on
+        recorded = ctx.recorded.summary(namespace)
     if label:
         await label_leftovers(ctx, job_bodies)
-    return jobs, records
+    return jobs, recorded
 
 
 async def mark_finished(ctx: Context, body: JSON) -> JSON | None:
