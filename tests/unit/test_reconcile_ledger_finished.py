@@ -93,9 +93,12 @@ def test_only_a_final_job_gets_labels_its_state_and_its_key() -> None:
     assert finished_labels({"metadata": {}, "status": None}) is None
     labels = finished_labels(job("a", "WARNING"))
     assert labels == {FINISHED: "WARNING", CACHE_KEY: "ab" * 31 + "a"}  # 63 characters
+    assert finished_labels(job("a", "FAILED")) == {FINISHED: "FAILED"}  # serves nothing
+    served = job("a", "SUCCEEDED")
+    served["status"]["cached"] = True  # a served job is no entry: the one it came from is
+    assert finished_labels(served) == {FINISHED: "SUCCEEDED"}
     done = job("a", "FAILED")
     done["status"]["admission"] = None  # refused before a key was computed
-    assert finished_labels(done) == {FINISHED: "FAILED"}
     done["metadata"]["labels"] = {FINISHED: "FAILED", "team": "x"}
     assert finished_labels(done) is None  # labelled already: no write
 

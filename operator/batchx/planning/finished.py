@@ -3,7 +3,7 @@
 Why: an environment keeps its finished Jobs (their outputs, their cache entries) as long as its
 users like, and every admission pass and every ledger read listed and read all of them (10,000
 finished jobs cost ~0.7 s of CPU per pass). A finished Job carries ``batchx.io/finished=<state>``
-(and ``batchx.io/cache-key=<hex>`` when admission computed a key); admission passes and the
+(and, for a result that may serve, ``batchx.io/cache-key=<hex>``); admission passes and the
 ledger list only ``!batchx.io/finished``, and the cache asks the API server's label index for its
 entries (`entry_selector`).
 
@@ -23,13 +23,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from batchx.models import TERMINAL_STATES
+from batchx.models import TERMINAL_STATES, JobState
 from batchx.planning.labels import CACHE_KEY, FINISHED, cache_key_label
 
 JSON = dict[str, Any]
 
 _TERMINAL = frozenset(str(s) for s in TERMINAL_STATES)
 _KEY_PREFIX = "sha256:"
+_SERVING = frozenset({str(JobState.SUCCEEDED), str(JobState.WARNING)})
 
 
 def finished_labels(body: JSON) -> dict[str, str] | None:
@@ -41,7 +42,10 @@ def finished_labels(body: JSON) -> dict[str, str] | None:
     wanted = {FINISHED: str(state)}
     admission = status.get("admission")
     key = admission.get("cacheKey") if isinstance(admission, dict) else None
-    if isinstance(key, str) and key.startswith(_KEY_PREFIX):
+    # Only a result that may serve is an entry (`batchx.planning.job_cache.entries`): a served
+    # job's key would only lengthen the entry lookups' answers.
+    serves = state in _SERVING and not status.get("cached")
+    if serves and isinstance(key, str) and key.startswith(_KEY_PREFIX):
         wanted[CACHE_KEY] = cache_key_label(key)
     current = (body.get("metadata") or {}).get("labels") or {}
     if all(current.get(k) == v for k, v in wanted.items()):

@@ -30,6 +30,14 @@ reconcile - on any job event, on every resync, and at start-up (Kopf's resume) -
 records and writes the same totals. A charge is in ``spent`` from the moment the job's terminal
 status is stored, before its record exists, so the balance never shows a released reservation
 without its charge.
+
+*Finished jobs are not read.* Once a final job's record exists the operator labels it
+``batchx.io/finished`` (`batchx.planning.finished`), and the ledger lists only unlabelled jobs:
+a labelled job's charge is in its record, so the union above loses nothing. The records
+themselves are listed once per operator process and namespace and then kept in memory as a
+sum and a set of uids (`Recorded`; every record the process makes is added before its job is
+labelled), so the frequent reads (each admission pass, each job event) cost the unfinished
+jobs only; the Environment's own reconcile and resync list the records again.
 """
 
 from __future__ import annotations
