@@ -21,6 +21,7 @@ operator's taking them in is timed.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -32,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import kopf
 from benchmarks.benchbed import (
     GROUP,
     TERMINAL,
@@ -50,6 +52,7 @@ from benchmarks.benchbed import (
 from kubernetes import client
 from tests.watching import Recorder
 
+from batchx.diffbase import DigestedDiffBase
 from batchx.planning.finished import finished_labels
 from testbed import example_images
 
@@ -57,6 +60,7 @@ JSON = dict[str, Any]
 EXAMPLE = "hello-static"
 DONE_TIMEOUT = 180.0
 FINALIZER = "batchx.io/finalizer"  # Kopf's (batchx.handlers.setup.configure)
+DIFF_BASE = DigestedDiffBase(prefix="batchx.io", key="last-handled-configuration")  # the same
 
 
 def job_body(name: str, image: str, who: str) -> JSON:
@@ -163,7 +167,8 @@ def print_report(bench: Bench, misses: list[str], hits: list[str], finished: int
 def fill(custom: client.CustomObjectsApi, env: str, image: str, count: int, *, old: bool) -> None:
     """`count` finished Jobs (the operator is stopped), as the operator leaves them: created
     with Kopf's finalizer, marked SUCCEEDED by a status write (no pod ever ran), then labelled
-    finished (`finished_labels`: the API server's policy allows the label only on a final job).
+    finished (`finished_labels`: the API server's policy allows the label only on a final job)
+    and given Kopf's diff base.
     With `old`, as an operator before the label left them: no label and, like a job Kopf never
     saw, no finalizer (the restarted operator takes them in: the upgrade path)."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -193,8 +198,14 @@ def fill(custom: client.CustomObjectsApi, env: str, image: str, count: int, *, o
         )
         labels = finished_labels(done)
         if not old and labels:
+            # With Kopf's diff base, as a job Kopf once handled has it: without it, a restarted
+            # operator takes the job for a new one and runs its creation handler.
+            essence = DIFF_BASE.build(body=kopf.Body(done))
+            encoded = json.dumps(essence, separators=(",", ":")) + "\n"
+            keys = DIFF_BASE.make_keys(DIFF_BASE.key, body=kopf.Body(done))
+            meta = {"labels": labels, "annotations": dict.fromkeys(keys, encoded)}
             custom.patch_namespaced_custom_object(
-                GROUP, VERSION, env, "jobs", name, {"metadata": {"labels": labels}}
+                GROUP, VERSION, env, "jobs", name, {"metadata": meta}
             )
 
     with ThreadPoolExecutor(16) as pool:
