@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_files.py [--size-mib 1024] [--small 10000] [--rounds 3]
 
 What runs: a private MinIO, the operator's files API server (`batchx.handlers.files_api`, TLS
-with client certificates, the front-proxy headers checked) on 127.0.0.1, and the CLI's client
+with client certificates, the front-proxy headers checked) on 127.0.0.1 in a process of its own
+(the CLI and the operator share no interpreter on a cluster either), and the CLI's client
 (`batchx.client.files.RemoteFiles`) calling it directly, as the kube-apiserver would forward the
 calls: the API server's own hop is not in the loop (its cost is per call, and calls are per batch
 of 1000 files), and the authorization is an in-process allow-all (on a cluster it is one
@@ -12,7 +13,8 @@ SubjectAccessReview per call). The peer is boto3 with the same credentials the o
 the small ones.
 
 Goals (issue 11): big file up and down >= 0.9x boto3; small files >= 1.0x a put_object loop;
-API round trips per file (plan + commit calls, per batch). The first upload through the API
+API round trips per file (plan + commit calls, per batch), and S3 calls per small file (the
+operator's and the CLI's, against the peer's one put_object). The first upload through the API
 includes hashing the file on the client (the CLI's digest cache spares that on later copies).
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.server
 import json
 import os
 import ssl
@@ -42,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 import boto3
 from botocore.config import Config
 
+from batchx.client import files as client_files
 from batchx.client.errors import ApiError
 from batchx.client.files import RemoteFiles
 from batchx.handlers.files_api import FrontProxy, serve
@@ -52,6 +56,7 @@ from testbed import s3 as s3bed
 
 MiB = 1 << 20
 PORT = 18643
+COUNTS_PORT = 18644
 
 
 def _openssl(*args: str) -> None:
@@ -122,8 +127,51 @@ def timed(fn: Any) -> float:
     return time.perf_counter() - start
 
 
+def serve_api(work: Path, endpoint: str) -> None:
+    """The operator's side, in a process of its own (as on a cluster: the CLI and the operator
+    do not share an interpreter): the files API on the store, and its S3 call counts as JSON
+    on `COUNTS_PORT`. Runs until terminated."""
+    store = open_store(f"s3://bench/api?endpoint={endpoint}")
+    calls: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def count(model: Any, **_: Any) -> None:
+        with lock:
+            calls[model.name] = calls.get(model.name, 0) + 1
+
+    store.backend.client.meta.events.register("before-call.s3", count)  # type: ignore[attr-defined]
+
+    class Counts(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            with lock:
+                body = json.dumps(calls).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    counts = http.server.ThreadingHTTPServer(("127.0.0.1", COUNTS_PORT), Counts)
+    threading.Thread(target=counts.serve_forever, daemon=True).start()
+    ctx = Context(settings=Settings.load({}), kube=AllowAll(), store=store)  # type: ignore[arg-type]
+    proxy = FrontProxy.from_config_map(
+        {
+            "requestheader-client-ca-file": (work / "ca.crt").read_text(),
+            "requestheader-allowed-names": '["front-proxy-client"]',
+        }
+    )
+    address, crt, key = f"127.0.0.1:{PORT}", str(work / "srv.crt"), str(work / "srv.key")
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(serve(ctx, proxy, address, crt, key))
+    print("serving", flush=True)
+    loop.run_forever()
+
+
 class Bed:
-    """A private MinIO, the files API server on it, its client, and a raw boto3 client."""
+    """A private MinIO, the files API server on it (its own process), its client, and a raw
+    boto3 client."""
 
     def __init__(self, work: Path) -> None:
         make_pki(work)
@@ -139,26 +187,36 @@ class Bed:
             "s3", endpoint_url=self.server.endpoint, config=path_style, region_name=region
         )
         self.raw.create_bucket(Bucket="bench")
-        self.store = open_store(f"s3://bench/api?endpoint={self.server.endpoint}")
-        self.loop = asyncio.new_event_loop()
-        ctx = Context(settings=Settings.load({}), kube=AllowAll(), store=self.store)  # type: ignore[arg-type]
-        proxy = FrontProxy.from_config_map(
-            {
-                "requestheader-client-ca-file": (work / "ca.crt").read_text(),
-                "requestheader-allowed-names": '["front-proxy-client"]',
-            }
+        self.api = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(work), self.server.endpoint],
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        address, crt, key = f"127.0.0.1:{PORT}", str(work / "srv.crt"), str(work / "srv.key")
-        self.runner = self.loop.run_until_complete(serve(ctx, proxy, address, crt, key))
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        assert self.api.stdout is not None
+        if self.api.stdout.readline().strip() != "serving":  # blocks until it listens
+            raise RuntimeError(f"the files API server did not start (rc {self.api.poll()})")
         self.kube = DirectKube(work)
+        # The CLI's S3 calls: its uploads to presigned URLs (around its one upload function).
+        self.client_puts = 0
+        upload = client_files._upload
+
+        def counted(*args: Any) -> int:
+            with self.kube.lock:
+                self.client_puts += 1
+            return upload(*args)
+
+        client_files._upload = counted  # type: ignore[assignment]
+
+    def s3_calls(self) -> dict[str, int]:
+        """S3 calls so far by name: the operator's (a boto3 hook in its process) and the CLI's."""
+        url = f"http://127.0.0.1:{COUNTS_PORT}/"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            calls: dict[str, int] = json.loads(response.read())
+        return calls | {"ClientPresignedPut": self.client_puts}
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.store.close()
+        self.api.terminate()
+        self.api.wait(30)
         s3bed.stop(self.server)
 
 
@@ -175,17 +233,24 @@ def one_round(bed: Bed, r: int, big: Path, small: list[Path], work: Path) -> dic
     fresh_content(big, small, r)
     files = RemoteFiles(bed.kube, f"bench-{r}")  # type: ignore[arg-type]
     key, out = f"raw/{r}/big.bin", work / "out.bin"
+    reports: list[Any] = []
+    again = [LocalFile("again/big.bin", big)]
     row = {
         "up_boto3": timed(lambda: bed.raw.upload_file(str(big), "bench", key)),
         "up_api": timed(lambda: files.put_files([LocalFile("big.bin", big)])),
-        "reup_api": timed(lambda: files.put_files([LocalFile("again/big.bin", big)])),
+        "reup_api": timed(lambda: reports.extend(files.put_files(again))),
         "down_boto3": timed(lambda: bed.raw.download_file("bench", key, str(out))),
         "down_api": timed(lambda: files.get_file("big.bin", out)),
     }
-    before = bed.kube.calls
+    row["reup_bytes_sent"] = sum(r.uploaded_bytes for r in reports)
+    before, s3_before = bed.kube.calls, bed.s3_calls()
     items = [LocalFile(f"many/{p.name}", p) for p in small]
     row["small_api"] = timed(lambda: files.put_files(items, workers=16))
     row["round_trips"] = (bed.kube.calls - before) / len(small)
+    calls = {k: (v - s3_before.get(k, 0)) / len(small) for k, v in bed.s3_calls().items()}
+    row["s3_calls"] = sum(calls.values())
+    print(f"round {r}: S3 calls per small file: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in sorted(calls.items()) if v))  # fmt: skip
 
     def loop_put() -> None:
         for p in small:
@@ -196,6 +261,9 @@ def one_round(bed: Bed, r: int, big: Path, small: list[Path], work: Path) -> dic
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--serve"]:
+        serve_api(Path(sys.argv[2]), sys.argv[3])
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--small", type=int, default=10000)
@@ -232,7 +300,9 @@ def main() -> None:
                 "boto3": args.small / med["small_boto3"],
             },
             "small_ratio": med["small_boto3"] / med["small_api"],
+            "reupload_bytes_sent": med["reup_bytes_sent"],
             "api_round_trips_per_file": med["round_trips"],
+            "s3_calls_per_small_file": {"api": med["s3_calls"], "boto3": 1.0},
         }
         print(json.dumps(result, indent=2))
     finally:

@@ -7,6 +7,7 @@ MinIO with the presigned URLs the API hands out; the client holds no store crede
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -26,8 +27,13 @@ from testbed.topology import GATEWAY
 from typer.testing import CliRunner
 
 from batchx.cli.app import app
+from tests.fixtures_jobs import JobBed, run_jobs_operator
 from tests.fixtures_operator import StartOperator
 from tests.helpers import eventually
+from tests.integration.bx import Bx
+from tests.integration.test_caching import a_text, count, ran
+from tests.integration.test_caching import served as cached
+from tests.job_lab import Lab, make_env
 
 pytestmark = [pytest.mark.cluster, pytest.mark.s3]
 
@@ -162,22 +168,15 @@ def _get(url: str) -> bytes:
         return data
 
 
-@pytest.fixture
-def served(
-    tmp_path: Path,
-    kube_api: client.ApiClient,
-    kubeconfig: str,
-    s3_store_url: str,
-    start_operator: StartOperator,
-) -> Iterator[tuple[str, str]]:
-    """The files API served and registered; yields two environment namespaces (A, B)."""
-    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
+@contextlib.contextmanager
+def registered(tmp_path: Path, kube_api: client.ApiClient) -> Iterator[tuple[str, dict[str, str]]]:
+    """The APIService and the Service routing it to this machine, in a namespace of its own;
+    yields that namespace and the settings the operator serves the files API with."""
+    core = client.CoreV1Api(kube_api)
     home = f"bx-files-{uuid.uuid4().hex[:6]}"
-    a, b = f"{home}-a", f"{home}-b"
     port = _free_port()
     crt, key, ca = _serving_cert(tmp_path, f"batchx-files.{home}.svc")
-    for ns in (home, a, b):
-        core.create_namespace({"metadata": {"name": ns}})
+    core.create_namespace({"metadata": {"name": home}})
     core.create_namespaced_service(
         home,
         {
@@ -220,27 +219,52 @@ def served(
         }
     )
     try:
-        settings = {
-            "BATCHX_STORE": s3_store_url,
-            "BATCHX_FILES_API_ADDRESS": f"{GATEWAY}:{port}",
-            "BATCHX_FILES_API_CERT": str(crt),
-            "BATCHX_FILES_API_KEY": str(key),
-        }
-        with start_operator(**settings):
-            for role in ("viewer", "member", "admin"):  # the aggregated roles took the new rules
-                eventually(
-                    lambda r=role: _grants_files(rbac, f"batchx-{r}"),
-                    timeout=30,
-                    what=f"batchx-{role} aggregating the files rules",
-                )
-            eventually(
-                lambda: _available(kube_api), timeout=60, what=f"APIService {APISERVICE} Available"
-            )
-            yield a, b
+        yield (
+            home,
+            {
+                "BATCHX_FILES_API_ADDRESS": f"{GATEWAY}:{port}",
+                "BATCHX_FILES_API_CERT": str(crt),
+                "BATCHX_FILES_API_KEY": str(key),
+            },
+        )
     finally:
         registration.delete_api_service(APISERVICE)
-        for ns in (a, b, home):
-            core.delete_namespace(ns)
+        core.delete_namespace(home)
+
+
+def wait_serving(kube_api: client.ApiClient) -> None:
+    """Until the roles aggregated the files rules and the APIService is Available."""
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    for role in ("viewer", "member", "admin"):  # the aggregated roles took the new rules
+        eventually(
+            lambda r=role: _grants_files(rbac, f"batchx-{r}"),
+            timeout=30,
+            what=f"batchx-{role} aggregating the files rules",
+        )
+    eventually(lambda: _available(kube_api), timeout=60, what=f"APIService {APISERVICE} Available")
+
+
+@pytest.fixture
+def served(
+    tmp_path: Path,
+    kube_api: client.ApiClient,
+    kubeconfig: str,
+    s3_store_url: str,
+    start_operator: StartOperator,
+) -> Iterator[tuple[str, str]]:
+    """The files API served and registered; yields two environment namespaces (A, B)."""
+    core = client.CoreV1Api(kube_api)
+    with registered(tmp_path, kube_api) as (home, settings):
+        a, b = f"{home}-a", f"{home}-b"
+        for ns in (a, b):
+            core.create_namespace({"metadata": {"name": ns}})
+        try:
+            with start_operator(BATCHX_STORE=s3_store_url, **settings):
+                wait_serving(kube_api)
+                yield a, b
+        finally:
+            for ns in (a, b):
+                core.delete_namespace(ns)
 
 
 def test_members_copy_with_their_token_and_others_are_refused(
@@ -399,3 +423,73 @@ def test_bx_cp_ls_rm_with_only_a_member_kubeconfig(
     assert "files.batchx.io" in refused
     # A member copies in but does not remove (admins do).
     assert "cannot delete" in bx("rm", "bx://copy/a.txt", code=1)
+
+
+@pytest.fixture
+def api_lab(
+    tmp_path: Path, kube_api: client.ApiClient, kubeconfig: str, job_bed: JobBed, module_bx: Bx
+) -> Iterator[tuple[Lab, JobBed]]:
+    """An environment whose jobs run and whose files the files API serves (one operator)."""
+    with (
+        registered(tmp_path, kube_api) as (_, settings),
+        contextlib.contextmanager(run_jobs_operator)(job_bed, kubeconfig, **settings),
+    ):
+        wait_serving(kube_api)
+        yield make_env(module_bx, job_bed, quota={"cpu": "2", "jobs": 4}, credits=1000), job_bed
+
+
+def _as_member(
+    kube_api: client.ApiClient, kubeconfig: str, folder: Path, namespace: str
+) -> dict[str, str]:
+    """The environment variables of a member of `namespace` holding only a kubeconfig (a
+    service account's token bound to batchx-member), to set with every AWS_*/BATCHX_* unset."""
+    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "ann"}})
+    _bind(
+        rbac, namespace, "member", {"kind": "ServiceAccount", "name": "ann", "namespace": namespace}
+    )
+    token = core.create_namespaced_service_account_token(
+        "ann", namespace, {"spec": {"expirationSeconds": 3600}}
+    ).status.token
+    base = config.new_client_from_config(config_file=kubeconfig)
+    member = _token_kubeconfig(folder / "ann.kubeconfig", base.configuration, token, namespace)
+    base.close()
+    return {"KUBECONFIG": str(member), "BATCHX_DIGEST_CACHE": str(folder / "digests.sqlite")}
+
+
+def test_provenance_with_only_a_kubeconfig(
+    api_lab: tuple[Lab, JobBed],
+    kube_api: client.ApiClient,
+    kubeconfig: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A wordcount job reads an uploaded file and writes its counts; a member who holds only a
+    kubeconfig sees through the files API which job made them from which input (`bx ls -l`,
+    `bx provenance`), and a cached job's copy names both jobs."""
+    lab, job_bed = api_lab
+    text = a_text(lab, job_bed)
+    made = ran(lab, count(lab, "prov-api", text))
+    cached(lab, count(lab, "prov-api-2", text), "prov-api")
+    uid = lab.job("prov-api")["metadata"]["uid"]
+    for name in [k for k in os.environ if k.startswith(("AWS_", "BATCHX_"))]:
+        monkeypatch.delenv(name)
+    for name, value in _as_member(kube_api, kubeconfig, tmp_path, lab.name).items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner(env={"COLUMNS": "250"})
+
+    shown = runner.invoke(app, ["provenance", made["output"]["counts"], "-o", "json"])
+    assert shown.exit_code == 0, shown.output
+    chain = json.loads(shown.output)
+    assert chain["producedBy"]["job"] == {"name": "prov-api", "uid": uid}
+    assert chain["producedBy"]["image"]["digest"] == made["image"]["container"].split("@")[1]
+    [upload] = chain["inputs"]
+    assert upload["path"] == text
+    assert upload["producedBy"] is None  # the upload: the chain ends
+    alias = runner.invoke(app, ["provenance", "bx://jobs/prov-api-2/output/counts.txt"])
+    assert alias.exit_code == 0, alias.output
+    assert f"made by job prov-api uid {uid}" in alias.output
+    assert "served from the cache to job prov-api-2" in alias.output
+    listing = runner.invoke(app, ["ls", "-l", "-r", "bx://jobs/"])
+    assert listing.exit_code == 0, listing.output
+    assert "prov-api -> prov-api-2 (cached)" in listing.output

@@ -34,11 +34,9 @@ from batchx.domain.paths import BX_SCHEME
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from batchx.client.files import RemoteFiles
-    from batchx.store import EnvFiles, Outcome, Store
+    from batchx.store import Outcome, Store
+    from batchx.store.filesystem import FileSystem
     from batchx.store.fs import Entry
-
-    Files = EnvFiles | RemoteFiles
 
 # The store (boto3 behind it) and rich are imported inside the commands: `bx --help` must not
 # pay for them (see batchx.cli.common).
@@ -160,7 +158,7 @@ def _walk(root: Path) -> Iterator[Path]:
             yield Path(dirpath) / name
 
 
-def _upload(files: Files, sources: list[str], dest: str, jobs: int, tally: Tally) -> None:
+def _upload(files: FileSystem, sources: list[str], dest: str, jobs: int, tally: Tally) -> None:
     """One batch through `EnvFiles.put_files`: existence by listing, quota and usage once per
     batch of files, per file only the blob and its two small index records."""
     from batchx.store import LocalFile, StoreError  # noqa: PLC0415
@@ -202,7 +200,7 @@ def _count(tally: Tally, outcome: Outcome, sent: int) -> None:
         tally.deduplicated += 1
 
 
-def plan_remote(files: Files, source: str) -> list[tuple[str, str]]:
+def plan_remote(files: FileSystem, source: str) -> list[tuple[str, str]]:
     """(bx relative path, path relative to the destination folder) for one bx:// source."""
     from batchx.store import StoreError  # noqa: PLC0415
     from batchx.store.patterns import has_wildcards, literal_prefix  # noqa: PLC0415
@@ -220,7 +218,7 @@ def plan_remote(files: Files, source: str) -> list[tuple[str, str]]:
     return found
 
 
-def _is_single(files: Files, sources: list[str]) -> bool:
+def _is_single(files: FileSystem, sources: list[str]) -> bool:
     from batchx.store.patterns import has_wildcards  # noqa: PLC0415
 
     rel = _rel(sources[0])
@@ -233,7 +231,7 @@ def _is_single(files: Files, sources: list[str]) -> bool:
     )
 
 
-def _download(files: Files, sources: list[str], dest: Path, jobs: int, tally: Tally) -> None:
+def _download(files: FileSystem, sources: list[str], dest: Path, jobs: int, tally: Tally) -> None:
     from batchx.store import StoreError  # noqa: PLC0415
 
     pairs = [pair for s in sources for pair in plan_remote(files, s)]
@@ -255,7 +253,7 @@ def _download(files: Files, sources: list[str], dest: Path, jobs: int, tally: Ta
         list(pool.map(one, [e.path for e in entries]))
 
 
-def _alias(files: Files, sources: list[str], dest: str, tally: Tally) -> None:
+def _alias(files: FileSystem, sources: list[str], dest: str, tally: Tally) -> None:
     from batchx.store import StoreError  # noqa: PLC0415
 
     target = _rel(dest)
@@ -307,7 +305,7 @@ def ls(
             refuse(str(exc))
 
 
-def _print_listing(files: Files, names: list[str], long: bool) -> None:
+def _print_listing(files: FileSystem, names: list[str], long: bool) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(box=None, show_header=False, pad_edge=False)
@@ -359,7 +357,7 @@ def rm(
         raise typer.Exit(1)
 
 
-def _rm_targets(files: Files, rel: str, recursive: bool) -> list[str]:
+def _rm_targets(files: FileSystem, rel: str, recursive: bool) -> list[str]:
     from batchx.store import StoreError  # noqa: PLC0415
     from batchx.store.patterns import has_wildcards  # noqa: PLC0415
 
@@ -388,7 +386,7 @@ class open_env:
 
         self.store: Store | None = None
         self.kube: Any = None
-        self.files: Files
+        self.files: FileSystem
         if store:
             if not env:
                 refuse("no environment: pass --env/-e or set BATCHX_ENV")
@@ -412,7 +410,7 @@ class open_env:
             refuse("no environment: pass --env/-e, set BATCHX_ENV or the context's namespace")
         self.files = RemoteFiles(self.kube, chosen)
 
-    def __enter__(self) -> Files:
+    def __enter__(self) -> FileSystem:
         return self.files
 
     def __exit__(self, *_: object) -> None:

@@ -3,8 +3,9 @@
 Each file a job wrote carries the job's record in its index entry (`batchx.planning.provenance`):
 the job (name, uid), its image (coordinates, container, digest) and the content digests of the
 inputs it read. This verb follows those inputs, through as many jobs as made them, and prints a
-tree (``-o json``/``yaml``: the same tree as a document). It reads the store only, not the
-cluster: a deleted job's outputs, while they exist, still say where they came from.
+tree (``-o json``/``yaml``: the same tree as a document). It reads the file system only (with a
+kubeconfig the files API, whose listings carry the records; or the embedded `--store`), no Job:
+a deleted job's outputs, while they exist, still say where they came from.
 """
 
 from __future__ import annotations

@@ -12,13 +12,12 @@ planned again once, with a fresh URL.
 from __future__ import annotations
 
 import base64
-import hashlib
 import http.client
 import os
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from batchx.client.errors import ApiError
 from batchx.client.kube import Kube
 from batchx.store.backend import Progress, no_progress
 from batchx.store.batch import LocalFile, PutReport, hash_file
+from batchx.store.digests import verify_parts
 from batchx.store.errors import IntegrityError, NotFoundError, StoreError
 from batchx.store.index import Entry, NewPath, Outcome
 
@@ -34,11 +34,22 @@ JSON = dict[str, Any]
 CHUNK = 1000
 """Files per plan/commit call (the API's limit)."""
 BLOCK = 1 << 20
+PART = 16 * BLOCK
+"""Downloads from this size on are ranged GETs of this many bytes, `PARTS_AT_ONCE` in parallel."""
+PARTS_AT_ONCE = 4
+Sent = tuple[list["JSON"], list[int | StoreError]]
+"""A batch's plan and, per file, the bytes its upload sent or why it failed."""
 
 
 def _entry(raw: JSON) -> Entry:
+    record = raw.get("provenance")
     return Entry(
-        raw["path"], raw["digest"], int(raw["size"]), raw.get("created") or "", raw.get("job")
+        raw["path"],
+        raw["digest"],
+        int(raw["size"]),
+        raw.get("created") or "",
+        raw.get("job"),
+        record if isinstance(record, dict) else None,
     )
 
 
@@ -146,16 +157,24 @@ class RemoteFiles:
         progress: Progress = no_progress,
         workers: int = 8,
     ) -> list[PutReport | StoreError | OSError]:
-        """Copy local files in; a result per file, in order (see module docstring)."""
-        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="bx-files") as pool:
+        """Copy local files in; a result per file, in order (see module docstring). Batches are
+        pipelined: one batch's commit runs while the next one is planned and uploaded."""
+        with (
+            ThreadPoolExecutor(max(1, workers), thread_name_prefix="bx-files") as pool,
+            ThreadPoolExecutor(1, thread_name_prefix="bx-commit") as committer,
+        ):
             described = list(pool.map(_describe, files))
-            results: list[PutReport | StoreError | OSError] = []
+            chunks: list[tuple[list[Any], Future[list[PutReport | StoreError]]]] = []
             for start in range(0, len(files), CHUNK):
                 chunk = list(
                     zip(files[start : start + CHUNK], described[start : start + CHUNK], strict=True)
                 )
                 good = [(f, d) for f, d in chunk if isinstance(d, NewPath)]
-                done = iter(self._put_chunk(good, pool, progress, retry=True))
+                sent = self._send(good, pool, progress)
+                chunks.append((chunk, committer.submit(self._finish, good, sent, pool, retry=True)))
+            results: list[PutReport | StoreError | OSError] = []
+            for chunk, finished in chunks:
+                done = iter(finished.result())
                 results += [d if isinstance(d, OSError) else next(done) for _, d in chunk]
         return results
 
@@ -167,10 +186,15 @@ class RemoteFiles:
         *,
         retry: bool,
     ) -> list[PutReport | StoreError]:
+        return self._finish(chunk, self._send(chunk, pool, progress), pool, retry=retry)
+
+    def _send(
+        self, chunk: list[tuple[LocalFile, NewPath]], pool: ThreadPoolExecutor, progress: Progress
+    ) -> Sent:
+        """Plan a batch and upload what the plan asks for (bounded by the pool's workers)."""
         if not chunk:
-            return []
-        items = [item for _, item in chunk]
-        plans = self._plan(items)
+            return [], []
+        plans = self._plan([item for _, item in chunk])
 
         def send(k: int) -> int | StoreError:
             plan, (local, item) = plans[k], chunk[k]
@@ -183,7 +207,23 @@ class RemoteFiles:
                 return item.size if status == 200 else 0
             return StoreError(f"bx://{item.path}: the upload was refused (HTTP {status})")
 
-        outcomes = list(pool.map(send, range(len(chunk))))
+        return plans, list(pool.map(send, range(len(chunk))))
+
+    def _finish(
+        self,
+        chunk: list[tuple[LocalFile, NewPath]],
+        uploads: Sent,
+        pool: ThreadPoolExecutor,
+        *,
+        retry: bool,
+    ) -> list[PutReport | StoreError]:
+        """Commit a batch that `_send` planned and uploaded; with `retry`, files whose upload
+        failed (an expired URL) or whose blob was missing at commit go once more, freshly
+        planned."""
+        if not chunk:
+            return []
+        items = [item for _, item in chunk]
+        plans, outcomes = uploads
         failed = {k: o for k, o in enumerate(outcomes) if isinstance(o, StoreError)}
         sent = {k: o for k, o in enumerate(outcomes) if isinstance(o, int)}
         if retry and failed:  # an expired URL: plan those again, with fresh URLs
@@ -313,29 +353,73 @@ def _upload(url: str, headers: dict[str, str], local: Path, size: int) -> int:
 
 
 def _download(url: str, entry: Entry, dest: Path, progress: Progress) -> None:
-    """Fetch, verify (SHA-256 and size) and only then put the file in place."""
+    """Fetch, verify (SHA-256 and size) and only then put the file in place. From `PART`
+    bytes on, ranged GETs of one URL run in parallel, each writing its part at its offset,
+    hashed in order as they land (`batchx.store.digests.verify_parts`)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.bx-{uuid.uuid4().hex[:8]}.partial")
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        count = max(1, (entry.size + PART - 1) // PART)
+        os.ftruncate(fd, entry.size)
+        if count == 1:
+            _fetch(url, entry, fd, (0, entry.size), progress, ranged=False)
+            verify_parts(fd, [_done()], PART, entry.size, entry.digest)
+        else:
+            with ThreadPoolExecutor(PARTS_AT_ONCE, thread_name_prefix="bx-get") as pool:
+                parts = [
+                    pool.submit(
+                        _fetch,
+                        url,
+                        entry,
+                        fd,
+                        (i * PART, min(entry.size, (i + 1) * PART)),
+                        progress,
+                    )
+                    for i in range(count)
+                ]
+                verify_parts(fd, parts, PART, entry.size, entry.digest)
+        os.replace(tmp, dest)
+    finally:
+        os.close(fd)
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _done() -> Future[None]:
+    future: Future[None] = Future()
+    future.set_result(None)
+    return future
+
+
+def _fetch(
+    url: str,
+    entry: Entry,
+    fd: int,
+    span: tuple[int, int],
+    progress: Progress,
+    *,
+    ranged: bool = True,
+) -> None:
+    """GET bytes `span` (start, end) of the URL into `fd` at their offset."""
+    start, end = span
     parts = urlsplit(url)
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = kind(parts.netloc, timeout=300, blocksize=BLOCK)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.bx-{uuid.uuid4().hex[:8]}.partial")
     try:
-        conn.request("GET", target)
+        conn.request("GET", target, headers={"Range": f"bytes={start}-{end - 1}"} if ranged else {})
         response = conn.getresponse()
-        if response.status != 200:
+        if response.status not in (200, 206):
             raise StoreError(f"bx://{entry.path}: download refused (HTTP {response.status})")
-        hasher, size = hashlib.sha256(), 0
-        with open(tmp, "wb") as out:
-            while chunk := response.read(BLOCK):
-                hasher.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-                progress(len(chunk))
-        if size != entry.size or hasher.hexdigest() != entry.digest:
-            raise IntegrityError(entry.digest, f"received {size} bytes that do not hash to it")
-        os.replace(tmp, dest)
+        offset = start
+        while chunk := response.read(BLOCK):
+            if offset + len(chunk) > end:
+                raise IntegrityError(entry.digest, "the server sent more bytes than asked for")
+            os.pwrite(fd, chunk, offset)
+            offset += len(chunk)
+            progress(len(chunk))
+        if offset != end:
+            raise IntegrityError(entry.digest, f"received {offset - start} of {end - start} bytes")
     finally:
         conn.close()
-        if tmp.exists():
-            tmp.unlink()

@@ -155,7 +155,19 @@ async def commit(
 
 
 def _entry(e: Entry) -> JSON:
-    return {"path": e.path, "digest": e.digest, "size": e.size, "created": e.created, "job": e.job}
+    """An index entry as the API answers it; a file a job wrote also carries its provenance
+    record (the job, its image, its inputs' digests: `batchx.planning.provenance`), so that
+    `bx ls -l` and `bx provenance` work with only a kubeconfig."""
+    answer: JSON = {
+        "path": e.path,
+        "digest": e.digest,
+        "size": e.size,
+        "created": e.created,
+        "job": e.job,
+    }
+    if e.provenance is not None:
+        answer["provenance"] = e.provenance
+    return answer
 
 
 async def list_files(

@@ -4,7 +4,8 @@ Why a part of its own: the per-file cost is what makes 10,000 small files slow, 
 that can be paid once per batch is: existence of the target paths is one listing (`Index.lookup`),
 quota and usage are one compare-and-swap per `BATCH` files, the writer lease is the store's.
 Per file at most: a blob HEAD (only when a digest hint or a big inline blob asks for it), the blob
-upload, a reference count write and the index entry write.
+upload and the index entry write; the counts of the blobs a batch created are one batch record
+(`refs`), a count write per file only for content the environment may hold already.
 """
 
 from __future__ import annotations

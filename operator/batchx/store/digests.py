@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 
 from batchx.store.errors import IntegrityError
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
+HASH_READ = 4 * CHUNK
 
 
 def is_digest(value: str) -> bool:
@@ -63,4 +66,30 @@ def verified(chunks: Iterable[bytes], digest: str, size: int) -> Iterator[bytes]
     for chunk in chunks:
         verifier.update(chunk)
         yield chunk
+    verifier.check()
+
+
+def verify_parts(fd: int, parts: Sequence[Future[None]], part: int, size: int, digest: str) -> None:
+    """Check a file that parallel ranged downloads write part by part (part i: bytes from
+    i * `part`) at their offsets in `fd`: wait for each part in order and hash it as it lands,
+    re-read from the page cache into one reused buffer, so memory stays at a few chunks
+    whatever the size. IntegrityError unless the whole file hashes to `digest`; the parts not
+    started yet are cancelled on any failure."""
+    verifier = Verifier(digest, size)
+    buf = bytearray(min(part, HASH_READ))
+    view = memoryview(buf)
+    try:
+        for i, future in enumerate(parts):
+            future.result()
+            offset, end = i * part, min(size, (i + 1) * part)
+            while offset < end:
+                got = os.preadv(fd, [view[: min(len(buf), end - offset)]], offset)
+                if got <= 0:
+                    raise IntegrityError(digest, "downloaded file shrank")
+                verifier.update(view[:got])
+                offset += got
+    finally:
+        view.release()
+        for future in parts:
+            future.cancel()
     verifier.check()

@@ -5,6 +5,7 @@ Object layout (all keys relative to the store's root):
     blobs/ab/cd/<sha256>        the blob (its bytes, or for S3 multipart blobs a pointer)
     envs/<env>/paths/<path>     index entry (`index`); an empty object is a tombstone
     envs/<env>/refs/<sha256>    {"size", "count"}: how many of the env's paths name it (`refs`)
+    envs/<env>/batches/<id>     the counts of the blobs one commit created (`refs`)
     envs/<env>/usage            {"bytes", "blobs", "files", "quota"} (`usage`)
     locks/...                   leases (batchx.store.leases)
 
@@ -35,7 +36,7 @@ from batchx.store.errors import IntegrityError, NotFoundError, StoreError
 from batchx.store.gc import GcReport, collect
 from batchx.store.index import MAX_KEY_BYTES, Entry, Index, NewPath, Outcome, compare, now_iso
 from batchx.store.leases import DEFAULT_TTL, Lease
-from batchx.store.refs import Refs
+from batchx.store.refs import RecordCache, Refs
 from batchx.store.usage import Usage, UsageRecord
 
 __all__ = [
@@ -73,6 +74,8 @@ class Store:
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="bx-store")
         self._lease: Lease | None = None
         self._lease_mutex = threading.Lock()
+        self.records = RecordCache()
+        """The environments' batch records read so far (`batchx.store.refs`)."""
 
     def env(self, name: str) -> EnvFiles:
         if not _ENV.match(name):
@@ -136,7 +139,7 @@ class EnvFiles:
         self.backend = store.backend
         self.index = Index(self.backend, name, store.pool)
         self.usage_record = UsageRecord(self.backend, name)
-        self.refs = Refs(self.backend, name, self.usage_record, store.pool)
+        self.refs = Refs(self.backend, name, self.usage_record, store.pool, store.records)
 
     # -- reading ----------------------------------------------------------------------------
     def stat(self, path: str) -> Entry | None:
@@ -265,8 +268,8 @@ class EnvFiles:
         fresh: set[str],
     ) -> list[tuple[Entry, Outcome] | StoreError]:
         """`add`, given what the index held at the paths (None: look now) and which blobs this
-        writer has just created (no environment can hold those yet: their reference count is
-        written create-only without reading it first)."""
+        writer has just created (no environment can hold those yet: they are counted in one
+        batch record, without reading anything)."""
         keys = [self.index.key(item.path) for item in items]
         existing = seen if seen is not None else self.index.lookup(keys)
         results: list[tuple[Entry, Outcome] | StoreError | None] = [None] * len(items)

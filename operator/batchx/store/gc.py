@@ -3,8 +3,9 @@
 Why it is safe against concurrent writes: it runs under the exclusive lease, so no writer is
 between "this blob exists" and "its reference is counted" (see `batchx.store.leases`). The grace
 period is a second, independent guard (a writer whose lease lapsed while it was paused) and
-leaves fresh uploads alone. Zero counts and tombstones are dropped on the way: with no writer
-running, nothing can be about to raise that count or replace that tombstone.
+leaves fresh uploads alone. Batch records are folded into the counts, the usage is set from
+them, and zero counts and tombstones are dropped on the way: with no writer running, nothing
+can be about to raise that count or replace that tombstone.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from batchx.store.backend import ObjectInfo
 from batchx.store.index import Index
 from batchx.store.leases import Lease
-from batchx.store.refs import count_of
+from batchx.store.usage import Usage
 
 if TYPE_CHECKING:
     from batchx.store.fs import Store
@@ -29,6 +29,8 @@ class GcReport:
     kept_young: int = 0
     swept: int = 0
     tombstones: int = 0
+    folded: int = 0
+    """Batch records folded into reference counts (`batchx.store.refs`)."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -55,19 +57,14 @@ def collect(store: Store, lease: Lease, grace: float) -> GcReport:
 
 def _referenced(store: Store, lease: Lease, report: GcReport) -> set[str]:
     referenced: set[str] = set()
-    backend = store.backend
     for env in store.environments():
-        prefix = f"envs/{env}/refs/"
-        for item in backend.list_keys(prefix):
-            lease.keepalive()
-            if not isinstance(item, ObjectInfo):
-                continue
-            got = backend.get(item.key)
-            if got is None:
-                continue
-            if count_of(got[0]) > 0:
-                referenced.add(item.key[len(prefix) :])
-            else:
-                backend.delete(item.key)  # safe: no writer can be counting right now
-        report.tombstones += Index(backend, env, store.pool).drop_tombstones()
+        lease.keepalive()
+        files = store.env(env)
+        live, report.folded = files.refs.fold()
+        referenced.update(live)
+        # With no writer running the counts are exact, so the usage is set from them: this
+        # also gives back a charge a rare race made twice (two writers of the same new blob).
+        exact = sum(size for size, _ in live.values()), len(live)
+        files.usage_record.update(lambda u: Usage(*exact, u.files, u.quota))  # noqa: B023
+        report.tombstones += Index(store.backend, env, store.pool).drop_tombstones()
     return referenced

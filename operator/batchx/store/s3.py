@@ -53,7 +53,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from batchx.store.backend import BlobInfo, ObjectInfo, Progress, PutResult, no_progress
-from batchx.store.digests import CHUNK, Verifier, blob_key, digest_of_key, verified
+from batchx.store.digests import CHUNK, blob_key, digest_of_key, verified, verify_parts
 from batchx.store.errors import IntegrityError, PreconditionFailed, StoreError
 from batchx.store.local import write_verified
 
@@ -63,7 +63,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 MiB = 1 << 20
-HASH_READ = 4 * MiB
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
@@ -405,25 +404,8 @@ class S3Backend:
                 if offset != end:
                     raise IntegrityError(digest, f"part {i} short: {offset - start} bytes")
 
-            verifier = Verifier(digest, size)
             futures = [self._pool.submit(fetch, i) for i in range(count)]
-            buf = bytearray(min(part, HASH_READ))
-            view = memoryview(buf)
-            try:
-                for i, future in enumerate(futures):
-                    future.result()
-                    offset, end = i * part, min(size, (i + 1) * part)
-                    while offset < end:  # re-read from the page cache into one reused buffer
-                        got = os.preadv(fd, [view[: min(len(buf), end - offset)]], offset)
-                        if got <= 0:
-                            raise IntegrityError(digest, "downloaded file shrank")
-                        verifier.update(view[:got])
-                        offset += got
-            finally:
-                view.release()
-                for future in futures:
-                    future.cancel()
-            verifier.check()
+            verify_parts(fd, futures, part, size, digest)
         finally:
             os.close(fd)
 

@@ -27,7 +27,6 @@ from batchx.store.errors import NotFoundError, QuotaExceededError, StoreError
 from batchx.store.fs import EnvFiles
 from batchx.store.index import Entry, NewPath, Outcome, compare
 from batchx.store.presign import download_url, upload_url, verified_size
-from batchx.store.refs import count_of
 from batchx.store.s3 import S3Backend
 
 CHECK_FIRST = 256 * 1024
@@ -114,14 +113,10 @@ def plan_uploads(
 
 def _check_quota(files: EnvFiles, sizes: dict[str, int]) -> None:
     usage = files.usage()
-    if usage.quota is None or not sizes:
-        return
-    held = files.store.pool.map(files.refs.read, sizes)
-    adding = sum(
-        size
-        for (_, size), got in zip(sizes.items(), held, strict=True)
-        if not got or not count_of(got[0])
-    )
+    if usage.quota is None or not sizes or usage.bytes + sum(sizes.values()) <= usage.quota:
+        return  # fits even if none of it is held: no count to read
+    counts = files.refs.counts(sizes)
+    adding = sum(size for digest, size in sizes.items() if counts[digest] <= 0)
     if adding and usage.bytes + adding > usage.quota:
         raise QuotaExceededError(files.name, usage.bytes, adding, usage.quota)
 
@@ -132,9 +127,10 @@ def commit(
     """Step 2: record the paths whose blobs are verified; an answer per item, in order.
 
     `uploaded`: digests the client says its own upload created (its create-only PUT got 200),
-    so no environment can count them yet: their reference counts are written create-only
-    without a read. A wrong claim costs nothing but the read it tried to spare: the create-only
-    write fails and the count is compared-and-swapped as usual."""
+    so no environment can count them yet: they are counted in the commit's one batch record,
+    without a read (`batchx.store.refs`). A wrong claim harms only the claimer's environment:
+    its count and charge for content it held already go one too high (a leaked blob, never
+    one collected in use)."""
     backend = _s3(files)
     # The writer lease before the blobs are verified: no collection can run between "it is
     # there" and "it is counted" (batchx.store.leases), as for every writer.
