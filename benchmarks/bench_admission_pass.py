@@ -10,7 +10,9 @@ reading every job, the ledger's per-job reads) and exclude the API server's time
 and send the list; `benchmarks/bench_cache.py --finished N` measures the whole thing on the
 test bed. Each pass admits one new job (its status write echoed), next to N finished jobs that
 carry the fields a real finished job has (admission record, cache key, output, conditions,
-Kopf's annotations) and N charge records (a finished job's ledger record).
+Kopf's annotations, the finished labels) and N charge records (a finished job's ledger
+record). The stand-in answers label selectors as the API server would: the pass lists only
+unfinished jobs (``!batchx.io/finished``), and the cache step its keys' entries (none here).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from tests.builders import DIGEST, manifest
 
+from batchx.planning.labels import CACHE_KEY, FINISHED, UNFINISHED
 from batchx.reconcile.admission import admission_pass
 from batchx.reconcile.context import Context, Outcome
 from batchx.settings import Settings
@@ -64,6 +67,7 @@ def finished_job(i: int) -> JSON:
             "resourceVersion": str(1000 + i),
             "creationTimestamp": STAMP,
             "finalizers": ["batchx.io/finalizer"],
+            "labels": {FINISHED: "SUCCEEDED", CACHE_KEY: f"{i:063x}"},
             "annotations": {"batchx.io/last-handled-configuration": "{" + "x" * 200 + "}"},
         },
         "spec": {"image": "tutorial/hello:1.0.0", "input": {"who": f"old-{i}"}, "cache": True},
@@ -120,11 +124,18 @@ class ApiStandIn:
     async def get_cluster_object(self, plural: str, name: str) -> JSON:
         return {"metadata": {"name": name}, "spec": {"credits": 1e9}, "status": {"namespace": NS}}
 
-    async def list_objects(self, plural: str, namespace: str, *_: Any, **__: Any) -> list[JSON]:
+    async def list_objects(
+        self, plural: str, namespace: str, selector: str | None = None
+    ) -> list[JSON]:
         if plural == "images":
             return [json.loads(json.dumps(self.image))]
-        items: list[JSON] = json.loads(self.jobs_text)
-        return [*items, json.loads(json.dumps(self.new))] if self.new else items
+        new = [json.loads(json.dumps(self.new))] if self.new else []
+        if selector == UNFINISHED:  # the finished jobs are labelled: the new job alone
+            return new
+        # Any other selector (the cache's entries: a key no finished job has) or none: every
+        # job is decoded, as the API server would send them all (`--unlabelled`).
+        items: list[JSON] = json.loads(self.jobs_text) if selector is None else []
+        return [*items, *new]
 
     async def list_all_namespaces(self, *_: Any, **__: Any) -> list[JSON]:
         return []

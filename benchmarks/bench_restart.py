@@ -69,8 +69,10 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
+from batchx.planning.finished import finished_labels
 from batchx.planning.job_pod import pod_name
 from batchx.planning.job_protocol import STAGE_OUT
+from batchx.planning.labels import CACHE_KEY, FINISHED
 from batchx.planning.ledger import JobAccount, charge_record
 from testbed import example_images
 
@@ -306,20 +308,31 @@ def make_finished_jobs(api: client.ApiClient, env: str, template: JSON, count: i
     meta = template["metadata"]
     keep = {k: meta[k] for k in ("labels", "annotations", "finalizers") if meta.get(k)}
 
+    # The finished labels come last, as the operator sets them: the API server's policy
+    # refuses them on a job that is not final yet (batchx.planning.finished).
+    keep["labels"] = {
+        k: v for k, v in keep.get("labels", {}).items() if k not in (FINISHED, CACHE_KEY)
+    }
+
     def make(index: int) -> None:
+        name = f"done-{index:04d}"
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "Job",
-            "metadata": {"name": f"done-{index:04d}", **copy.deepcopy(keep)},
+            "metadata": {"name": name, **copy.deepcopy(keep)},
             "spec": copy.deepcopy(template["spec"]),
         }
         created = custom.create_namespaced_custom_object(GROUP, VERSION, env, "jobs", body)
         done = custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, env, "jobs", body["metadata"]["name"], {"status": template["status"]}
+            GROUP, VERSION, env, "jobs", name, {"status": template["status"]}
         )
         account = JobAccount.from_body(done)
         if account.charged > 0:
             core.create_namespaced_config_map(env, charge_record(env, account))
+        if (labels := finished_labels(done)) is not None:
+            custom.patch_namespaced_custom_object(
+                GROUP, VERSION, env, "jobs", name, {"metadata": {"labels": labels}}
+            )
         assert created["metadata"]["uid"] == done["metadata"]["uid"]
 
     in_parallel(make, range(count))

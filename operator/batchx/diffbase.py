@@ -12,6 +12,10 @@ from collections.abc import Iterable
 
 import kopf
 
+from batchx.planning.labels import CACHE_KEY, FINISHED
+
+OPERATOR_LABELS = frozenset({FINISHED, CACHE_KEY})
+
 
 class DigestedDiffBase(kopf.AnnotationsDiffBaseStorage):
     """Kopf's last-handled configuration, with each large `spec` value kept as its digest.
@@ -28,6 +32,17 @@ class DigestedDiffBase(kopf.AnnotationsDiffBaseStorage):
         self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
     ) -> kopf.BodyEssence:
         essence = super().build(body=body, extra_fields=extra_fields)
+        # The finished labels are the operator's own record of a job's end, like its status:
+        # left out, labelling a job is no change to Kopf (no diff base written again for it).
+        meta = essence.get("metadata")
+        if isinstance(meta, dict) and isinstance(meta.get("labels"), dict):
+            labels = {k: v for k, v in meta["labels"].items() if k not in OPERATOR_LABELS}
+            if labels:
+                meta["labels"] = labels
+            else:
+                del meta["labels"]
+            if not meta:
+                del essence["metadata"]
         spec = essence.get("spec")
         if isinstance(spec, dict):
             for key, value in list(spec.items()):

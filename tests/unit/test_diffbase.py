@@ -30,3 +30,17 @@ def test_a_large_input_is_kept_as_its_digest_and_small_fields_as_they_are() -> N
     assert other["spec"]["input"] != big["spec"]["input"]  # a change is still a change
     small = storage.build(body=_job({"seconds": 1}))
     assert small["spec"]["input"] == {"seconds": 1}
+
+
+def test_the_finished_labels_are_no_change_to_kopf() -> None:
+    storage = DigestedDiffBase(prefix="batchx.io", key="last-handled-configuration")
+    plain = _job({"seconds": 1})
+    before = storage.build(body=plain)
+    raw = dict(plain)
+    raw["metadata"] = {
+        **plain["metadata"],
+        "labels": {"batchx.io/finished": "SUCCEEDED", "batchx.io/cache-key": "ab" * 31},
+    }
+    assert storage.build(body=kopf.Body(raw)) == before  # no diff: Kopf writes nothing
+    raw["metadata"]["labels"] = {**raw["metadata"]["labels"], "team": "x"}
+    assert storage.build(body=kopf.Body(raw))["metadata"] == {"labels": {"team": "x"}}

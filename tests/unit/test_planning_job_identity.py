@@ -64,7 +64,7 @@ def test_the_pipeline_role_can_only_handle_jobs() -> None:
 
 
 def test_the_policy_derives_the_parent_from_the_identity_prefix() -> None:
-    policy, binding = pipeline_policy()
+    policy, binding = pipeline_policy()[:2]
     assert policy["kind"] == "ValidatingAdmissionPolicy"
     assert binding["spec"] == {
         "policyName": policy["metadata"]["name"],

@@ -7,9 +7,11 @@ import asyncio
 from typing import Any
 
 from batchx.models import JobState
+from batchx.planning.finished import finished_labels
 from batchx.planning.job_admission import Request
 from batchx.planning.job_cache import cache_key, folder_digest
 from batchx.planning.job_pod import JobRef
+from batchx.planning.labels import CACHE_KEY
 from batchx.reconcile.cache import _alias, serve_or_hold
 from batchx.reconcile.context import Context, Outcome
 from batchx.reconcile.job_status import JobRead
@@ -67,10 +69,27 @@ def test_nothing_is_aliased_when_an_output_file_or_blob_is_gone(files: EnvFiles)
 
 
 class KubeStub:
-    """Status writes recorded (and echoed back as the API server would)."""
+    """Status writes recorded (and echoed back as the API server would); the labelled
+    (finished) jobs answered by their cache-key label, as the API server's label index would."""
 
-    def __init__(self) -> None:
+    def __init__(self, labelled: list[JobRead] | None = None) -> None:
         self.writes: dict[str, dict[str, Any]] = {}
+        self.labelled = labelled or []
+        self.selectors: list[str] = []
+
+    async def list_objects(
+        self, plural: str, namespace: str, selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        assert (plural, namespace) == ("jobs", "lab")
+        assert selector is not None
+        self.selectors.append(selector)
+        finished, keys = selector.split(",", 1)
+        values = set(keys.removeprefix(f"{CACHE_KEY} in (").removesuffix(")").split(","))
+        return [
+            j.body
+            for j in self.labelled
+            if finished in j.meta["labels"] and j.meta["labels"].get(CACHE_KEY) in values
+        ]
 
     async def patch_status(
         self, plural: str, namespace: str, name: str, patch: dict[str, Any], **_: Any
@@ -100,8 +119,19 @@ def done(name: str, key: str, *, state: str = "SUCCEEDED") -> JobRead:
     return body(name, status=status)
 
 
-def run_pass(waiting: list[JobRead], others: list[JobRead]) -> tuple[set[str], KubeStub]:
-    kube = KubeStub()
+def labelled(job: JobRead) -> JobRead:
+    """`job` as the operator labels it once it is final (`finished_labels`)."""
+    labels = finished_labels(job.body)
+    assert labels is not None
+    return JobRead({**job.body, "metadata": {**job.meta, "labels": labels}})
+
+
+def run_pass(
+    waiting: list[JobRead], others: list[JobRead], finished: list[JobRead] | None = None
+) -> tuple[set[str], KubeStub]:
+    """One pass's cache step: `others` are in the pass's listing (unfinished, or final and not
+    labelled yet), `finished` only in the label index (labelled, as a pass lists no such job)."""
+    kube = KubeStub([labelled(j) for j in finished or []])
     ctx = Context(settings=Settings.load({}), kube=kube)  # type: ignore[arg-type]
     requests = {}
     for job in waiting:
@@ -141,6 +171,17 @@ def test_a_hit_is_served_and_leaves_the_pass() -> None:
     )
 
 
+def test_a_labelled_finished_job_is_found_by_its_key_label_not_by_the_listing() -> None:
+    left, kube = run_pass(
+        [body("new2")], [], [done("old1", key()), done("other", "sha256:" + "1" * 64)]
+    )
+    assert left == set()
+    assert kube.writes["new2"]["cachedFrom"] == "old1"
+    assert kube.selectors == [
+        f"batchx.io/finished,{CACHE_KEY} in ({key().removeprefix('sha256:')[:63]})"
+    ]
+
+
 def test_a_failed_job_serves_nothing_and_cache_false_always_runs() -> None:
     left, kube = run_pass([body("new2")], [done("old1", key(), state="FAILED")])
     assert (left, kube.writes) == ({"new2"}, {})
@@ -164,7 +205,8 @@ def test_a_twin_of_a_running_job_waits_for_it() -> None:
 
 
 def test_a_finished_job_is_read_for_its_state_and_key_without_a_typed_view() -> None:
-    """An admission pass reads every job of the namespace: finished ones stay raw bodies."""
+    """An admission pass reads every unfinished job of the namespace, and the cache step the
+    finished ones of the keys asked for: finished ones stay raw bodies."""
     key = "sha256:" + "0" * 64
     body = {
         "metadata": {"name": "old", "namespace": "lab", "uid": "u"},

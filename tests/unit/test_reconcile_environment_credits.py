@@ -24,9 +24,10 @@ class FakeKube:
         assert (plural, name) == ("environments", "lab")
         return self.env
 
-    async def list_objects(self, plural: str, namespace: str) -> list[JSON]:
+    async def list_objects(self, plural: str, namespace: str, selector: str) -> list[JSON]:
         assert (plural, namespace) == ("jobs", "lab")
-        return self.jobs
+        # No job here is labelled finished: all are unfinished, none is finished.
+        return self.jobs if selector == "!batchx.io/finished" else []
 
     async def list_config_maps(self, namespace: str, selector: str) -> list[JSON]:
         return []  # no charge recorded yet

@@ -67,8 +67,12 @@ class RecordingKube:
         self.calls.append("get")
         return self.records.get(name)
 
-    async def list_objects(self, plural: str, namespace: str) -> list[JSON]:
+    async def list_objects(self, plural: str, namespace: str, **_: Any) -> list[JSON]:
         return []
+
+    async def patch_labels(self, *_: Any, **__: Any) -> JSON:
+        self.calls.append("label")
+        return {}
 
 
 def run(kube: RecordingKube, *jobs: JobAccount, events: int = 1) -> None:
@@ -128,10 +132,10 @@ def test_settle_still_recreates_a_record_deleted_by_hand() -> None:
 
 
 def _jobs(accounts: list[JobAccount]) -> Any:
-    async def list_objects(plural: str, namespace: str) -> list[JSON]:
+    async def list_objects(plural: str, namespace: str, **_: Any) -> list[JSON]:
         return [
             {
-                "metadata": {"name": a.name, "uid": a.uid},
+                "metadata": {"name": a.name, "namespace": namespace, "uid": a.uid},
                 "status": {"state": "SUCCEEDED", "credits": {"charged": str(a.charged)}},
             }
             for a in accounts

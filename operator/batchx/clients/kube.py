@@ -480,9 +480,18 @@ class Kube:
         return result
 
     async def patch_labels(
-        self, plural: str, namespace: str, name: str, labels: Mapping[str, str | None]
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        labels: Mapping[str, str | None],
+        uid: str | None = None,
     ) -> JSON:
-        """Merge-patch labels of a namespaced object (None removes a label)."""
+        """Merge-patch labels of a namespaced object (None removes a label); with `uid`, only
+        that object's (another of the same name is refused: its uid cannot change)."""
+        meta: JSON = {"labels": dict(labels)}
+        if uid:
+            meta["uid"] = uid
         result: JSON = await self._call(
             self.custom.patch_namespaced_custom_object,
             GROUP,
@@ -490,7 +499,7 @@ class Kube:
             namespace,
             plural,
             name,
-            {"metadata": {"labels": dict(labels)}},
+            {"metadata": meta},
             _content_type=_MERGE,
         )
         return result

@@ -43,9 +43,15 @@ def _raise_retry(outcome: Outcome) -> None:
         raise kopf.TemporaryError(outcome.retry_reason, delay=outcome.retry_after)
 
 
-@kopf.on.resume(GROUP, VERSION, "jobs", when=_unfinished)
+# A finished job (labelled: `batchx.planning.finished`) is not resumed, updated or resynced:
+# a restart takes in 10,000 of them for the price of Kopf's listing. Its deletion (`job_deleted`,
+# Kopf's finalizer) still runs; a final job not labelled yet is told apart by `_unfinished`.
+_UNLABELLED = {labels.FINISHED: kopf.ABSENT}
+
+
+@kopf.on.resume(GROUP, VERSION, "jobs", labels=_UNLABELLED, when=_unfinished)
 @kopf.on.create(GROUP, VERSION, "jobs")
-@kopf.on.update(GROUP, VERSION, "jobs", when=_unfinished)
+@kopf.on.update(GROUP, VERSION, "jobs", labels=_UNLABELLED, when=_unfinished)
 @outage_is_temporary
 async def job_changed(
     name: str,
@@ -74,7 +80,13 @@ async def job_deleted(
 
 
 @kopf.timer(
-    GROUP, VERSION, "jobs", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS, when=_unfinished
+    GROUP,
+    VERSION,
+    "jobs",
+    interval=RESYNC_SECONDS,
+    initial_delay=RESYNC_SECONDS,
+    labels=_UNLABELLED,
+    when=_unfinished,
 )
 @outage_is_temporary
 async def job_resync(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:

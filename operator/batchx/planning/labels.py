@@ -7,7 +7,10 @@ Selectors users can rely on (documented in the README):
 - ``batchx.io/base-name=<value of base_name_label(name)>``: every version of one base name
   (``kubectl delete bximg -l batchx.io/base-name=tutorial.hello-world`` deletes them all);
 - ``batchx.io/major=<major>`` and ``batchx.io/version=<x.y.z>`` on each valid image;
-- ``batchx.io/public=true`` on images other environments may run.
+- ``batchx.io/public=true`` on images other environments may run;
+- ``batchx.io/finished=<state>`` on a finished Job (``kubectl get bxjob -l '!batchx.io/finished'``
+  lists the unfinished ones), and ``batchx.io/cache-key=<hex>`` on a finished Job whose admission
+  computed a cache key (`cache_key_label`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,13 @@ LEDGER_JOB = "batchx.io/job"
 # On a child Job of a pipeline: its parent Job's name (required by the API server's policy for a
 # pipeline identity's Jobs, batchx.planning.pipeline); `kubectl get bxjob -l batchx.io/parent=P`.
 PARENT = "batchx.io/parent"
+# On a finished Job: its final state. Set by the operator only once the final status (and the
+# charge record of a charged job) is stored, never on an unfinished Job (the API server's policy
+# refuses it). Admission passes and the ledger list only `UNFINISHED` jobs, so finished ones cost
+# them nothing; the cache finds its entries by `CACHE_KEY` (batchx.planning.finished).
+FINISHED = "batchx.io/finished"
+UNFINISHED = f"!{FINISHED}"
+CACHE_KEY = "batchx.io/cache-key"
 # The GPU product of a node (NVIDIA's GPU feature discovery sets it): what spec.gpuType selects.
 GPU_PRODUCT = "nvidia.com/gpu.product"
 
@@ -49,3 +59,10 @@ def base_name_label(name: str) -> str:
     if _READABLE_NAME.match(name) and len(name) <= _LABEL_VALUE_MAX:
         return name.replace("/", ".")
     return "h.." + hashlib.sha256(name.encode()).hexdigest()[:40]
+
+
+def cache_key_label(key: str) -> str:
+    """The ``batchx.io/cache-key`` value of a cache key ``sha256:<hex>``: its first 63 hex digits
+    (a label value holds 63 characters, no colon). A match is only a candidate: the full key in
+    ``status.admission.cacheKey`` is compared before a job is served."""
+    return key.removeprefix("sha256:")[:_LABEL_VALUE_MAX]

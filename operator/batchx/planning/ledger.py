@@ -30,10 +30,19 @@ reconcile - on any job event, on every resync, and at start-up (Kopf's resume) -
 records and writes the same totals. A charge is in ``spent`` from the moment the job's terminal
 status is stored, before its record exists, so the balance never shows a released reservation
 without its charge.
+
+*Finished jobs are not read.* Once a final job's record exists the operator labels it
+``batchx.io/finished`` (`batchx.planning.finished`), and the ledger lists only unlabelled jobs:
+a labelled job's charge is in its record, so the union above loses nothing. The records
+themselves are listed once per operator process and namespace and then kept in memory as a
+sum and a set of uids (`Recorded`; every record the process makes is added before its job is
+labelled), so the frequent reads (each admission pass, each job event) cost the unfinished
+jobs only; the Environment's own reconcile and resync list the records again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -106,6 +115,22 @@ class ChargeRecord:
         )
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """The charge records as a sum and the set of their job uids (`RecordedCharges` keeps
+    both up to date): the totals then cost the unfinished jobs, not one step per record."""
+
+    uids: Collection[str]
+    total: Decimal
+
+    @classmethod
+    def of(cls, records: Iterable[ChargeRecord]) -> Recorded:
+        by_uid: dict[str, Decimal] = {}
+        for record in records:
+            by_uid.setdefault(record.job_uid, record.amount)
+        return cls(by_uid.keys(), sum(by_uid.values(), start=_ZERO))
+
+
 def record_name(job_uid: str) -> str:
     return RECORD_PREFIX + job_uid
 
@@ -131,9 +156,11 @@ def needs_record(job: JobAccount) -> bool:
     return job.terminal and job.charged > 0
 
 
-def missing_records(jobs: list[JobAccount], records: list[ChargeRecord]) -> list[JobAccount]:
+def missing_records(
+    jobs: list[JobAccount], records: Iterable[ChargeRecord] | Recorded
+) -> list[JobAccount]:
     """Charged jobs whose record does not exist yet, in a stable order."""
-    recorded = {r.job_uid for r in records}
+    recorded = records.uids if isinstance(records, Recorded) else {r.job_uid for r in records}
     return sorted(
         (j for j in jobs if needs_record(j) and j.uid not in recorded), key=lambda j: j.uid
     )
@@ -158,13 +185,18 @@ class Totals:
         )
 
 
-def credit_totals(granted: Any, jobs: list[JobAccount], records: list[ChargeRecord]) -> Totals:
+def credit_totals(
+    granted: Any, jobs: list[JobAccount], records: Iterable[ChargeRecord] | Recorded
+) -> Totals:
     """The environment's credits from API state alone (see the module docstring)."""
-    charges: dict[str, Decimal] = {j.uid: j.charged for j in jobs if j.terminal}
-    charges.update({r.job_uid: r.amount for r in records})  # the recorded (first) amount wins
+    recorded = records if isinstance(records, Recorded) else Recorded.of(records)
+    # A job's recorded (first) amount wins over its own; the others' charges count once each.
+    charges: dict[str, Decimal] = {
+        j.uid: j.charged for j in jobs if j.terminal and j.uid not in recorded.uids
+    }
     reserved = sum(
-        (j.reserved for j in jobs if not j.terminal and j.uid not in charges), start=_ZERO
+        (j.reserved for j in jobs if not j.terminal and j.uid not in recorded.uids),
+        start=_ZERO,
     )
-    return Totals(
-        granted=_amount(granted), reserved=reserved, spent=sum(charges.values(), start=_ZERO)
-    )
+    spent = recorded.total + sum(charges.values(), start=_ZERO)
+    return Totals(granted=_amount(granted), reserved=reserved, spent=spent)

@@ -21,6 +21,7 @@ def cluster_roles() -> list[dict[str, Any]]:
 
 
 def pipeline_policy() -> list[dict[str, Any]]:
-    """The ValidatingAdmissionPolicy and its binding, for the test bed to apply."""
+    """The ValidatingAdmissionPolicies (pipelines' children, then the finished label) and their
+    bindings, for the test bed to apply."""
     text = resources.files(__package__).joinpath(POLICY_FILE).read_text()
     return [doc for doc in yaml.safe_load_all(text) if doc]

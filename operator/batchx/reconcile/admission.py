@@ -111,8 +111,11 @@ async def candidates(
 
 async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list[AdmittedJob]:
     kube = ctx.kube
+    # Only the unfinished jobs: a pass's cost does not grow with the finished ones it keeps
+    # (`batchx.planning.finished`); the cache asks for its entries by their key's label.
     env, bodies = await asyncio.gather(
-        kube.get_cluster_object("environments", namespace), kube.list_objects(PLURAL, namespace)
+        kube.get_cluster_object("environments", namespace),
+        kube.list_objects(PLURAL, namespace, selector=labels.UNFINISHED),
     )
     jobs = [JobRead(b) for b in bodies]
     waiting = [j for j in jobs if j.state in WAITING and not j.deleting]
@@ -129,7 +132,7 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
     ready = env is not None and (env.get("status") or {}).get("namespace") == namespace
     if ready:
         marked, images, (accounts, records) = await asyncio.gather(
-            marks, candidates(ctx, namespace), ledger.settle(ctx, namespace, bodies)
+            marks, candidates(ctx, namespace), ledger.settle(ctx, namespace, bodies, fresh=False)
         )
     else:
         marked = await marks
@@ -149,7 +152,7 @@ async def admission_pass(ctx: Context, namespace: str, outcome: Outcome) -> list
     policy = job_policy(ctx.settings)
 
     requests: dict[str, tuple[JobRead, Request]] = {}
-    by_name = {j.name: j for j in jobs}
+    by_name = {j.name: j for j in jobs} | await _finished_parents(ctx, namespace, waiting, jobs)
     for job in waiting:
         ref = job.ref
         if job.model.spec.cancel:
@@ -210,6 +213,21 @@ async def _write_decision(
     if await write_or_retry(ctx, job, status, outcome) and isinstance(decision, Admit):
         return AdmittedJob(job, request.manifest_document)
     return None
+
+
+async def _finished_parents(
+    ctx: Context, namespace: str, waiting: list[JobRead], jobs: list[JobRead]
+) -> dict[str, JobRead]:
+    """The parents of waiting children that the pass's listing (unfinished jobs) lacks: read
+    one by one (a finished parent refuses its child as not running, a missing one as gone)."""
+    listed = {j.name for j in jobs}
+    wanted = {
+        str(parent)
+        for j in waiting
+        if (parent := (j.meta.get("labels") or {}).get(labels.PARENT)) and parent not in listed
+    }
+    found = await asyncio.gather(*(ctx.kube.get_object(PLURAL, namespace, n) for n in wanted))
+    return {b["metadata"]["name"]: JobRead(b) for b in found if b is not None}
 
 
 async def _marked(ctx: Context, job: JobRead, outcome: Outcome, now: datetime) -> bool:

@@ -5,10 +5,11 @@ Before the pass asks `admit_fifo` what starts, each valid request gets its cache
 read). Then, oldest first:
 
 - a job with ``cache: true`` whose key an entry holds (a finished SUCCEEDED/WARNING job that
-  computed it) is served: the entry's output files are named again under
-  ``bx://jobs/<job>/output/`` (index entries for the same blobs: no byte copied, no quota, as
-  ``bx cp`` within an environment), then one status write finishes it (`cached_status`). No
-  pod, no reservation, no quota or credit needed. The entry is used only when every blob its
+  computed it, found by its ``batchx.io/cache-key`` label: `batchx.planning.finished`) is
+  served: the entry's output files are named again under ``bx://jobs/<job>/output/`` (index
+  entries for the same blobs: no byte copied, no quota, as ``bx cp`` within an environment),
+  then one status write finishes it (`cached_status`). No pod, no reservation, no quota or
+  credit needed. The entry is used only when every blob its
   output names is still stored with its size (Kubeflow serves results whose artifacts are gone);
   otherwise the next entry is tried, and with none left the job runs.
 - a job with ``cache: true`` whose key an admitted, unfinished job computes (or an older request
@@ -31,6 +32,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from batchx.planning.finished import entry_selector
 from batchx.planning.job_admission import Reason, Request, Wait, admission_status
 from batchx.planning.job_cache import (
     Candidate,
@@ -43,7 +45,7 @@ from batchx.planning.job_cache import (
 from batchx.planning.job_pod import JobRef, output_prefix
 from batchx.planning.provenance import served_record
 from batchx.reconcile.context import Context, Outcome
-from batchx.reconcile.job_status import JobRead, same_wait, write_or_retry
+from batchx.reconcile.job_status import PLURAL, JobRead, same_wait, write_or_retry
 from batchx.reconcile.storage import content_digests
 from batchx.store.errors import StoreError
 from batchx.store.fs import EnvFiles, NewPath
@@ -79,8 +81,10 @@ async def serve_or_hold(
     # and only the jobs with one of those keys get a typed view.
     wanted = {k for k in keys.values() if k is not None}
     known: dict[str, list[Candidate]] = defaultdict(list)
-    for j in jobs:
-        if (key := j.cache_key) in wanted:
+    seen: set[str] = set()
+    for j in [*jobs, *await _entries(ctx, namespace, wanted)]:
+        if (key := j.cache_key) in wanted and j.ref.uid not in seen:
+            seen.add(j.ref.uid)
             known[key].append(Candidate.of(j.name, j.status, deleting=j.deleting))
     leaders: dict[str, str] = {}
     ordered = sorted(requests.values(), key=lambda jr: (jr[1].created, jr[1].name))
@@ -102,6 +106,23 @@ async def serve_or_hold(
                 await _hold(step, job, request, twin)
                 continue
         leaders.setdefault(key, request.name)
+
+
+async def _entries(ctx: Context, namespace: str, keys: set[str]) -> list[JobRead]:
+    """The finished Jobs labelled with one of `keys` (the API server's label index: one list
+    per `_KEYS_PER_LIST` keys, whatever the number of finished jobs). Unfinished jobs, and
+    final ones not labelled yet, are in the pass's own listing."""
+    ordered = sorted(keys)
+    chunks = [ordered[i : i + _KEYS_PER_LIST] for i in range(0, len(ordered), _KEYS_PER_LIST)]
+    selectors = [s for c in chunks if (s := entry_selector(c)) is not None]
+    listed = await asyncio.gather(
+        *(ctx.kube.list_objects(PLURAL, namespace, selector=s) for s in selectors)
+    )
+    return [JobRead(b) for bodies in listed for b in bodies]
+
+
+# Keys per label selector (the selector's length stays well under a URL's limits).
+_KEYS_PER_LIST = 50
 
 
 async def _serve_from_any(

@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from batchx.clients.kube import Kube, Unavailable
+from batchx.planning.ledger import ChargeRecord, Recorded
 from batchx.settings import Settings
 from batchx.store.fs import Store
 
@@ -157,26 +159,76 @@ class Wakeups:
 
 
 class RecordedCharges:
-    """The jobs whose charge record is known to exist, per namespace (job uids).
+    """The charge records known to exist, per namespace (by job uid).
 
     A charge record is immutable and nobody deletes it (it goes with its namespace), so a job
     seen recorded stays recorded: the ledger then makes no create attempt (an AlreadyExists
     and a read back) at each of the job's later events, of which a restarted operator gets one
-    per job. A namespace's records are listed once, at its first charged job; a namespace of an
-    old name again (an Environment re-created) only holds new uids.
+    per job. A namespace's records are listed once (`loaded` only after that full listing),
+    then every record this process makes or reads is added: so once loaded, the known records
+    are all of them, and the ledger's frequent reads (each admission pass, each job event) take
+    them from here instead of listing one ConfigMap per charged job each time. A record is added
+    before its job is labelled finished (`batchx.planning.finished`), so no charge is ever out of
+    both the listing of unfinished jobs and this. A namespace of an old name again (an
+    Environment re-created) only holds new uids.
     """
 
     def __init__(self) -> None:
-        self._uids: dict[str, set[str]] = {}
+        self._records: dict[str, dict[str, ChargeRecord]] = {}
+        self._totals: dict[str, Decimal] = {}
+        self._loaded: set[str] = set()
 
     def loaded(self, namespace: str) -> bool:
-        return namespace in self._uids
+        return namespace in self._loaded
 
-    def add(self, namespace: str, uids: Iterable[str]) -> None:
-        self._uids.setdefault(namespace, set()).update(uids)
+    def load(self, namespace: str, records: Iterable[ChargeRecord]) -> None:
+        """A full listing of the namespace's records (added to what is known: never removes)."""
+        self.add(namespace, records)
+        self._loaded.add(namespace)
+
+    def add(self, namespace: str, records: Iterable[ChargeRecord]) -> None:
+        known = self._records.setdefault(namespace, {})
+        for record in records:
+            if record.job_uid not in known:  # the first write is the one that counts
+                known[record.job_uid] = record
+                self._totals[namespace] = self._totals.get(namespace, Decimal(0)) + record.amount
 
     def has(self, namespace: str, uid: str) -> bool:
-        return uid in self._uids.get(namespace, ())
+        return uid in self._records.get(namespace, {})
+
+    def summary(self, namespace: str) -> Recorded:
+        """The known records' uids and their sum, as of now (a copy: the two stay in step)."""
+        uids = frozenset(self._records.get(namespace, {}))
+        return Recorded(uids, self._totals.get(namespace, Decimal(0)))
+
+
+class FinishedJobs:
+    """The labelled (finished) Jobs of each namespace, by uid: their final states.
+
+    The ledger and admission read only unfinished Jobs (`batchx.planning.finished`); the job
+    counts by state (`batchx_jobs`) still want the finished ones. A namespace's labelled Jobs
+    are listed once per process, at its first count, then kept by the labels this process sets
+    and the deletions it handles.
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, dict[str, str]] = {}
+
+    def loaded(self, namespace: str) -> bool:
+        return namespace in self._states
+
+    def load(self, namespace: str, states: dict[str, str]) -> None:
+        self._states.setdefault(namespace, {}).update(states)
+
+    def add(self, namespace: str, uid: str, state: str) -> None:
+        if namespace in self._states:  # not loaded yet: its listing will include this one
+            self._states[namespace][uid] = state
+
+    def remove(self, namespace: str, uid: str) -> None:
+        self._states.get(namespace, {}).pop(uid, None)
+
+    def states(self, namespace: str) -> dict[str, str]:
+        return dict(self._states.get(namespace, {}))
 
 
 class Plans:
@@ -216,5 +268,6 @@ class Context:
     wakeups: Wakeups = field(default_factory=Wakeups)
     recorded: RecordedCharges = field(default_factory=RecordedCharges)
     plans: Plans = field(default_factory=Plans)
+    finished: FinishedJobs = field(default_factory=FinishedJobs)
     # The status this process last wrote per object key, to tell a stale read from news.
     written: dict[str, JSON] = field(default_factory=dict)

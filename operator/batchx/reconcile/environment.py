@@ -56,8 +56,8 @@ async def refresh_credits(ctx: Context, name: str) -> Outcome:
             return Outcome()
         env = EnvironmentObject.from_body(body)
         if env.status.namespace == env.name:
-            jobs, records = await ledger.settle(ctx, env.name)
-            metrics.count_jobs(env.name, (job.state for job in jobs))
+            jobs, records = await ledger.settle(ctx, env.name, label=True, fresh=False)
+            metrics.count_jobs(env.name, await ledger.job_states(ctx, env.name, jobs))
             credits = credit_totals(env.model.spec.credits, jobs, records).to_model()
             for kind, value in credits.to_json().items():
                 metrics.CREDITS.labels(env.name, kind).set(value)
@@ -115,8 +115,8 @@ async def _reconcile(ctx: Context, env: EnvironmentObject) -> Outcome:
         else:
             verdict = NamespaceVerdict.OURS  # made (or kept) ours above
     if verdict is NamespaceVerdict.OURS:
-        jobs, records = await ledger.settle(ctx, env.name)
-        metrics.count_jobs(env.name, (job.state for job in jobs))
+        jobs, records = await ledger.settle(ctx, env.name, label=True)
+        metrics.count_jobs(env.name, await ledger.job_states(ctx, env.name, jobs))
         totals = credit_totals(env.model.spec.credits, jobs, records)
         quota = env.model.spec.quota
         storage = await sync_storage(ctx, env.name, quota.storage if quota else None)
