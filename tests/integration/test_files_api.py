@@ -347,6 +347,26 @@ def test_members_copy_with_their_token_and_others_are_refused(
     base.close()
 
 
+def test_a_namespace_deleted_while_the_files_api_is_served_goes(
+    served: tuple[str, str], kube_api: client.ApiClient
+) -> None:
+    """The namespace controller deletes what discovery says it may; it must not hang on files."""
+    core = client.CoreV1Api(kube_api)
+    name = f"{served[0]}-gone"
+    core.create_namespace({"metadata": {"name": name}})
+    core.create_namespaced_config_map(name, {"metadata": {"name": "some"}, "data": {"a": "b"}})
+    core.delete_namespace(name)
+
+    def gone() -> bool:
+        try:
+            core.read_namespace(name)
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    eventually(gone, timeout=60, what=f"namespace {name} deleted (not stuck on files)")
+
+
 def _token_kubeconfig(path: Path, base: client.Configuration, token: str, namespace: str) -> Path:
     ca = Path(base.ssl_ca_cert).read_bytes() if base.ssl_ca_cert else b""
     body = {

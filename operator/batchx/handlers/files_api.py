@@ -115,7 +115,12 @@ def _discovery() -> dict[str, Any]:
                 "singularName": "file",
                 "namespaced": True,
                 "kind": "File",
-                "verbs": ["get", "list", "create", "delete"],
+                # What the cluster's generic controllers may call, not what RBAC grants (get,
+                # list, create, delete: `batchx.reconcile.files_api`). A file is no Kubernetes
+                # object (its lifetime is the Environment's store), and the namespace
+                # controller lists and deletes every resource that says "delete" here: with
+                # answers that are no object lists, every namespace's deletion then hung.
+                "verbs": ["get", "create"],
             }
         ],
     }
