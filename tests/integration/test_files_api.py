@@ -402,19 +402,7 @@ def test_bx_cp_ls_rm_with_only_a_member_kubeconfig(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b = served
-    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
-    core.create_namespaced_service_account(a, {"metadata": {"name": "bob"}})
-    _bind(rbac, a, "member", {"kind": "ServiceAccount", "name": "bob", "namespace": a})
-    token = core.create_namespaced_service_account_token(
-        "bob", a, {"spec": {"expirationSeconds": 3600}}
-    ).status.token
-    base = config.new_client_from_config(config_file=kubeconfig)
-    member = _token_kubeconfig(tmp_path / "member.kubeconfig", base.configuration, token, a)
-    base.close()
-    for name in [k for k in os.environ if k.startswith("AWS_")] + ["BATCHX_STORE", "BATCHX_ENV"]:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("KUBECONFIG", str(member))
-    monkeypatch.setenv("BATCHX_DIGEST_CACHE", str(tmp_path / "digests.sqlite"))
+    _as_member(monkeypatch, kube_api, kubeconfig, tmp_path, a)
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     (src / "a.txt").write_text("alpha\n" * 1000)
@@ -459,10 +447,16 @@ def api_lab(
 
 
 def _as_member(
-    kube_api: client.ApiClient, kubeconfig: str, folder: Path, namespace: str
-) -> dict[str, str]:
-    """The environment variables of a member of `namespace` holding only a kubeconfig (a
-    service account's token bound to batchx-member), to set with every AWS_*/BATCHX_* unset."""
+    monkeypatch: pytest.MonkeyPatch,
+    kube_api: client.ApiClient,
+    kubeconfig: str,
+    folder: Path,
+    namespace: str,
+) -> None:
+    """This process's environment as a member of `namespace` holding only a kubeconfig (a
+    service account's token bound to batchx-member): every AWS_*/BATCHX_* variable unset."""
+    for name in [k for k in os.environ if k.startswith(("AWS_", "BATCHX_"))]:
+        monkeypatch.delenv(name)
     core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "ann"}})
     _bind(
@@ -474,7 +468,8 @@ def _as_member(
     base = config.new_client_from_config(config_file=kubeconfig)
     member = _token_kubeconfig(folder / "ann.kubeconfig", base.configuration, token, namespace)
     base.close()
-    return {"KUBECONFIG": str(member), "BATCHX_DIGEST_CACHE": str(folder / "digests.sqlite")}
+    monkeypatch.setenv("KUBECONFIG", str(member))
+    monkeypatch.setenv("BATCHX_DIGEST_CACHE", str(folder / "digests.sqlite"))
 
 
 def test_provenance_with_only_a_kubeconfig(
@@ -492,10 +487,7 @@ def test_provenance_with_only_a_kubeconfig(
     made = ran(lab, count(lab, "prov-api", text))
     cached(lab, count(lab, "prov-api-2", text), "prov-api")
     uid = lab.job("prov-api")["metadata"]["uid"]
-    for name in [k for k in os.environ if k.startswith(("AWS_", "BATCHX_"))]:
-        monkeypatch.delenv(name)
-    for name, value in _as_member(kube_api, kubeconfig, tmp_path, lab.name).items():
-        monkeypatch.setenv(name, value)
+    _as_member(monkeypatch, kube_api, kubeconfig, tmp_path, lab.name)
     runner = CliRunner(env={"COLUMNS": "250"})
 
     shown = runner.invoke(app, ["provenance", made["output"]["counts"], "-o", "json"])
