@@ -299,21 +299,17 @@ def measure(bench: Bench, label: str, count: int, batch: int) -> tuple[list[str]
     return job_names, pod_names
 
 
-def burst(bench: Bench, size: int) -> list[str]:
-    """`size` Jobs created at once (the node runs two at a time: the rest wait for the CPU)."""
-    names = [f"burst-{i:02d}" for i in range(size)]
-    say(f"burst: {size} Jobs at once")
-    bench.submit_jobs(names)
-    bench.wait_all(names, bench.job_done)
-    return names
-
-
-def burst_pods(bench: Bench, size: int) -> list[str]:
-    """The burst's peer: `size` bare Pods of the same container created at once."""
-    names = [f"burst-pod-{i:02d}" for i in range(size)]
-    say(f"burst: {size} bare Pods at once")
-    bench.submit_pods(names)
-    bench.wait_all(names, bench.pod_done)
+def burst(bench: Bench, size: int, *, pods: bool = False) -> list[str]:
+    """`size` Jobs created at once (the node runs two at a time: the rest wait for the CPU), or
+    with `pods` the burst's peer: as many bare Pods of the same container."""
+    names = [f"burst-{'pod-' if pods else ''}{i:02d}" for i in range(size)]
+    say(f"burst: {size} {'bare Pods' if pods else 'Jobs'} at once")
+    if pods:
+        bench.submit_pods(names)
+        bench.wait_all(names, bench.pod_done)
+    else:
+        bench.submit_jobs(names)
+        bench.wait_all(names, bench.job_done)
     return names
 
 
@@ -479,7 +475,7 @@ def run(bench: Bench, plan: Plan, store_env: dict[str, str]) -> tuple[list[str],
         failures += bench.outcome_jobs(names)
         # The peer needs the trivial figure's template (its warm-up ran: `--figures trivial`).
         bench.template = templates.get(plan.trivial.label)
-        pods = burst_pods(bench, plan.burst) if bench.template is not None else []
+        pods = burst(bench, plan.burst, pods=True) if bench.template is not None else []
         failures += bench.outcome_pods(pods)
         summary += burst_lines(bench, plan.burst, names, pods)
     if paced:
